@@ -1,1 +1,23 @@
+//! PostgreSQL adapters for the Aegis ports, on diesel + diesel-async + deadpool.
+//!
+//! - [`pool`]: the connection pool;
+//! - [`migrate`]: the embedded migrations, run under an advisory lock;
+//! - [`sites`] and [`uow`]: the repository and unit-of-work ports;
+//! - [`local`]: a managed PostgreSQL server in a data directory (local mode and tests);
+//! - [`admin`]: database-level helpers (create a database, clone a template).
 
+pub mod admin;
+mod error;
+pub mod local;
+pub mod migrate;
+pub mod pool;
+mod schema;
+pub mod sites;
+pub mod uow;
+
+pub use error::map_pool_error;
+pub use local::{LocalPostgres, LocalPostgresError, LocalPostgresOptions};
+pub use migrate::{MigrationError, run_migrations};
+pub use pool::{PgPool, PoolSettings, build_pool};
+pub use sites::PgSiteRepository;
+pub use uow::PgUnitOfWork;

@@ -1,1 +1,156 @@
+//! Test support for the Aegis workspace (dev only).
+//!
+//! [`fresh_database`] gives each test its own migrated database, cloned in a few milliseconds from a
+//! template that is migrated once per test process. The databases live on one ephemeral PostgreSQL
+//! server per test process, started from the machine's PostgreSQL install (see
+//! `aegis_postgres::local`), or on the server named by `DATABASE_URL` when that is set.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aegis_postgres::admin::{clone_database, drop_database, ensure_database, with_database};
+use aegis_postgres::{LocalPostgres, LocalPostgresOptions};
+
+struct Server {
+    /// Connects to a maintenance database on the server.
+    admin_url: String,
+    template: String,
+    /// Databases on a server we do not own are dropped after use.
+    external: bool,
+    _local: Option<LocalPostgres>,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn server() -> &'static Server {
+    let server = SERVER.get_or_init(|| {
+        // Started on a plain thread: the setup blocks, and the migration harness must not run
+        // inside the caller's async runtime.
+        std::thread::spawn(start_server)
+            .join()
+            .unwrap_or_else(|_| Err("test database setup panicked".into()))
+    });
+    match server {
+        Ok(server) => server,
+        Err(e) => panic!("cannot provide a test database: {e}"),
+    }
+}
+
+fn start_server() -> Result<Server, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let pid = std::process::id();
+    let template = format!("aegis_template_{pid}");
+    let (admin_url, external, local) = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => (url, true, None),
+        _ => {
+            let dir = std::env::temp_dir().join(format!("aegis-test-pg-{pid}-{}", nanos()));
+            let local = LocalPostgres::start(LocalPostgresOptions {
+                data_dir: dir,
+                persistent: false,
+                durable: false,
+                password: None,
+            })
+            .map_err(|e| e.to_string())?;
+            (local.url("postgres"), false, Some(local))
+        }
+    };
+    runtime.block_on(async {
+        if external {
+            drop_database(&admin_url, &template).await?;
+        }
+        ensure_database(&admin_url, &template).await
+    })?;
+    let template_url = with_database(&admin_url, &template)?;
+    aegis_postgres::migrate::run_blocking(&template_url).map_err(|e| e.to_string())?;
+    Ok(Server {
+        admin_url,
+        template,
+        external,
+        _local: local,
+    })
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// A database for one test. On a server given by `DATABASE_URL` it is dropped when this value is;
+/// on the ephemeral server everything goes when the test process ends.
+#[derive(Debug)]
+pub struct TestDatabase {
+    url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// The connection URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server = server();
+        if !server.external {
+            return;
+        }
+        let (admin, name) = (server.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(drop_database(&admin, &name)).ok()
+        })
+        .join();
+    }
+}
+
+fn next_name() -> String {
+    format!(
+        "aegis_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A new database with every migration applied.
+pub async fn fresh_database() -> TestDatabase {
+    let server = server();
+    let name = next_name();
+    clone_database(&server.admin_url, &server.template, &name)
+        .await
+        .expect("clone the template database");
+    TestDatabase {
+        url: with_database(&server.admin_url, &name).expect("database URL"),
+        name,
+    }
+}
+
+/// A new, empty database (no migrations): for tests that build a schema themselves, such as a
+/// database created by the reference service.
+pub async fn empty_database() -> TestDatabase {
+    let server = server();
+    let name = next_name();
+    ensure_database(&server.admin_url, &name)
+        .await
+        .expect("create an empty database");
+    TestDatabase {
+        url: with_database(&server.admin_url, &name).expect("database URL"),
+        name,
+    }
+}

@@ -1,0 +1,57 @@
+//! Embedded migrations, run under a PostgreSQL advisory lock so that several instances starting at
+//! once migrate one after another and all come up.
+
+use diesel::{Connection as _, RunQueryDsl as _};
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Arbitrary but fixed: the advisory lock key every Aegis instance takes while migrating.
+const MIGRATION_LOCK_KEY: i64 = 0x0AE6_1500_0000_0001;
+
+/// Migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("could not connect to the database: {0}")]
+    Connect(String),
+    #[error("migration failed: {0}")]
+    Migrate(String),
+    #[error("migration task failed: {0}")]
+    Task(String),
+}
+
+/// Applies every pending migration and returns the names of those applied.
+///
+/// Runs on a thread of its own, outside any async runtime (the migration harness is synchronous and
+/// brings its own), and holds a session-level advisory lock for the duration.
+pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, MigrationError> {
+    let url = database_url.to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("aegis-migrate".into())
+        .spawn(move || {
+            let _ = tx.send(run_blocking(&url));
+        })
+        .map_err(|e| MigrationError::Task(e.to_string()))?;
+    rx.await
+        .map_err(|e| MigrationError::Task(e.to_string()))?
+}
+
+/// The synchronous core of [`run_migrations`], for callers outside any async runtime.
+pub fn run_blocking(database_url: &str) -> Result<Vec<String>, MigrationError> {
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(database_url)
+        .map_err(|e| MigrationError::Connect(e.to_string()))?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn)
+        .map_err(|e| MigrationError::Migrate(e.to_string()))?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect())
+        .map_err(|e| MigrationError::Migrate(e.to_string()));
+    // Closing the connection would release the lock as well; unlock explicitly all the same.
+    let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn);
+    applied
+}

@@ -1,0 +1,101 @@
+//! The unit-of-work port on PostgreSQL: a pooled connection with an open transaction.
+
+use aegis_domain::{RepoError, Site, SiteId, SiteTxRepository, Transaction, UnitOfWork};
+use async_trait::async_trait;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+
+use crate::error::{map_diesel_error, map_pool_error};
+use crate::pool::PgPool;
+use crate::sites;
+
+type Conn = Object<AsyncPgConnection>;
+
+/// Begins transactions on pooled connections.
+#[derive(Clone)]
+pub struct PgUnitOfWork {
+    pool: PgPool,
+}
+
+impl PgUnitOfWork {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl UnitOfWork for PgUnitOfWork {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        AnsiTransactionManager::begin_transaction(&mut *conn)
+            .await
+            .map_err(map_diesel_error)?;
+        Ok(Box::new(PgTransaction { conn: Some(conn) }))
+    }
+}
+
+/// An open transaction. Dropped without [`Transaction::commit`], it is rolled back.
+pub struct PgTransaction {
+    conn: Option<Conn>,
+}
+
+impl PgTransaction {
+    fn conn(&mut self) -> Result<&mut AsyncPgConnection, RepoError> {
+        self.conn
+            .as_deref_mut()
+            .ok_or_else(|| RepoError::Other("transaction already finished".into()))
+    }
+}
+
+impl Drop for PgTransaction {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        // Roll back off the caller's path. Without a runtime, dropping the connection is enough:
+        // the pool discards a connection left inside a transaction, and the server rolls it back.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = AnsiTransactionManager::rollback_transaction(&mut *conn).await {
+                    tracing::warn!(error = %e, "rollback failed; the connection is discarded");
+                }
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Transaction for PgTransaction {
+    fn sites(&mut self) -> &mut dyn SiteTxRepository {
+        self
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), RepoError> {
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| RepoError::Other("transaction already finished".into()))?;
+        AnsiTransactionManager::commit_transaction(&mut *conn)
+            .await
+            .map_err(map_diesel_error)
+    }
+}
+
+#[async_trait]
+impl SiteTxRepository for PgTransaction {
+    async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
+        sites::find_site(self.conn()?, id, true).await
+    }
+
+    async fn update(&mut self, site: &Site) -> Result<(), RepoError> {
+        sites::update_site(self.conn()?, site).await
+    }
+
+    async fn count_protected_users(&mut self, id: SiteId) -> Result<i64, RepoError> {
+        sites::count_protected_users(self.conn()?, id).await
+    }
+
+    async fn delete_unprotected(&mut self, id: SiteId) -> Result<bool, RepoError> {
+        sites::delete_unprotected(self.conn()?, id).await
+    }
+}

@@ -1,0 +1,124 @@
+use aegis_postgres::run_migrations;
+use aegis_test_support::{empty_database, fresh_database};
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    sql_query(sql).get_result::<Count>(conn).await.unwrap().n
+}
+
+#[tokio::test]
+async fn migrating_a_migrated_database_applies_nothing() {
+    let db = fresh_database().await;
+    assert!(run_migrations(db.url()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_fresh_database_gets_every_reference_table() {
+    let db = empty_database().await;
+    let applied = run_migrations(db.url()).await.unwrap();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let tables: Vec<Name> = sql_query(
+        "SELECT table_name::text AS name FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '\\_\\_%' ORDER BY 1",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let tables: Vec<String> = tables.into_iter().map(|t| t.name).collect();
+    assert_eq!(
+        tables,
+        [
+            "auth_tokens",
+            "email_change_requests",
+            "email_verification_tokens",
+            "password_reset_tokens",
+            "refresh_tokens",
+            "sites",
+            "users",
+            "webhook_deliveries",
+            "webhook_events"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn two_instances_migrating_at_once_both_succeed() {
+    let db = empty_database().await;
+    let (a, b) = tokio::join!(run_migrations(db.url()), run_migrations(db.url()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 2, "each migration ran exactly once: {a:?} {b:?}");
+}
+
+/// A database created by the reference service, with data in it, is adopted in place.
+#[tokio::test]
+async fn a_reference_database_is_adopted_without_touching_data() {
+    let db = empty_database().await;
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    conn.batch_execute(include_str!("../fixtures/reference_schema.sql"))
+        .await
+        .unwrap();
+    conn.batch_execute(
+        "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
+             created_at, updated_at, tenant_api_key, webhook_url, webhook_secret) \
+         VALUES ('0191e1a0-0000-7000-8000-000000000001', 'Legacy', 'Legacy.Example.com', \
+             'https://legacy.example.com', 'noreply@legacy.example.com', 'Legacy', 1700000000, \
+             1700000001, 'legacy-tenant-key', 'https://hooks.legacy.example.com', 'whsec'); \
+         INSERT INTO users (uuid, site_uuid, email, password_hash, is_verified, role, created_at, updated_at) \
+         VALUES ('0191e1a0-0000-7000-8000-000000000002', '0191e1a0-0000-7000-8000-000000000001', \
+             'a@legacy.example.com', '$2b$12$abcdefghijklmnopqrstuu', true, 'admin', 1700000000, 1700000000);",
+    )
+    .await
+    .unwrap();
+
+    let applied = run_migrations(db.url()).await.unwrap();
+    assert_eq!(applied.len(), 2);
+
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users").await, 1);
+    let row = sql_query(
+        "SELECT domain || '|' || tenant_api_key || '|' || webhook_secret || '|' || updated_at AS name \
+         FROM sites",
+    )
+    .get_result::<Name>(&mut conn)
+    .await
+    .unwrap();
+    // Only the domain's case changed (decision 17); keys and timestamps are untouched.
+    assert_eq!(row.name, "legacy.example.com|legacy-tenant-key|whsec|1700000001");
+    assert!(run_migrations(db.url()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn adoption_keeps_domains_that_differ_only_by_case() {
+    let db = empty_database().await;
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    conn.batch_execute(include_str!("../fixtures/reference_schema.sql"))
+        .await
+        .unwrap();
+    conn.batch_execute(
+        "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
+             created_at, updated_at, tenant_api_key) VALUES \
+         ('0191e1a0-0000-7000-8000-000000000001', 'A', 'Twin.com', 'https://a.com', 'a@a.com', 'A', 1, 1, 'k1'), \
+         ('0191e1a0-0000-7000-8000-000000000002', 'B', 'twin.com', 'https://b.com', 'b@b.com', 'B', 1, 1, 'k2');",
+    )
+    .await
+    .unwrap();
+    run_migrations(db.url()).await.unwrap();
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM sites WHERE domain IN ('Twin.com', 'twin.com')").await,
+        2
+    );
+}

@@ -1,0 +1,134 @@
+use std::sync::Arc;
+
+use aegis_domain::{
+    DeleteSiteError, ManualClock, NewSite, RandomSecretGenerator, SiteId, SitePatch, SiteService,
+    UpdateSiteError,
+};
+use aegis_postgres::{PgSiteRepository, PgUnitOfWork};
+use aegis_test_support::fresh_database;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+use crate::pool;
+
+fn new_site(domain: &str) -> NewSite {
+    NewSite {
+        name: "Example".into(),
+        domain: domain.into(),
+        frontend_url: "https://app.example.com".into(),
+        verification_redirect_url: None,
+        email_from: "noreply@example.com".into(),
+        email_from_name: "Example".into(),
+        allow_self_registration: true,
+        webhook_url: Some("https://hooks.example.com/in".into()),
+        mailgun_domain: None,
+        mailgun_api_key: None,
+    }
+}
+
+fn service(url: &str, clock: ManualClock) -> SiteService {
+    let pool = pool(url);
+    SiteService::new(
+        Arc::new(PgSiteRepository::new(pool.clone())),
+        Arc::new(PgUnitOfWork::new(pool)),
+        Arc::new(clock),
+        Arc::new(RandomSecretGenerator),
+    )
+}
+
+#[tokio::test]
+async fn sites_round_trip_through_the_database() {
+    let db = fresh_database().await;
+    let clock = ManualClock::new(1_000);
+    let svc = service(db.url(), clock.clone());
+    let first = svc.create(new_site("One.example.com")).await.unwrap();
+    clock.advance(5);
+    let second = svc.create(new_site("two.example.com")).await.unwrap();
+
+    assert_eq!(svc.get(first.id).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        svc.get_by_domain("ONE.EXAMPLE.COM").await.unwrap(),
+        Some(first.clone())
+    );
+    let listed: Vec<SiteId> = svc.list().await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(listed, [second.id, first.id], "newest first");
+    assert_eq!(
+        svc.get(SiteId::from_uuid(uuid::Uuid::nil())).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn duplicate_domains_are_refused_on_create_and_update() {
+    let db = fresh_database().await;
+    let svc = service(db.url(), ManualClock::new(1));
+    svc.create(new_site("taken.example.com")).await.unwrap();
+    assert!(matches!(
+        svc.create(new_site("TAKEN.example.com")).await,
+        Err(aegis_domain::CreateSiteError::DomainTaken)
+    ));
+    let other = svc.create(new_site("other.example.com")).await.unwrap();
+    let patch = SitePatch {
+        domain: Some("taken.example.com".into()),
+        ..SitePatch::default()
+    };
+    assert!(matches!(
+        svc.update(other.id, patch).await,
+        Err(UpdateSiteError::DomainTaken)
+    ));
+    assert_eq!(
+        svc.get(other.id).await.unwrap().unwrap().domain,
+        "other.example.com"
+    );
+}
+
+#[tokio::test]
+async fn update_writes_every_field_including_nulls() {
+    let db = fresh_database().await;
+    let clock = ManualClock::new(1);
+    let svc = service(db.url(), clock.clone());
+    let site = svc.create(new_site("a.example.com")).await.unwrap();
+    clock.set(50);
+    let patch = SitePatch {
+        webhook_url: Some(None),
+        mailgun_domain: Some(Some("mg.example.com".into())),
+        deletion_protected: Some(true),
+        ..SitePatch::default()
+    };
+    let updated = svc.update(site.id, patch).await.unwrap();
+    let stored = svc.get(site.id).await.unwrap().unwrap();
+    assert_eq!(stored, updated);
+    assert_eq!(stored.webhook_url, None);
+    assert_eq!(stored.webhook_secret, None);
+    assert_eq!(stored.mailgun_domain.as_deref(), Some("mg.example.com"));
+    assert!(stored.deletion_protected);
+    assert_eq!((stored.created_at, stored.updated_at), (1, 50));
+}
+
+#[tokio::test]
+async fn delete_refuses_protected_sites_and_sites_with_protected_users() {
+    let db = fresh_database().await;
+    let svc = service(db.url(), ManualClock::new(1));
+    let site = svc.create(new_site("a.example.com")).await.unwrap();
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO users (uuid, site_uuid, email, created_at, updated_at, deletion_protected) VALUES \
+         ('0191e1a0-0000-7000-8000-0000000000a1', '{0}', 'p@example.com', 1, 1, true), \
+         ('0191e1a0-0000-7000-8000-0000000000a2', '{0}', 'q@example.com', 1, 1, false)",
+        site.id
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(
+        svc.delete(site.id).await,
+        Err(DeleteSiteError::HasProtectedUsers(1))
+    ));
+    conn.batch_execute("UPDATE users SET deletion_protected = false")
+        .await
+        .unwrap();
+    svc.delete(site.id).await.unwrap();
+    assert_eq!(svc.get(site.id).await.unwrap(), None);
+    assert!(matches!(
+        svc.delete(site.id).await,
+        Err(DeleteSiteError::NotFound)
+    ));
+}

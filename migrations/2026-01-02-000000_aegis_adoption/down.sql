@@ -1,0 +1,2 @@
+-- Lowercasing domains cannot be undone, and password_hash stays nullable: nothing to revert.
+SELECT 1;
