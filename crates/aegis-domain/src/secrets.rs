@@ -71,7 +71,10 @@ mod tests {
         let g = RandomSecretGenerator;
         let (a, b) = (g.token(), g.token());
         assert_eq!(a.len(), 43);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_ne!(a, b);
     }
 
@@ -79,7 +82,10 @@ mod tests {
     fn hex_secrets_are_64_lowercase_hex() {
         let s = RandomSecretGenerator.hex_secret();
         assert_eq!(s.len(), 64);
-        assert!(s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(
+            s.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        );
     }
 
     #[test]

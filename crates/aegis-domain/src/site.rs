@@ -39,10 +39,16 @@ impl fmt::Debug for Site {
             .field("frontend_url", &self.frontend_url)
             .field("allow_self_registration", &self.allow_self_registration)
             .field("webhook_url", &self.webhook_url)
-            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("tenant_api_key", &"<redacted>")
             .field("mailgun_domain", &self.mailgun_domain)
-            .field("mailgun_api_key", &self.mailgun_api_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "mailgun_api_key",
+                &self.mailgun_api_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("deletion_protected", &self.deletion_protected)
             .finish_non_exhaustive()
     }
@@ -104,8 +110,7 @@ impl Site {
     /// A new site: a fresh id and tenant API key, a webhook secret only when a webhook URL is given,
     /// not deletion-protected, created and updated now.
     pub fn create(new: NewSite, now: UnixTime, generator: &dyn SecretGenerator) -> Self {
-        let webhook_secret =
-            non_empty(new.webhook_url.as_deref()).then(|| generator.hex_secret());
+        let webhook_secret = non_empty(new.webhook_url.as_deref()).then(|| generator.hex_secret());
         Self {
             id: SiteId::from_uuid(generator.new_id()),
             name: new.name,
@@ -245,7 +250,10 @@ pub(crate) mod tests {
         let g = CountingGenerator::default();
         let site = Site::create(new_site(Some("https://hooks.example.com/x")), 100, &g);
         assert!(site.webhook_secret.is_some());
-        assert_ne!(site.webhook_secret.as_deref(), Some(site.tenant_api_key.as_str()));
+        assert_ne!(
+            site.webhook_secret.as_deref(),
+            Some(site.tenant_api_key.as_str())
+        );
     }
 
     #[test]
@@ -279,7 +287,10 @@ pub(crate) mod tests {
             2,
             &g,
         );
-        assert_eq!((site.webhook_url.as_deref(), site.webhook_secret.as_deref()), (None, None));
+        assert_eq!(
+            (site.webhook_url.as_deref(), site.webhook_secret.as_deref()),
+            (None, None)
+        );
     }
 
     #[test]
@@ -296,7 +307,10 @@ pub(crate) mod tests {
             2,
             &g,
         );
-        assert_eq!((&site.webhook_secret, &site.tenant_api_key), (&secret, &key));
+        assert_eq!(
+            (&site.webhook_secret, &site.tenant_api_key),
+            (&secret, &key)
+        );
         site.apply(
             SitePatch {
                 regenerate_webhook_secret: Some(true),

@@ -26,6 +26,9 @@ pub mod msg {
     pub const PASSWORD_MIN: &str = "Shorter than minimum length 8.";
     pub const PASSWORD_MAX_BYTES: &str = "Password must be at most 72 bytes.";
     pub const ROLE: &str = "Must be one of: user, admin.";
+    /// Not in the reference (which fails with a 500 when PostgreSQL refuses the byte): text fields
+    /// never hold NUL characters.
+    pub const NUL: &str = "Field may not contain NUL characters.";
 }
 
 /// The longest string most fields accept, counted in characters (Unicode scalar values).

@@ -1,1 +1,184 @@
-fn main() {}
+//! `aegis`: the Aegis authentication service.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use actix_web::{HttpServer, web};
+use aegis_http::app::{self, AppState, Ports};
+use aegis_http::config::{DatabaseSource, Mode, Settings};
+use aegis_http::{local, telemetry};
+use aegis_postgres::{PoolSettings, build_pool, run_migrations};
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret as _, SecretString};
+
+#[derive(Parser)]
+#[command(
+    name = "aegis",
+    version,
+    about = "Aegis: multi-tenant authentication service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Exit 0 when the service on APP_PORT answers /api/health (for container health checks).
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    // A `.env` in the working directory fills in variables the environment does not set.
+    let _ = dotenvy::dotenv();
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aegis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if command == Command::Healthcheck {
+        return healthcheck(settings.port);
+    }
+    telemetry::init(&settings);
+    match run(command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("aegis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, settings: Settings) -> Result<(), String> {
+    if settings.loki_endpoint.is_some() {
+        tracing::warn!(
+            "LOKI_ENDPOINT is set, but Aegis does not ship logs itself: set LOG_FORMAT=json and \
+             collect stdout (see docs/operations.md)"
+        );
+    }
+    // Local mode owns the managed server for the whole run; dropping it stops the server.
+    let mut local_mode = None;
+    let (database_url, master_api_key) = match &settings.database {
+        DatabaseSource::Url(url) => (url.clone(), settings.master_api_key.clone()),
+        DatabaseSource::Managed => {
+            let mode = local::start(&settings.data_dir)?;
+            let url = SecretString::from(mode.server.url(local::DATABASE));
+            let admin_url = mode.server.url("postgres");
+            let key = settings
+                .master_api_key
+                .clone()
+                .unwrap_or_else(|| SecretString::from(mode.master_api_key.clone()));
+            announce_local_mode(&mode, settings.master_api_key.is_none());
+            local_mode = Some((mode, admin_url));
+            (url, Some(key))
+        }
+    };
+    if master_api_key.is_none() && settings.mode == Mode::Development {
+        tracing::warn!("MASTER_API_KEY is not set: master-key routes will answer 500");
+    }
+
+    let result = actix_web::rt::System::new().block_on(async {
+        if let Some((_, admin_url)) = &local_mode {
+            aegis_postgres::admin::ensure_database(admin_url, local::DATABASE)
+                .await
+                .map_err(|e| format!("cannot create the local database: {e}"))?;
+        }
+        let applied = run_migrations(database_url.expose_secret())
+            .await
+            .map_err(|e| e.to_string())?;
+        for name in &applied {
+            tracing::info!(migration = %name, "migration applied");
+        }
+        if command == Command::Migrate {
+            tracing::info!(applied = applied.len(), "database is up to date");
+            return Ok(());
+        }
+        serve(&settings, &database_url, master_api_key).await
+    });
+    drop(local_mode);
+    result
+}
+
+fn announce_local_mode(mode: &local::LocalMode, key_from_data_dir: bool) {
+    println!(
+        "Aegis local mode: PostgreSQL data in {}/postgres",
+        mode.data_dir.display()
+    );
+    println!(
+        "  (a managed server on 127.0.0.1:{}; stopped when Aegis exits)",
+        mode.server.port()
+    );
+    if key_from_data_dir {
+        let note = if mode.key_generated {
+            "generated now and saved"
+        } else {
+            "kept"
+        };
+        println!(
+            "  Master API key ({note} in {}/master_api_key): {}",
+            mode.data_dir.display(),
+            mode.master_api_key
+        );
+    } else {
+        println!("  Master API key: from MASTER_API_KEY");
+    }
+}
+
+async fn serve(
+    settings: &Settings,
+    database_url: &SecretString,
+    master_api_key: Option<SecretString>,
+) -> Result<(), String> {
+    let pool = build_pool(
+        database_url.expose_secret(),
+        PoolSettings {
+            max_size: settings.db_pool_size,
+            ..PoolSettings::default()
+        },
+    )?;
+    let state = web::Data::new(AppState::new(
+        pool,
+        Ports::default(),
+        master_api_key,
+        settings.max_content_length,
+        app::read_version(&settings.version_file),
+    ));
+    let host = settings.bind_host().to_owned();
+    let server = HttpServer::new(move || app::build(state.clone()))
+        .bind((host.as_str(), settings.port))
+        .map_err(|e| format!("cannot listen on {host}:{}: {e}", settings.port))?
+        .shutdown_timeout(30)
+        .run();
+    tracing::info!(%host, port = settings.port, "Aegis listening");
+    println!("Aegis is listening on http://{host}:{}", settings.port);
+    // actix-web stops on SIGINT/SIGTERM, letting in-flight requests finish (up to 30 s).
+    server.await.map_err(|e| e.to_string())?;
+    tracing::info!("Aegis stopped");
+    Ok(())
+}
+
+/// A dependency-free HTTP probe, so slim container images need no curl.
+fn healthcheck(port: u16) -> ExitCode {
+    let probe = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        stream.write_all(b"GET /api/health HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf)?;
+        Ok(buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200"))
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -69,7 +69,9 @@ pub struct LocalPostgres {
 
 impl LocalPostgres {
     /// Initialises the cluster if needed and starts the server. Blocking; takes about a second.
-    pub fn start(options: LocalPostgresOptions) -> Result<Self, LocalPostgresError> {
+    pub fn start(mut options: LocalPostgresOptions) -> Result<Self, LocalPostgresError> {
+        // The tools run from `/`, so every path handed to them must be absolute.
+        options.data_dir = std::path::absolute(&options.data_dir)?;
         let bin_dir = find_bin_dir()?;
         let owner = server_owner()?;
         let mut server = Self {
@@ -191,7 +193,12 @@ impl LocalPostgres {
         if !self.options.durable {
             opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
-        let log = self.options.data_dir.join("server.log").display().to_string();
+        let log = self
+            .options
+            .data_dir
+            .join("server.log")
+            .display()
+            .to_string();
         self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log, "-o", &opts])
             .map(drop)
     }
@@ -203,7 +210,12 @@ impl LocalPostgres {
         self.run(&self.bin_dir.join("pg_ctl"), &full, "pg_ctl")
     }
 
-    fn run(&self, program: &Path, args: &[String], what: &str) -> Result<Output, LocalPostgresError> {
+    fn run(
+        &self,
+        program: &Path,
+        args: &[String],
+        what: &str,
+    ) -> Result<Output, LocalPostgresError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir("/")
@@ -245,9 +257,15 @@ impl LocalPostgres {
         };
         let script = r#"
             parent=$1; pm=$2; dir=$3; remove=$4
-            while kill -0 "$parent" 2>/dev/null || [ -d "/proc/$parent" ]; do sleep 1; done
+            # Alive: exists and is not a zombie. /proc where there is one (a root parent cannot be
+            # signalled by this unprivileged watchdog), kill -0 elsewhere.
+            alive() {
+                if [ -d "/proc/$1" ]; then ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"
+                else kill -0 "$1" 2>/dev/null; fi
+            }
+            while alive "$parent"; do sleep 1; done
             kill -INT "$pm" 2>/dev/null
-            i=0; while kill -0 "$pm" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+            i=0; while alive "$pm" && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
             if [ "$remove" = 1 ]; then rm -rf "$dir"; fi
         "#;
         let mut cmd = Command::new("/bin/sh");
@@ -288,10 +306,10 @@ impl Drop for LocalPostgres {
 /// Finds the directory holding `initdb` and `pg_ctl`.
 pub fn find_bin_dir() -> Result<PathBuf, LocalPostgresError> {
     let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| has_tools(d)) {
-            return Ok(dir);
-        }
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(dir) = std::env::split_paths(&path).find(|d| has_tools(d))
+    {
+        return Ok(dir);
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -306,7 +324,10 @@ pub fn find_bin_dir() -> Result<PathBuf, LocalPostgresError> {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(version) = name.strip_prefix(prefix).and_then(|v| v.parse::<u32>().ok()) else {
+            let Some(version) = name
+                .strip_prefix(prefix)
+                .and_then(|v| v.parse::<u32>().ok())
+            else {
                 continue;
             };
             let dir = entry.path().join("bin");

@@ -35,8 +35,7 @@ pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Migration
             let _ = tx.send(run_blocking(&url));
         })
         .map_err(|e| MigrationError::Task(e.to_string()))?;
-    rx.await
-        .map_err(|e| MigrationError::Task(e.to_string()))?
+    rx.await.map_err(|e| MigrationError::Task(e.to_string()))?
 }
 
 /// The synchronous core of [`run_migrations`], for callers outside any async runtime.

@@ -135,9 +135,7 @@ pub(crate) async fn find_site(
     id: SiteId,
     for_update: bool,
 ) -> Result<Option<Site>, RepoError> {
-    let query = sites::table
-        .find(id.as_uuid())
-        .select(SiteRow::as_select());
+    let query = sites::table.find(id.as_uuid()).select(SiteRow::as_select());
     let row = if for_update {
         query.for_update().first(conn).await
     } else {
@@ -148,7 +146,10 @@ pub(crate) async fn find_site(
         .map_err(map_diesel_error)
 }
 
-pub(crate) async fn update_site(conn: &mut AsyncPgConnection, site: &Site) -> Result<(), RepoError> {
+pub(crate) async fn update_site(
+    conn: &mut AsyncPgConnection,
+    site: &Site,
+) -> Result<(), RepoError> {
     diesel::update(sites::table.find(site.id.as_uuid()))
         .set(SiteRow::from(site))
         .execute(conn)

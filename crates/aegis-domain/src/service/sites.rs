@@ -90,8 +90,12 @@ impl SiteService {
         self.repo.find(id).await
     }
 
-    /// One site by domain, compared after normalisation (decision 17).
+    /// One site by domain, compared after normalisation (decision 17). Stored domains never hold
+    /// NUL characters (validation refuses them), so such a lookup finds nothing.
     pub async fn get_by_domain(&self, domain: &str) -> Result<Option<Site>, RepoError> {
+        if domain.contains('\0') {
+            return Ok(None);
+        }
         self.repo.find_by_domain(&normalize_domain(domain)).await
     }
 
@@ -214,7 +218,13 @@ mod tests {
             Ok(())
         }
         async fn count_protected_users(&mut self, id: SiteId) -> Result<i64, RepoError> {
-            Ok(*self.memory.protected_users.lock().unwrap().get(&id).unwrap_or(&0))
+            Ok(*self
+                .memory
+                .protected_users
+                .lock()
+                .unwrap()
+                .get(&id)
+                .unwrap_or(&0))
         }
         async fn delete_unprotected(&mut self, id: SiteId) -> Result<bool, RepoError> {
             if *self.memory.race_on_delete.lock().unwrap() {
@@ -283,7 +293,10 @@ mod tests {
             .now_or_never()
             .unwrap()
             .unwrap_err();
-        assert!(matches!(err, CreateSiteError::Repo(RepoError::Unavailable(_))));
+        assert!(matches!(
+            err,
+            CreateSiteError::Repo(RepoError::Unavailable(_))
+        ));
     }
 
     #[test]
@@ -337,7 +350,10 @@ mod tests {
             .now_or_never()
             .unwrap()
             .unwrap();
-        assert_eq!((updated.name.as_str(), updated.updated_at), ("Renamed", 1_000));
+        assert_eq!(
+            (updated.name.as_str(), updated.updated_at),
+            ("Renamed", 1_000)
+        );
         assert_eq!(memory.sites.lock().unwrap()[&site.id].name, "Renamed");
     }
 
@@ -390,7 +406,10 @@ mod tests {
 
         let racing = stored(&memory, false);
         *memory.race_on_delete.lock().unwrap() = true;
-        assert!(matches!(run(racing.id), Err(DeleteSiteError::ProtectionRace)));
+        assert!(matches!(
+            run(racing.id),
+            Err(DeleteSiteError::ProtectionRace)
+        ));
         *memory.race_on_delete.lock().unwrap() = false;
         assert!(memory.sites.lock().unwrap().contains_key(&racing.id));
 

@@ -61,7 +61,11 @@ async fn two_instances_migrating_at_once_both_succeed() {
     let db = empty_database().await;
     let (a, b) = tokio::join!(run_migrations(db.url()), run_migrations(db.url()));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.len() + b.len(), 2, "each migration ran exactly once: {a:?} {b:?}");
+    assert_eq!(
+        a.len() + b.len(),
+        2,
+        "each migration ran exactly once: {a:?} {b:?}"
+    );
 }
 
 /// A database created by the reference service, with data in it, is adopted in place.
@@ -97,7 +101,10 @@ async fn a_reference_database_is_adopted_without_touching_data() {
     .await
     .unwrap();
     // Only the domain's case changed (decision 17); keys and timestamps are untouched.
-    assert_eq!(row.name, "legacy.example.com|legacy-tenant-key|whsec|1700000001");
+    assert_eq!(
+        row.name,
+        "legacy.example.com|legacy-tenant-key|whsec|1700000001"
+    );
     assert!(run_migrations(db.url()).await.unwrap().is_empty());
 }
 
@@ -118,7 +125,11 @@ async fn adoption_keeps_domains_that_differ_only_by_case() {
     .unwrap();
     run_migrations(db.url()).await.unwrap();
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM sites WHERE domain IN ('Twin.com', 'twin.com')").await,
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM sites WHERE domain IN ('Twin.com', 'twin.com')"
+        )
+        .await,
         2
     );
 }

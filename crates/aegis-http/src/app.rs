@@ -1,0 +1,131 @@
+//! Wiring: adapters into services, services into the actix application.
+
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{App, Error, ResponseError as _, web};
+use aegis_domain::{Clock, RandomSecretGenerator, SecretGenerator, SiteService, SystemClock};
+use aegis_postgres::{PgPool, PgSiteRepository, PgUnitOfWork};
+use secrecy::SecretString;
+
+use crate::error::ApiError;
+
+/// What handlers and extractors share.
+pub struct AppState {
+    pub sites: SiteService,
+    /// `None` when `MASTER_API_KEY` is unset: master routes then answer 500 as the reference does.
+    pub master_api_key: Option<SecretString>,
+    pub max_body_bytes: usize,
+    /// The health endpoint's `version`.
+    pub version: String,
+}
+
+/// The ports an [`AppState`] is built from, so tests can pin the clock and the generator.
+pub struct Ports {
+    pub clock: Arc<dyn Clock>,
+    pub generator: Arc<dyn SecretGenerator>,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            generator: Arc::new(RandomSecretGenerator),
+        }
+    }
+}
+
+impl AppState {
+    /// Wires the PostgreSQL adapters into the services.
+    pub fn new(
+        pool: PgPool,
+        ports: Ports,
+        master_api_key: Option<SecretString>,
+        max_body_bytes: usize,
+        version: String,
+    ) -> Self {
+        let sites = SiteService::new(
+            Arc::new(PgSiteRepository::new(pool.clone())),
+            Arc::new(PgUnitOfWork::new(pool)),
+            ports.clock,
+            ports.generator,
+        );
+        Self {
+            sites,
+            master_api_key,
+            max_body_bytes,
+            version,
+        }
+    }
+}
+
+/// Reads the health `version`: the trimmed `VERSION` file, or `unknown` when missing or empty.
+pub fn read_version(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The application: routes, JSON errors for everything the framework answers itself, and the
+/// request log.
+pub fn build(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<EitherBody<BoxBody>>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.max_body_bytes;
+    App::new()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(limit))
+        .wrap(ErrorHandlers::new().default_handler(json_errors))
+        .wrap(crate::telemetry::RequestLog)
+        .configure(crate::routes::configure)
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(ApiError::not_found("Not found"))
+        }))
+}
+
+/// Turns any error response that is not already JSON (404 from routing, 405, payload errors) into
+/// `{"error": "..."}` with the same status (decision 9).
+fn json_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let message = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "Request body too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Content-Type must be application/json",
+        StatusCode::INTERNAL_SERVER_ERROR => "Internal server error",
+        s => s.canonical_reason().unwrap_or("Error"),
+    };
+    let (req, old) = res.into_parts();
+    let mut new = ApiError::Client(status, message).error_response();
+    for (name, value) in old.headers() {
+        if name != CONTENT_TYPE && name != actix_web::http::header::CONTENT_LENGTH {
+            new.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
+}

@@ -1,0 +1,474 @@
+//! Configuration: the reference's environment variables with their names, meanings and defaults
+//! (contract §9.3), plus Aegis's own. Layered as defaults < optional TOML file (`AEGIS_CONFIG`) <
+//! environment, and validated once at startup with errors that name the variable.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// Development runs anywhere; production refuses unsafe settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+/// Where the database comes from.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    /// `DATABASE_URL`, or a URL built from the `DB_*` variables.
+    Url(SecretString),
+    /// Neither was set: a PostgreSQL server managed by Aegis in the data directory (development).
+    Managed,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Token lifetimes and refresh behaviour (§5), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSettings {
+    pub auth_token_expiration: i64,
+    pub email_verification_expiration: i64,
+    pub password_reset_expiration: i64,
+    pub email_change_expiration: i64,
+    pub refresh_token_expiration: i64,
+    pub refresh_token_rotation: bool,
+    pub refresh_token_grace_period: i64,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub master_api_key: Option<SecretString>,
+    pub database: DatabaseSource,
+    pub db_pool_size: usize,
+    /// `APP_HOST` when set; see [`Settings::bind_host`].
+    pub host: Option<String>,
+    pub port: u16,
+    pub max_content_length: usize,
+    pub data_dir: PathBuf,
+    pub version_file: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub tokens: TokenSettings,
+    pub mailgun_api_key: Option<SecretString>,
+    pub mailgun_domain: Option<String>,
+    pub ratelimit_enabled: bool,
+    pub cors_origins: Option<String>,
+    pub cors_extra_origins: Vec<String>,
+    pub verification_link_base: Option<String>,
+    /// Accepted for compatibility; Aegis does not ship logs to Loki itself.
+    pub loki_endpoint: Option<String>,
+}
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Variables read (lowercased, as the `config` crate stores them).
+const KEYS: &[&str] = &[
+    "aegis_env",
+    "flask_env",
+    "master_api_key",
+    "secret_key",
+    "database_url",
+    "db_host",
+    "db_port",
+    "db_name",
+    "db_user",
+    "db_password",
+    "db_pool_size",
+    "app_host",
+    "app_port",
+    "max_content_length",
+    "aegis_data_dir",
+    "aegis_version_file",
+    "log_format",
+    "log_level",
+    "auth_token_expiration",
+    "email_verification_expiration",
+    "password_reset_expiration",
+    "email_change_expiration",
+    "refresh_token_expiration",
+    "refresh_token_rotation",
+    "refresh_token_grace_period",
+    "mailgun_api_key",
+    "mailgun_domain",
+    "ratelimit_enabled",
+    "redis_url",
+    "cors_origins",
+    "cors_extra_origins",
+    "verification_link_base",
+    "aegis_frontend_url",
+    "email_from",
+    "email_from_name",
+    "debug_local",
+    "loki_endpoint",
+];
+
+/// Values that mark a master key as a placeholder rather than a secret.
+const PLACEHOLDER_MARKERS: &[&str] = &[
+    "change",
+    "your",
+    "example",
+    "placeholder",
+    "secret",
+    "master",
+    "dev-",
+    "test",
+    "default",
+];
+
+/// The shortest master key production accepts.
+pub const MIN_PRODUCTION_KEY_LEN: usize = 32;
+
+struct Raw(HashMap<String, String>);
+
+impl Raw {
+    /// A set, non-blank value.
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        default: T,
+        what: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError(format!("{} must be {what}, got {v:?}", key.to_uppercase()))
+            }),
+        }
+    }
+
+    fn seconds(&self, key: &str, default: i64) -> Result<i64, ConfigError> {
+        let v: i64 = self.parse(key, default, "a whole number of seconds")?;
+        if v <= 0 {
+            return Err(ConfigError(format!(
+                "{} must be positive",
+                key.to_uppercase()
+            )));
+        }
+        Ok(v)
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(v) => Err(ConfigError(format!(
+                "{} must be true or false, got {v:?}",
+                key.to_uppercase()
+            ))),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the process environment (and the TOML file named by `AEGIS_CONFIG`, if any).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Ok(path) = std::env::var("AEGIS_CONFIG") {
+            builder = builder.add_source(config::File::with_name(&path).required(true));
+        }
+        let config = builder
+            .add_source(config::Environment::default())
+            .build()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let mut map = HashMap::new();
+        for key in KEYS {
+            if let Ok(v) = config.get_string(key) {
+                map.insert((*key).to_owned(), v);
+            }
+        }
+        Self::from_map(map)
+    }
+
+    /// Builds settings from variable → value (names in any case), as from the environment.
+    pub fn from_map(map: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let raw = Raw(map
+            .into_iter()
+            .map(|(k, v)| (k.to_lowercase(), v))
+            .collect());
+
+        let mode = match raw.get("aegis_env").or_else(|| raw.get("flask_env")) {
+            Some(v) if v.eq_ignore_ascii_case("production") => Mode::Production,
+            _ => Mode::Development,
+        };
+
+        let database = if let Some(url) = raw.get("database_url") {
+            DatabaseSource::Url(SecretString::from(url.to_owned()))
+        } else if ["db_host", "db_port", "db_name", "db_user", "db_password"]
+            .iter()
+            .any(|k| raw.get(k).is_some())
+        {
+            let port: u16 = raw.parse("db_port", 5432, "a port number")?;
+            DatabaseSource::Url(SecretString::from(format!(
+                "postgres://{}:{}@{}:{port}/{}",
+                encode(raw.get("db_user").unwrap_or("aegis_admin")),
+                encode(raw.get("db_password").unwrap_or("aegis_admin")),
+                raw.get("db_host").unwrap_or("localhost"),
+                encode(raw.get("db_name").unwrap_or("aegis")),
+            )))
+        } else {
+            DatabaseSource::Managed
+        };
+
+        let master_api_key = raw
+            .get("master_api_key")
+            .map(|k| SecretString::from(k.to_owned()));
+
+        if mode == Mode::Production {
+            check_production_key(master_api_key.as_ref())?;
+            if matches!(database, DatabaseSource::Managed) {
+                return Err(ConfigError(
+                    "production needs an explicit database: set DATABASE_URL or the DB_* variables \
+                     (the managed local PostgreSQL is for development only)"
+                        .into(),
+                ));
+            }
+        }
+
+        let log_format = match raw
+            .get("log_format")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "LOG_FORMAT must be text or json, got {v:?}"
+                )));
+            }
+        };
+
+        let max_content_length: usize =
+            raw.parse("max_content_length", 65_536, "a number of bytes")?;
+        if max_content_length == 0 {
+            return Err(ConfigError("MAX_CONTENT_LENGTH must be positive".into()));
+        }
+        let db_pool_size: usize = raw.parse("db_pool_size", 10, "a number of connections")?;
+        if db_pool_size == 0 {
+            return Err(ConfigError("DB_POOL_SIZE must be positive".into()));
+        }
+
+        Ok(Self {
+            mode,
+            master_api_key,
+            database,
+            db_pool_size,
+            host: raw.get("app_host").map(str::to_owned),
+            port: raw.parse("app_port", 5678, "a port number")?,
+            max_content_length,
+            data_dir: PathBuf::from(raw.get("aegis_data_dir").unwrap_or(".aegis-data")),
+            version_file: PathBuf::from(raw.get("aegis_version_file").unwrap_or("VERSION")),
+            log_format,
+            log_level: raw.get("log_level").unwrap_or("INFO").to_owned(),
+            tokens: TokenSettings {
+                auth_token_expiration: raw.seconds("auth_token_expiration", 3_600)?,
+                email_verification_expiration: raw
+                    .seconds("email_verification_expiration", 86_400)?,
+                password_reset_expiration: raw.seconds("password_reset_expiration", 3_600)?,
+                email_change_expiration: raw.seconds("email_change_expiration", 3_600)?,
+                refresh_token_expiration: raw.seconds("refresh_token_expiration", 604_800)?,
+                // The reference enables rotation only for the exact string "true", in any case.
+                refresh_token_rotation: raw
+                    .get("refresh_token_rotation")
+                    .is_none_or(|v| v.eq_ignore_ascii_case("true")),
+                refresh_token_grace_period: raw.parse(
+                    "refresh_token_grace_period",
+                    30,
+                    "a whole number of seconds",
+                )?,
+            },
+            mailgun_api_key: raw
+                .get("mailgun_api_key")
+                .map(|k| SecretString::from(k.to_owned())),
+            mailgun_domain: raw.get("mailgun_domain").map(str::to_owned),
+            ratelimit_enabled: raw.flag("ratelimit_enabled", true)?,
+            cors_origins: raw.get("cors_origins").map(str::to_owned),
+            cors_extra_origins: raw
+                .get("cors_extra_origins")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            verification_link_base: raw
+                .get("verification_link_base")
+                .map(|v| v.trim_end_matches('/').to_owned()),
+            loki_endpoint: raw.get("loki_endpoint").map(str::to_owned),
+        })
+    }
+
+    /// The address to listen on: `APP_HOST`, else `0.0.0.0` as in the reference, except with the
+    /// managed local database, a development setup, where it is `127.0.0.1`.
+    pub fn bind_host(&self) -> &str {
+        match (&self.host, &self.database) {
+            (Some(host), _) => host,
+            (None, DatabaseSource::Managed) => "127.0.0.1",
+            (None, DatabaseSource::Url(_)) => "0.0.0.0",
+        }
+    }
+
+    /// The `EnvFilter` directive for `LOG_LEVEL` (Python level names accepted).
+    pub fn log_directive(&self) -> String {
+        match self.log_level.to_ascii_lowercase().as_str() {
+            "warning" => "warn".into(),
+            "critical" | "fatal" => "error".into(),
+            other => other.to_owned(),
+        }
+    }
+}
+
+fn check_production_key(key: Option<&SecretString>) -> Result<(), ConfigError> {
+    let Some(key) = key else {
+        return Err(ConfigError(
+            "MASTER_API_KEY must be set in production (e.g. `openssl rand -hex 32`)".into(),
+        ));
+    };
+    let key = key.expose_secret();
+    let lower = key.to_ascii_lowercase();
+    if key.chars().count() < MIN_PRODUCTION_KEY_LEN
+        || PLACEHOLDER_MARKERS.iter().any(|m| lower.contains(m))
+    {
+        return Err(ConfigError(format!(
+            "MASTER_API_KEY looks like a placeholder: production needs a random secret of at least \
+             {MIN_PRODUCTION_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
+        )));
+    }
+    Ok(())
+}
+
+fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    const KEY: &str = "0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a";
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.mode, Mode::Development);
+        assert!(matches!(s.database, DatabaseSource::Managed));
+        assert_eq!((s.bind_host(), s.port), ("127.0.0.1", 5678));
+        let s = settings(&[("DATABASE_URL", "postgres://x/y")]).unwrap();
+        assert_eq!(s.bind_host(), "0.0.0.0");
+        assert_eq!(s.max_content_length, 65_536);
+        assert_eq!(
+            s.tokens,
+            TokenSettings {
+                auth_token_expiration: 3_600,
+                email_verification_expiration: 86_400,
+                password_reset_expiration: 3_600,
+                email_change_expiration: 3_600,
+                refresh_token_expiration: 604_800,
+                refresh_token_rotation: true,
+                refresh_token_grace_period: 30,
+            }
+        );
+        assert!(s.ratelimit_enabled);
+        assert!(s.master_api_key.is_none());
+    }
+
+    #[test]
+    fn db_variables_build_a_url_and_database_url_wins() {
+        let s = settings(&[("DB_HOST", "db"), ("DB_PASSWORD", "p@ss word")]).unwrap();
+        let DatabaseSource::Url(url) = s.database else {
+            panic!()
+        };
+        assert_eq!(
+            url.expose_secret(),
+            "postgres://aegis_admin:p%40ss%20word@db:5432/aegis"
+        );
+        let s = settings(&[("DB_HOST", "db"), ("DATABASE_URL", "postgres://x/y")]).unwrap();
+        let DatabaseSource::Url(url) = s.database else {
+            panic!()
+        };
+        assert_eq!(url.expose_secret(), "postgres://x/y");
+    }
+
+    #[test]
+    fn production_refuses_missing_default_or_short_keys_and_a_managed_database() {
+        for env in ["AEGIS_ENV", "FLASK_ENV"] {
+            let db = ("DATABASE_URL", "postgres://x/y");
+            assert!(settings(&[(env, "production"), db]).is_err());
+            assert!(settings(&[(env, "production"), db, ("MASTER_API_KEY", "short")]).is_err());
+            let placeholder = "your-secure-master-api-key-change-me";
+            assert!(settings(&[(env, "production"), db, ("MASTER_API_KEY", placeholder)]).is_err());
+            assert!(settings(&[(env, "production"), ("MASTER_API_KEY", KEY)]).is_err());
+            let s = settings(&[(env, "production"), db, ("MASTER_API_KEY", KEY)]).unwrap();
+            assert_eq!(s.mode, Mode::Production);
+        }
+        // AEGIS_ENV wins over FLASK_ENV.
+        let s = settings(&[("AEGIS_ENV", "development"), ("FLASK_ENV", "production")]).unwrap();
+        assert_eq!(s.mode, Mode::Development);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = settings(&[("APP_PORT", "http")]).unwrap_err().to_string();
+        assert!(err.contains("APP_PORT"), "{err}");
+        let err = settings(&[("AUTH_TOKEN_EXPIRATION", "-5")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AUTH_TOKEN_EXPIRATION"), "{err}");
+        let err = settings(&[("RATELIMIT_ENABLED", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RATELIMIT_ENABLED"), "{err}");
+    }
+
+    #[test]
+    fn refresh_rotation_is_on_only_for_true() {
+        assert!(
+            !settings(&[("REFRESH_TOKEN_ROTATION", "1")])
+                .unwrap()
+                .tokens
+                .refresh_token_rotation
+        );
+        assert!(
+            settings(&[("REFRESH_TOKEN_ROTATION", "TRUE")])
+                .unwrap()
+                .tokens
+                .refresh_token_rotation
+        );
+    }
+
+    #[test]
+    fn extra_origins_are_split_and_trimmed() {
+        let s = settings(&[("CORS_EXTRA_ORIGINS", " https://a.com, ,https://b.com")]).unwrap();
+        assert_eq!(s.cors_extra_origins, ["https://a.com", "https://b.com"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! The Aegis HTTP service: configuration, wiring, routes and extractors.
+//!
+//! `main.rs` is a thin CLI over this library, and the integration tests drive [`app::build`] with
+//! real adapters.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod json;
+pub mod local;
+pub mod routes;
+pub mod telemetry;
+pub mod validation;

@@ -1,0 +1,191 @@
+//! Request schemas and response views for sites.
+
+use aegis_domain::site::normalize_domain;
+use aegis_domain::{NewSite, Site, SitePatch};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::validation::{Rule, Schema};
+
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "domain",
+    "frontend_url",
+    "verification_redirect_url",
+    "email_from",
+    "email_from_name",
+    "allow_self_registration",
+    "webhook_url",
+    "mailgun_domain",
+    "mailgun_api_key",
+];
+
+const UPDATE_FIELDS: &[&str] = &[
+    "name",
+    "domain",
+    "frontend_url",
+    "verification_redirect_url",
+    "email_from",
+    "email_from_name",
+    "allow_self_registration",
+    "webhook_url",
+    "regenerate_webhook_secret",
+    "regenerate_tenant_api_key",
+    "mailgun_domain",
+    "mailgun_api_key",
+    "deletion_protected",
+];
+
+const URL: &[Rule] = &[Rule::Url, Rule::Max255];
+const EMAIL: &[Rule] = &[Rule::Email, Rule::Max255];
+const NAME: &[Rule] = &[Rule::Length1To255];
+const TEXT: &[Rule] = &[Rule::Max255];
+
+/// Domains are validated as they will be stored: lowercased.
+fn lowercase_domain(body: &mut Value) {
+    if let Some(Value::String(d)) = body.get_mut("domain") {
+        *d = normalize_domain(d);
+    }
+}
+
+/// `POST /api/sites` body → [`NewSite`].
+pub fn new_site(mut body: Value) -> Result<NewSite, ApiError> {
+    lowercase_domain(&mut body);
+    let mut s = Schema::new(body, CREATE_FIELDS)?;
+    let name = s.required_str("name", NAME);
+    let domain = s.required_str("domain", NAME);
+    let frontend_url = s.required_str("frontend_url", URL);
+    let verification_redirect_url = s.nullable_str("verification_redirect_url", URL);
+    let email_from = s.required_str("email_from", EMAIL);
+    let email_from_name = s.required_str("email_from_name", NAME);
+    let allow_self_registration = s.strict_bool("allow_self_registration");
+    let webhook_url = s.nullable_str("webhook_url", URL);
+    let mailgun_domain = s.nullable_str("mailgun_domain", TEXT);
+    let mailgun_api_key = s.nullable_str("mailgun_api_key", TEXT);
+    s.finish()?;
+    match (name, domain, frontend_url, email_from, email_from_name) {
+        (Some(name), Some(domain), Some(frontend_url), Some(email_from), Some(email_from_name)) => {
+            Ok(NewSite {
+                name,
+                domain,
+                frontend_url,
+                verification_redirect_url: verification_redirect_url.flatten(),
+                email_from,
+                email_from_name,
+                allow_self_registration: allow_self_registration.unwrap_or(true),
+                webhook_url: webhook_url.flatten(),
+                mailgun_domain: mailgun_domain.flatten(),
+                mailgun_api_key: mailgun_api_key.flatten(),
+            })
+        }
+        _ => Err(ApiError::internal(
+            "Internal server error",
+            "validated site fields missing",
+        )),
+    }
+}
+
+/// `PUT /api/sites/{id}` body → [`SitePatch`].
+pub fn site_patch(mut body: Value) -> Result<SitePatch, ApiError> {
+    lowercase_domain(&mut body);
+    let mut s = Schema::new(body, UPDATE_FIELDS)?;
+    let patch = SitePatch {
+        name: s.optional_str("name", NAME),
+        domain: s.optional_str("domain", NAME),
+        frontend_url: s.optional_str("frontend_url", URL),
+        verification_redirect_url: s.nullable_str("verification_redirect_url", URL),
+        email_from: s.optional_str("email_from", EMAIL),
+        email_from_name: s.optional_str("email_from_name", NAME),
+        allow_self_registration: s.strict_bool("allow_self_registration"),
+        webhook_url: s.nullable_str("webhook_url", URL),
+        regenerate_webhook_secret: s.strict_bool("regenerate_webhook_secret"),
+        regenerate_tenant_api_key: s.strict_bool("regenerate_tenant_api_key"),
+        mailgun_domain: s.nullable_str("mailgun_domain", TEXT),
+        mailgun_api_key: s.nullable_str("mailgun_api_key", TEXT),
+        deletion_protected: s.strict_bool("deletion_protected"),
+    };
+    s.finish()?;
+    Ok(patch)
+}
+
+/// A site as operators see it (master-key routes), secrets included.
+#[derive(Serialize)]
+pub struct SiteAdminView<'a> {
+    uuid: String,
+    name: &'a str,
+    domain: &'a str,
+    frontend_url: &'a str,
+    verification_redirect_url: Option<&'a str>,
+    email_from: &'a str,
+    email_from_name: &'a str,
+    created_at: i64,
+    updated_at: i64,
+    allow_self_registration: bool,
+    webhook_url: Option<&'a str>,
+    webhook_secret: Option<&'a str>,
+    tenant_api_key: Option<&'a str>,
+    mailgun_domain: Option<&'a str>,
+    mailgun_api_key: Option<&'a str>,
+    deletion_protected: bool,
+}
+
+impl<'a> From<&'a Site> for SiteAdminView<'a> {
+    fn from(s: &'a Site) -> Self {
+        Self {
+            uuid: s.id.to_string(),
+            name: &s.name,
+            domain: &s.domain,
+            frontend_url: &s.frontend_url,
+            verification_redirect_url: s.verification_redirect_url.as_deref(),
+            email_from: &s.email_from,
+            email_from_name: &s.email_from_name,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            allow_self_registration: s.allow_self_registration,
+            webhook_url: s.webhook_url.as_deref(),
+            webhook_secret: s.webhook_secret.as_deref(),
+            tenant_api_key: Some(s.tenant_api_key.as_str()).filter(|k| !k.is_empty()),
+            mailgun_domain: s.mailgun_domain.as_deref(),
+            mailgun_api_key: s.mailgun_api_key.as_deref(),
+            deletion_protected: s.deletion_protected,
+        }
+    }
+}
+
+/// A site as anyone may see it (`GET /api/sites/by-domain`): no secrets, no webhook or mail settings.
+#[derive(Serialize)]
+pub struct SitePublicView<'a> {
+    uuid: String,
+    name: &'a str,
+    domain: &'a str,
+    frontend_url: &'a str,
+    verification_redirect_url: Option<&'a str>,
+    email_from: &'a str,
+    email_from_name: &'a str,
+    created_at: i64,
+    updated_at: i64,
+    allow_self_registration: bool,
+}
+
+impl<'a> From<&'a Site> for SitePublicView<'a> {
+    fn from(s: &'a Site) -> Self {
+        Self {
+            uuid: s.id.to_string(),
+            name: &s.name,
+            domain: &s.domain,
+            frontend_url: &s.frontend_url,
+            verification_redirect_url: s.verification_redirect_url.as_deref(),
+            email_from: &s.email_from,
+            email_from_name: &s.email_from_name,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            allow_self_registration: s.allow_self_registration,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Message {
+    pub message: String,
+}

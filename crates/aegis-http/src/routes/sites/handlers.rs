@@ -1,0 +1,133 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use aegis_domain::{CreateSiteError, DeleteSiteError, SiteId, UpdateSiteError};
+
+use super::dto::{self, Message, SiteAdminView, SitePublicView};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, MasterKey};
+use crate::json;
+
+const SITE_NOT_FOUND: &str = "Site not found";
+
+fn read_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("Internal server error", e)
+}
+
+/// A path identifier that is not a UUID in an accepted form is simply an unknown site.
+fn site_id(raw: &str) -> Result<SiteId, ApiError> {
+    SiteId::parse(raw).ok_or(ApiError::not_found(SITE_NOT_FOUND))
+}
+
+pub async fn create(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let new = dto::new_site(body.0)?;
+    let site = state.sites.create(new).await.map_err(|e| match e {
+        CreateSiteError::DomainTaken => ApiError::bad_request("Domain already exists"),
+        CreateSiteError::Repo(e) => ApiError::internal("Failed to create site", e),
+    })?;
+    tracing::info!(site = %site.id, "site created");
+    Ok(json::response(
+        StatusCode::CREATED,
+        &SiteAdminView::from(&site),
+    ))
+}
+
+pub async fn list(_: MasterKey, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let sites = state.sites.list().await.map_err(read_failed)?;
+    let views: Vec<SiteAdminView<'_>> = sites.iter().map(SiteAdminView::from).collect();
+    Ok(json::response(StatusCode::OK, &views))
+}
+
+pub async fn get_by_domain(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    // The first `domain` parameter, as Flask's `request.args.get` reads it.
+    let domain = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "domain")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or(ApiError::bad_request("Domain parameter is required"))?;
+    let site = state
+        .sites
+        .get_by_domain(&domain)
+        .await
+        .map_err(read_failed)?
+        .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
+    Ok(json::response(StatusCode::OK, &SitePublicView::from(&site)))
+}
+
+pub async fn get(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = site_id(&path)?;
+    let site = state
+        .sites
+        .get(id)
+        .await
+        .map_err(read_failed)?
+        .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
+    Ok(json::response(StatusCode::OK, &SiteAdminView::from(&site)))
+}
+
+pub async fn update(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    // Body first, then "at least one field", then the site (§1.6).
+    let patch = dto::site_patch(body.0)?;
+    if patch.is_empty() {
+        return Err(ApiError::bad_request("At least one field must be provided"));
+    }
+    let id = site_id(&path)?;
+    let site = state.sites.update(id, patch).await.map_err(|e| match e {
+        UpdateSiteError::NothingToUpdate => {
+            ApiError::bad_request("At least one field must be provided")
+        }
+        UpdateSiteError::NotFound => ApiError::not_found(SITE_NOT_FOUND),
+        UpdateSiteError::DomainTaken => ApiError::bad_request("Domain already exists"),
+        UpdateSiteError::Repo(e) => ApiError::internal("Failed to update site", e),
+    })?;
+    tracing::info!(site = %site.id, "site updated");
+    Ok(json::response(StatusCode::OK, &SiteAdminView::from(&site)))
+}
+
+pub async fn delete(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = site_id(&path)?;
+    state.sites.delete(id).await.map_err(|e| match e {
+        DeleteSiteError::NotFound => ApiError::not_found(SITE_NOT_FOUND),
+        DeleteSiteError::Protected => ApiError::Conflict {
+            message: "This site is protected from deletion".into(),
+            code: "site_deletion_protected",
+        },
+        DeleteSiteError::HasProtectedUsers(n) => ApiError::Conflict {
+            message: format!(
+                "Site has {n} deletion-protected user(s); clear their protection before deleting the site"
+            ),
+            code: "site_has_protected_users",
+        },
+        DeleteSiteError::ProtectionRace => {
+            ApiError::internal("Failed to delete site", "a deletion protection appeared concurrently")
+        }
+        DeleteSiteError::Repo(e) => ApiError::internal("Failed to delete site", e),
+    })?;
+    tracing::info!(site = %id, "site deleted");
+    Ok(json::response(
+        StatusCode::OK,
+        &Message {
+            message: format!("Site {id} deleted successfully"),
+        },
+    ))
+}

@@ -1,0 +1,9 @@
+//! The HTTP API through the real application, real adapters and a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod adoption;
+mod framework;
+mod health;
+mod master_key;
+mod sites;
+mod support;

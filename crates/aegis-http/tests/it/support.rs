@@ -1,0 +1,180 @@
+//! A test application on its own database, and a small client for it.
+
+use std::sync::Arc;
+
+use actix_service::boxed::{self, RcService};
+use actix_web::body::{BoxBody, EitherBody, MessageBody as _};
+use actix_web::dev::{Service as _, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use actix_web::test::{self, TestRequest};
+use actix_web::{Error, web};
+use aegis_domain::{ManualClock, RandomSecretGenerator};
+use aegis_http::app::{self, AppState, Ports};
+use aegis_postgres::{PoolSettings, build_pool};
+use aegis_test_support::{TestDatabase, fresh_database};
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::{
+    AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const MASTER_KEY: &str = "test-master-key-0123456789abcdef0123456789";
+pub const T0: i64 = 1_800_000_000;
+
+type AppService = RcService<actix_http::Request, ServiceResponse<EitherBody<BoxBody>>, Error>;
+
+pub struct TestApp {
+    service: AppService,
+    pub db: TestDatabase,
+    pub clock: ManualClock,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the status and that the body is exactly `{"error": message}`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        assert_eq!(self.json(), json!({ "error": message }));
+        assert_eq!(
+            self.headers.get("content-type").unwrap(),
+            "application/json"
+        );
+    }
+
+    /// Asserts a 400 validation error whose `details` are exactly `details`.
+    #[track_caller]
+    pub fn assert_validation(&self, details: Value) {
+        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.text());
+        assert_eq!(
+            self.json(),
+            json!({"error": "Validation error", "details": details})
+        );
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_options(fresh_database().await, Some(MASTER_KEY)).await
+    }
+
+    pub async fn without_master_key() -> Self {
+        Self::with_options(fresh_database().await, None).await
+    }
+
+    pub async fn with_options(db: TestDatabase, master_key: Option<&str>) -> Self {
+        let clock = ManualClock::new(T0);
+        let pool = build_pool(
+            db.url(),
+            PoolSettings {
+                max_size: 4,
+                ..PoolSettings::default()
+            },
+        )
+        .unwrap();
+        let state = AppState::new(
+            pool,
+            Ports {
+                clock: Arc::new(clock.clone()),
+                generator: Arc::new(RandomSecretGenerator),
+            },
+            master_key.map(|k| SecretString::from(k.to_owned())),
+            65_536,
+            "1.2.3".into(),
+        );
+        let service = test::init_service(app::build(web::Data::new(state))).await;
+        Self {
+            service: boxed::rc_service(service),
+            db,
+            clock,
+        }
+    }
+
+    pub async fn send(&self, req: TestRequest) -> Reply {
+        let res = self.service.call(req.to_request()).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res
+            .into_body()
+            .try_into_bytes()
+            .map(|b| b.to_vec())
+            .unwrap_or_else(|_| panic!("streaming body"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request with the master key and a JSON body.
+    pub async fn master(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut req = request(method, path).insert_header(("X-API-Key", MASTER_KEY));
+        if let Some(body) = body {
+            req = req.set_json(body);
+        }
+        self.send(req).await
+    }
+
+    pub async fn create_site(&self, domain: &str) -> Value {
+        let reply = self
+            .master("POST", "/api/sites", Some(site_body(domain)))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        reply.json()
+    }
+
+    pub async fn sql(&self, statements: &str) {
+        let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
+        conn.batch_execute(statements).await.unwrap();
+    }
+
+    pub async fn count(&self, query: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
+        diesel::sql_query(query)
+            .get_result::<N>(&mut conn)
+            .await
+            .unwrap()
+            .n
+    }
+}
+
+pub fn request(method: &str, path: &str) -> TestRequest {
+    let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+    TestRequest::default().method(method).uri(path)
+}
+
+pub fn site_body(domain: &str) -> Value {
+    json!({
+        "name": "Example",
+        "domain": domain,
+        "frontend_url": "http://test.example.com",
+        "email_from": "noreply@example.com",
+        "email_from_name": "Example Team",
+    })
+}
