@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod ids;
+pub mod mail;
 pub mod repo;
 pub mod secrets;
 pub mod service;
@@ -15,6 +16,7 @@ pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use ids::{SiteId, UserId, parse_identifier};
+pub use mail::{MailError, Mailer, OutgoingEmail, redact_email};
 pub use repo::{RepoError, SiteRepository, SiteTxRepository, Transaction, UnitOfWork};
 pub use secrets::{RandomSecretGenerator, SecretGenerator, secret_eq, sha256_hex};
 pub use service::sites::{CreateSiteError, DeleteSiteError, SiteService, UpdateSiteError};

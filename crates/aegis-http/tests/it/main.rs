@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod adoption;
+mod cli;
 mod framework;
 mod health;
 mod master_key;
