@@ -54,8 +54,12 @@ pub trait Transaction: Send {
 /// Site operations that take part in a transaction.
 #[async_trait]
 pub trait SiteTxRepository: Send {
-    /// Reads the site and locks it against concurrent updates and deletes until the transaction ends.
+    /// Reads the site and locks it against concurrent updates and deletes until the transaction
+    /// ends, without blocking work on its users.
     async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError>;
+    /// Reads the site and locks it exclusively, as a delete needs: until the transaction ends, no
+    /// user can be added to it.
+    async fn lock_for_delete(&mut self, id: SiteId) -> Result<Option<Site>, RepoError>;
     /// Writes every field of the site. A taken domain is [`RepoError::Conflict`].
     async fn update(&mut self, site: &Site) -> Result<(), RepoError>;
     /// How many users of the site are deletion-protected.

@@ -114,7 +114,7 @@ impl SiteRepository for PgSiteRepository {
 
     async fn find(&self, id: SiteId) -> Result<Option<Site>, RepoError> {
         let mut conn = self.pool.get().await.map_err(map_pool_error)?;
-        find_site(&mut conn, id, false).await
+        find_site(&mut conn, id, Lock::None).await
     }
 
     async fn find_by_domain(&self, domain: &str) -> Result<Option<Site>, RepoError> {
@@ -130,16 +130,27 @@ impl SiteRepository for PgSiteRepository {
     }
 }
 
+/// How a read locks the site row.
+#[derive(Clone, Copy)]
+pub(crate) enum Lock {
+    None,
+    /// `FOR NO KEY UPDATE`: excludes other writers of the row, but not inserts of its users (whose
+    /// foreign-key checks take `KEY SHARE`).
+    Update,
+    /// `FOR UPDATE`: also excludes new users of the site until the transaction ends.
+    Delete,
+}
+
 pub(crate) async fn find_site(
     conn: &mut AsyncPgConnection,
     id: SiteId,
-    for_update: bool,
+    lock: Lock,
 ) -> Result<Option<Site>, RepoError> {
     let query = sites::table.find(id.as_uuid()).select(SiteRow::as_select());
-    let row = if for_update {
-        query.for_update().first(conn).await
-    } else {
-        query.first(conn).await
+    let row = match lock {
+        Lock::None => query.first(conn).await,
+        Lock::Update => query.for_no_key_update().first(conn).await,
+        Lock::Delete => query.for_update().first(conn).await,
     };
     row.optional()
         .map(|row| row.map(Site::from))

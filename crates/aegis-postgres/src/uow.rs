@@ -84,7 +84,11 @@ impl Transaction for PgTransaction {
 #[async_trait]
 impl SiteTxRepository for PgTransaction {
     async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
-        sites::find_site(self.conn()?, id, true).await
+        sites::find_site(self.conn()?, id, sites::Lock::Update).await
+    }
+
+    async fn lock_for_delete(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
+        sites::find_site(self.conn()?, id, sites::Lock::Delete).await
     }
 
     async fn update(&mut self, site: &Site) -> Result<(), RepoError> {

@@ -126,7 +126,7 @@ impl SiteService {
         let mut tx = self.uow.begin().await?;
         let site = tx
             .sites()
-            .lock(id)
+            .lock_for_delete(id)
             .await?
             .ok_or(DeleteSiteError::NotFound)?;
         if site.deletion_protected {
@@ -202,6 +202,9 @@ mod tests {
     impl SiteTxRepository for MemoryTx {
         async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
             Ok(self.memory.sites.lock().unwrap().get(&id).cloned())
+        }
+        async fn lock_for_delete(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
+            self.lock(id).await
         }
         async fn update(&mut self, site: &Site) -> Result<(), RepoError> {
             let taken = self

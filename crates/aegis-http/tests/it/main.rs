@@ -3,6 +3,7 @@
 
 mod adoption;
 mod cli;
+mod database_down;
 mod framework;
 mod health;
 mod master_key;

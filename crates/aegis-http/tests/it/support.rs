@@ -84,9 +84,26 @@ impl TestApp {
     }
 
     pub async fn with_options(db: TestDatabase, master_key: Option<&str>) -> Self {
+        let url = db.url().to_owned();
+        Self::on_url(db, &url, master_key).await
+    }
+
+    /// An application whose database refuses connections (the test database is only kept for the
+    /// helpers' sake).
+    pub async fn with_database_down() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("postgres://aegis@127.0.0.1:{port}/nowhere");
+        Self::on_url(fresh_database().await, &url, Some(MASTER_KEY)).await
+    }
+
+    async fn on_url(db: TestDatabase, url: &str, master_key: Option<&str>) -> Self {
         let clock = ManualClock::new(T0);
         let pool = build_pool(
-            db.url(),
+            url,
             PoolSettings {
                 max_size: 4,
                 ..PoolSettings::default()

@@ -132,3 +132,99 @@ async fn delete_refuses_protected_sites_and_sites_with_protected_users() {
         Err(DeleteSiteError::NotFound)
     ));
 }
+
+/// The guard inside the DELETE statement holds even when a protection appears after the checks.
+#[tokio::test]
+async fn the_delete_statement_refuses_a_protection_that_appeared_after_the_checks() {
+    use aegis_domain::UnitOfWork as _;
+
+    let db = fresh_database().await;
+    let svc = service(db.url(), ManualClock::new(1));
+    let site = svc.create(new_site("race.example.com")).await.unwrap();
+    let mut other = AsyncPgConnection::establish(db.url()).await.unwrap();
+    other
+        .batch_execute(&format!(
+            "INSERT INTO users (uuid, site_uuid, email, created_at, updated_at) \
+             VALUES ('0191e1a0-0000-7000-8000-0000000000c1', '{}', 'late@example.com', 1, 1)",
+            site.id
+        ))
+        .await
+        .unwrap();
+    let uow = PgUnitOfWork::new(pool(db.url()));
+
+    let mut tx = uow.begin().await.unwrap();
+    assert!(tx.sites().lock_for_delete(site.id).await.unwrap().is_some());
+    assert_eq!(tx.sites().count_protected_users(site.id).await.unwrap(), 0);
+
+    // Another session protects the user in between.
+    other
+        .batch_execute("UPDATE users SET deletion_protected = true")
+        .await
+        .unwrap();
+
+    assert!(!tx.sites().delete_unprotected(site.id).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(svc.get(site.id).await.unwrap().is_some());
+}
+
+/// Locking a site for an update does not hold up new users of that site.
+#[tokio::test]
+async fn an_update_lock_does_not_block_new_users() {
+    use aegis_domain::UnitOfWork as _;
+
+    let db = fresh_database().await;
+    let svc = service(db.url(), ManualClock::new(1));
+    let site = svc.create(new_site("busy.example.com")).await.unwrap();
+    let uow = PgUnitOfWork::new(pool(db.url()));
+    let mut tx = uow.begin().await.unwrap();
+    assert!(tx.sites().lock(site.id).await.unwrap().is_some());
+    let mut other = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let statement = format!(
+        "INSERT INTO users (uuid, site_uuid, email, created_at, updated_at) \
+         VALUES ('0191e1a0-0000-7000-8000-0000000000c2', '{}', 'new@example.com', 1, 1)",
+        site.id
+    );
+    let insert = other.batch_execute(&statement);
+    tokio::time::timeout(std::time::Duration::from_secs(10), insert)
+        .await
+        .expect("the insert was not blocked")
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// A transaction dropped without commit is rolled back: its change is gone and its row lock is
+/// released, so the next update of the same row, on the same pool, goes through.
+#[tokio::test]
+async fn a_dropped_transaction_rolls_back_and_releases_its_locks() {
+    use aegis_domain::UnitOfWork as _;
+
+    let db = fresh_database().await;
+    let pool = pool(db.url());
+    let svc = SiteService::new(
+        Arc::new(PgSiteRepository::new(pool.clone())),
+        Arc::new(PgUnitOfWork::new(pool.clone())),
+        Arc::new(ManualClock::new(1)),
+        Arc::new(RandomSecretGenerator),
+    );
+    let mut site = svc.create(new_site("rollback.example.com")).await.unwrap();
+    {
+        let mut tx = PgUnitOfWork::new(pool.clone()).begin().await.unwrap();
+        let mut locked = tx.sites().lock(site.id).await.unwrap().unwrap();
+        locked.name = "Changed".into();
+        tx.sites().update(&locked).await.unwrap();
+    }
+    let patch = SitePatch {
+        email_from_name: Some("After".into()),
+        ..SitePatch::default()
+    };
+    let updated = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        svc.update(site.id, patch),
+    )
+    .await
+    .expect("the dropped transaction's lock was released")
+    .unwrap();
+    site.email_from_name = "After".into();
+    assert_eq!(updated.name, "Example");
+    assert_eq!(updated.email_from_name, "After");
+}

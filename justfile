@@ -1,0 +1,48 @@
+# Aegis recipes. Each is a thin wrapper over cargo or the binary, so nothing works only through `just`.
+# Get `just` with `pip install rust-just` (about a second) or `cargo install just` (about 2 minutes).
+
+# List the recipes.
+default:
+    @just --list
+
+# Run the service (local mode when no database is configured).
+run *ARGS:
+    cargo run --release -- {{ARGS}}
+
+# Run a debug build of the service.
+dev *ARGS:
+    cargo run -- {{ARGS}}
+
+# Apply database migrations and exit.
+migrate:
+    cargo run --release -- migrate
+
+# Run every test (starts its own PostgreSQL; needs nothing running).
+test *ARGS:
+    cargo test --workspace {{ARGS}}
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Lint as CI does.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    bash scripts/check-domain-purity.sh
+
+# Everything CI runs.
+ci:
+    bash .ci/run
+
+# Delete local mode's data (the managed database and the generated master key).
+reset-local:
+    rm -rf .aegis-data
+
+# Build the container image.
+docker-build:
+    docker build -f deploy/Dockerfile -t aegis:latest .
+
+# Start PostgreSQL 16 and Aegis with Docker Compose (needs MASTER_API_KEY and DB_PASSWORD set).
+compose-up:
+    docker compose -f deploy/docker-compose.yml up -d --build
