@@ -154,3 +154,22 @@ pub async fn empty_database() -> TestDatabase {
         name,
     }
 }
+
+/// The schema a database gets from the reference service (ByteForge Aegis), written as that service
+/// writes it: plain `CREATE` statements and no migration bookkeeping.
+pub const REFERENCE_SCHEMA: &str = include_str!("../fixtures/reference_schema.sql");
+
+/// A new database laid out by the reference service (see [`REFERENCE_SCHEMA`]) and holding no rows,
+/// with no Aegis migration applied: for adoption tests.
+pub async fn reference_database() -> TestDatabase {
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+
+    let db = empty_database().await;
+    let mut conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect to the new database");
+    conn.batch_execute(REFERENCE_SCHEMA)
+        .await
+        .expect("create the reference schema");
+    db
+}

@@ -1,7 +1,7 @@
 //! A database created by the reference service is adopted in place and served (decision 25).
 
 use aegis_postgres::run_migrations;
-use aegis_test_support::empty_database;
+use aegis_test_support::reference_database;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use serde_json::json;
 
@@ -9,13 +9,8 @@ use crate::support::{MASTER_KEY, TestApp};
 
 #[actix_web::test]
 async fn a_site_from_a_reference_database_is_served_after_migration() {
-    let db = empty_database().await;
+    let db = reference_database().await;
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
-    conn.batch_execute(include_str!(
-        "../../../aegis-postgres/tests/fixtures/reference_schema.sql"
-    ))
-    .await
-    .unwrap();
     conn.batch_execute(
         "INSERT INTO sites (uuid, name, domain, frontend_url, verification_redirect_url, email_from, \
              email_from_name, created_at, updated_at, allow_self_registration, webhook_url, \

@@ -1,5 +1,5 @@
 use aegis_postgres::run_migrations;
-use aegis_test_support::{empty_database, fresh_database};
+use aegis_test_support::{empty_database, fresh_database, reference_database};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -71,11 +71,8 @@ async fn two_instances_migrating_at_once_both_succeed() {
 /// A database created by the reference service, with data in it, is adopted in place.
 #[tokio::test]
 async fn a_reference_database_is_adopted_without_touching_data() {
-    let db = empty_database().await;
+    let db = reference_database().await;
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
-    conn.batch_execute(include_str!("../fixtures/reference_schema.sql"))
-        .await
-        .unwrap();
     conn.batch_execute(
         "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
              created_at, updated_at, tenant_api_key, webhook_url, webhook_secret) \
@@ -110,11 +107,8 @@ async fn a_reference_database_is_adopted_without_touching_data() {
 
 #[tokio::test]
 async fn adoption_keeps_domains_that_differ_only_by_case() {
-    let db = empty_database().await;
+    let db = reference_database().await;
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
-    conn.batch_execute(include_str!("../fixtures/reference_schema.sql"))
-        .await
-        .unwrap();
     conn.batch_execute(
         "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
              created_at, updated_at, tenant_api_key) VALUES \

@@ -109,50 +109,6 @@ pub fn site_patch(mut body: Value) -> Result<SitePatch, ApiError> {
     Ok(patch)
 }
 
-/// A site as operators see it (master-key routes), secrets included.
-#[derive(Serialize)]
-pub struct SiteAdminView<'a> {
-    uuid: String,
-    name: &'a str,
-    domain: &'a str,
-    frontend_url: &'a str,
-    verification_redirect_url: Option<&'a str>,
-    email_from: &'a str,
-    email_from_name: &'a str,
-    created_at: i64,
-    updated_at: i64,
-    allow_self_registration: bool,
-    webhook_url: Option<&'a str>,
-    webhook_secret: Option<&'a str>,
-    tenant_api_key: Option<&'a str>,
-    mailgun_domain: Option<&'a str>,
-    mailgun_api_key: Option<&'a str>,
-    deletion_protected: bool,
-}
-
-impl<'a> From<&'a Site> for SiteAdminView<'a> {
-    fn from(s: &'a Site) -> Self {
-        Self {
-            uuid: s.id.to_string(),
-            name: &s.name,
-            domain: &s.domain,
-            frontend_url: &s.frontend_url,
-            verification_redirect_url: s.verification_redirect_url.as_deref(),
-            email_from: &s.email_from,
-            email_from_name: &s.email_from_name,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            allow_self_registration: s.allow_self_registration,
-            webhook_url: s.webhook_url.as_deref(),
-            webhook_secret: s.webhook_secret.as_deref(),
-            tenant_api_key: Some(s.tenant_api_key.as_str()).filter(|k| !k.is_empty()),
-            mailgun_domain: s.mailgun_domain.as_deref(),
-            mailgun_api_key: s.mailgun_api_key.as_deref(),
-            deletion_protected: s.deletion_protected,
-        }
-    }
-}
-
 /// A site as anyone may see it (`GET /api/sites/by-domain`): no secrets, no webhook or mail settings.
 #[derive(Serialize)]
 pub struct SitePublicView<'a> {
@@ -181,6 +137,33 @@ impl<'a> From<&'a Site> for SitePublicView<'a> {
             created_at: s.created_at,
             updated_at: s.updated_at,
             allow_self_registration: s.allow_self_registration,
+        }
+    }
+}
+
+/// A site as operators see it (master-key routes): the public view plus secrets and settings.
+#[derive(Serialize)]
+pub struct SiteAdminView<'a> {
+    #[serde(flatten)]
+    public: SitePublicView<'a>,
+    webhook_url: Option<&'a str>,
+    webhook_secret: Option<&'a str>,
+    tenant_api_key: Option<&'a str>,
+    mailgun_domain: Option<&'a str>,
+    mailgun_api_key: Option<&'a str>,
+    deletion_protected: bool,
+}
+
+impl<'a> From<&'a Site> for SiteAdminView<'a> {
+    fn from(s: &'a Site) -> Self {
+        Self {
+            public: SitePublicView::from(s),
+            webhook_url: s.webhook_url.as_deref(),
+            webhook_secret: s.webhook_secret.as_deref(),
+            tenant_api_key: Some(s.tenant_api_key.as_str()).filter(|k| !k.is_empty()),
+            mailgun_domain: s.mailgun_domain.as_deref(),
+            mailgun_api_key: s.mailgun_api_key.as_deref(),
+            deletion_protected: s.deletion_protected,
         }
     }
 }
