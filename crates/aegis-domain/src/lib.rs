@@ -8,11 +8,16 @@
 pub mod clock;
 pub mod ids;
 pub mod mail;
+pub mod password;
 pub mod repo;
 pub mod secrets;
 pub mod service;
 pub mod site;
+pub mod templates;
+pub mod token;
+pub mod user;
 pub mod validation;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use ids::{SiteId, UserId, parse_identifier};

@@ -47,6 +47,8 @@ pub trait UnitOfWork: Send + Sync {
 pub trait Transaction: Send {
     /// Site operations inside this transaction.
     fn sites(&mut self) -> &mut dyn SiteTxRepository;
+    /// Account operations inside this transaction.
+    fn accounts(&mut self) -> &mut dyn AccountTxRepository;
     /// Makes every write of this transaction durable at once.
     async fn commit(self: Box<Self>) -> Result<(), RepoError>;
 }
@@ -67,4 +69,129 @@ pub trait SiteTxRepository: Send {
     /// Deletes the site (cascading to its users, tokens and deliveries) unless it or one of its
     /// users is deletion-protected at the time of the statement. Returns whether it was deleted.
     async fn delete_unprotected(&mut self, id: SiteId) -> Result<bool, RepoError>;
+}
+
+/// An email waiting in the outbox.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QueuedEmail {
+    pub id: uuid::Uuid,
+    pub site_id: SiteId,
+    pub from_name: String,
+    pub from_address: String,
+    pub message: crate::templates::RenderedEmail,
+    pub created_at: crate::clock::UnixTime,
+}
+
+impl std::fmt::Debug for QueuedEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedEmail")
+            .field("id", &self.id)
+            .field("kind", &self.message.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accounts outside a transaction: the reads of the account use cases.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AccountRepository: Send + Sync {
+    /// The user with this id.
+    async fn find_user(
+        &self,
+        id: crate::ids::UserId,
+    ) -> Result<Option<crate::user::User>, RepoError>;
+    /// The user of `site` with this (normalised) email.
+    async fn find_user_by_email(
+        &self,
+        site: SiteId,
+        email: &crate::user::Email,
+    ) -> Result<Option<crate::user::User>, RepoError>;
+    /// The user a live auth token belongs to: one indexed query (the bearer check).
+    async fn user_by_auth_token(
+        &self,
+        digest: &str,
+        now: crate::clock::UnixTime,
+    ) -> Result<Option<crate::user::User>, RepoError>;
+    /// A refresh token by digest, whatever its state.
+    async fn find_refresh_token(
+        &self,
+        digest: &str,
+    ) -> Result<Option<crate::token::RefreshToken>, RepoError>;
+    /// An email-verification token by digest, whatever its expiry.
+    async fn find_verification_token(
+        &self,
+        digest: &str,
+    ) -> Result<Option<crate::token::StoredToken>, RepoError>;
+}
+
+/// Account writes inside a transaction.
+#[async_trait]
+pub trait AccountTxRepository: Send {
+    /// The user of `site` with this email, locked for the rest of the transaction.
+    async fn lock_user_by_email(
+        &mut self,
+        site: SiteId,
+        email: &crate::user::Email,
+    ) -> Result<Option<crate::user::User>, RepoError>;
+    /// The user with this id, locked for the rest of the transaction.
+    async fn lock_user(
+        &mut self,
+        id: crate::ids::UserId,
+    ) -> Result<Option<crate::user::User>, RepoError>;
+    /// Stores a new user. A taken email on the site is [`RepoError::Conflict`].
+    async fn insert_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;
+    /// Writes every field of the user.
+    async fn update_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;
+
+    /// Stores an auth token digest.
+    async fn insert_auth_token(
+        &mut self,
+        token: &crate::token::StoredToken,
+    ) -> Result<(), RepoError>;
+    /// Deletes one auth token; whether it existed.
+    async fn delete_auth_token(&mut self, digest: &str) -> Result<bool, RepoError>;
+    /// Deletes every auth token of a user.
+    async fn delete_auth_tokens_of_user(
+        &mut self,
+        user: crate::ids::UserId,
+    ) -> Result<u64, RepoError>;
+
+    /// Stores a refresh token.
+    async fn insert_refresh_token(
+        &mut self,
+        token: &crate::token::RefreshToken,
+    ) -> Result<(), RepoError>;
+    /// Marks the token used at `now` if nobody has yet: exactly one caller wins.
+    async fn claim_refresh_token(
+        &mut self,
+        digest: &str,
+        now: crate::clock::UnixTime,
+    ) -> Result<bool, RepoError>;
+    /// Revokes every token of a family (only the user's, when `user` is given).
+    async fn revoke_refresh_family(
+        &mut self,
+        family_id: &str,
+        user: Option<crate::ids::UserId>,
+    ) -> Result<u64, RepoError>;
+
+    /// Stores an email-verification token.
+    async fn insert_verification_token(
+        &mut self,
+        token: &crate::token::StoredToken,
+    ) -> Result<(), RepoError>;
+    /// Deletes a verification token; whether this call removed it (exactly one caller can).
+    async fn take_verification_token(&mut self, digest: &str) -> Result<bool, RepoError>;
+    /// Deletes every verification token of a user.
+    async fn delete_verification_tokens_of_user(
+        &mut self,
+        user: crate::ids::UserId,
+    ) -> Result<u64, RepoError>;
+
+    /// Queues an email, delivered after commit.
+    async fn enqueue_email(&mut self, email: &QueuedEmail) -> Result<(), RepoError>;
+    /// Queues a webhook delivery, delivered after commit.
+    async fn enqueue_webhook(
+        &mut self,
+        event: &crate::webhook::WebhookEvent,
+    ) -> Result<(), RepoError>;
 }

@@ -8,8 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{App, Error, ResponseError as _, web};
+use aegis_domain::password::{Argon2Settings, PasswordAlgorithms, PasswordHasher};
+use aegis_domain::service::accounts::{AccountService, AccountSettings};
 use aegis_domain::{Clock, RandomSecretGenerator, SecretGenerator, SiteService, SystemClock};
-use aegis_postgres::{PgPool, PgSiteRepository, PgUnitOfWork};
+use aegis_postgres::{PgAccountRepository, PgPool, PgSiteRepository, PgUnitOfWork};
 use secrecy::SecretString;
 
 use crate::error::ApiError;
@@ -17,48 +19,70 @@ use crate::error::ApiError;
 /// What handlers and extractors share.
 pub struct AppState {
     pub sites: SiteService,
-    /// `None` when `MASTER_API_KEY` is unset: master routes then answer 500 as the reference does.
+    pub accounts: AccountService,
     pub master_api_key: Option<SecretString>,
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
     pub version: String,
 }
 
-/// The ports an [`AppState`] is built from, so tests can pin the clock and the generator.
+/// The ports an [`AppState`] is built from, so tests can pin the clock and the generator and count
+/// password work.
 pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub generator: Arc<dyn SecretGenerator>,
+    pub hasher: Arc<dyn PasswordHasher>,
 }
 
-impl Default for Ports {
-    fn default() -> Self {
-        Self {
+impl Ports {
+    /// The real clock and generator, and Argon2id with `argon2` costs on a pool of one job per CPU.
+    pub fn system(argon2: Argon2Settings) -> Result<Self, String> {
+        let algorithms = PasswordAlgorithms::new(argon2).map_err(|e| e.to_string())?;
+        Ok(Self {
             clock: Arc::new(SystemClock),
             generator: Arc::new(RandomSecretGenerator),
-        }
+            hasher: Arc::new(crate::passwords::PooledHasher::per_cpu(algorithms)),
+        })
     }
+}
+
+/// Settings the application reads at run time.
+#[derive(Clone)]
+pub struct AppConfig {
+    /// `None` when `MASTER_API_KEY` is unset: master routes then answer 500 as the reference does.
+    pub master_api_key: Option<SecretString>,
+    pub max_body_bytes: usize,
+    /// The health endpoint's `version`.
+    pub version: String,
+    pub accounts: AccountSettings,
 }
 
 impl AppState {
     /// Wires the PostgreSQL adapters into the services.
-    pub fn new(
-        pool: PgPool,
-        ports: Ports,
-        master_api_key: Option<SecretString>,
-        max_body_bytes: usize,
-        version: String,
-    ) -> Self {
+    pub fn new(pool: PgPool, ports: Ports, config: AppConfig) -> Self {
+        let site_repo = Arc::new(PgSiteRepository::new(pool.clone()));
+        let uow = Arc::new(PgUnitOfWork::new(pool.clone()));
         let sites = SiteService::new(
-            Arc::new(PgSiteRepository::new(pool.clone())),
-            Arc::new(PgUnitOfWork::new(pool)),
+            site_repo.clone(),
+            uow.clone(),
+            ports.clock.clone(),
+            ports.generator.clone(),
+        );
+        let accounts = AccountService::new(
+            Arc::new(PgAccountRepository::new(pool)),
+            site_repo,
+            uow,
+            ports.hasher,
             ports.clock,
             ports.generator,
+            config.accounts,
         );
         Self {
             sites,
-            master_api_key,
-            max_body_bytes,
-            version,
+            accounts,
+            master_api_key: config.master_api_key,
+            max_body_bytes: config.max_body_bytes,
+            version: config.version,
         }
     }
 }

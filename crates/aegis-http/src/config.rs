@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use aegis_domain::password::Argon2Settings;
+use aegis_domain::service::accounts::AccountSettings;
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// Development runs anywhere; production refuses unsafe settings.
@@ -58,6 +60,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub tokens: TokenSettings,
+    /// Argon2id costs for new password hashes (decision 19).
+    pub argon2: Argon2Settings,
     pub mailgun_api_key: Option<SecretString>,
     pub mailgun_domain: Option<String>,
     pub ratelimit_enabled: bool,
@@ -100,6 +104,9 @@ const KEYS: &[&str] = &[
     "refresh_token_expiration",
     "refresh_token_rotation",
     "refresh_token_grace_period",
+    "password_hash_memory_kib",
+    "password_hash_iterations",
+    "password_hash_parallelism",
     "mailgun_api_key",
     "mailgun_domain",
     "ratelimit_enabled",
@@ -294,6 +301,11 @@ impl Settings {
                     "a whole number of seconds",
                 )?,
             },
+            argon2: Argon2Settings {
+                memory_kib: raw.parse("password_hash_memory_kib", 19_456, "a number of KiB")?,
+                iterations: raw.parse("password_hash_iterations", 2, "a whole number")?,
+                parallelism: raw.parse("password_hash_parallelism", 1, "a whole number")?,
+            },
             mailgun_api_key: raw
                 .get("mailgun_api_key")
                 .map(|k| SecretString::from(k.to_owned())),
@@ -324,6 +336,20 @@ impl Settings {
             (Some(host), _) => host,
             (None, DatabaseSource::Managed) => "127.0.0.1",
             (None, DatabaseSource::Url(_)) => "0.0.0.0",
+        }
+    }
+
+    /// What the account use cases need to know.
+    pub fn account_settings(&self) -> AccountSettings {
+        AccountSettings {
+            auth_token_ttl: self.tokens.auth_token_expiration,
+            refresh_token_ttl: self.tokens.refresh_token_expiration,
+            refresh_rotation: self.tokens.refresh_token_rotation,
+            refresh_grace: self.tokens.refresh_token_grace_period,
+            verification_ttl: self.tokens.email_verification_expiration,
+            password_reset_ttl: self.tokens.password_reset_expiration,
+            email_change_ttl: self.tokens.email_change_expiration,
+            verification_link_base: self.verification_link_base.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod json;
 pub mod local;
+pub mod passwords;
 pub mod routes;
 pub mod telemetry;
 pub mod validation;

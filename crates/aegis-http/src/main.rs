@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use actix_web::{HttpServer, web};
-use aegis_http::app::{self, AppState, Ports};
+use aegis_http::app::{self, AppConfig, AppState, Ports};
 use aegis_http::config::{DatabaseSource, Mode, Settings};
 use aegis_http::{local, telemetry};
 use aegis_postgres::{PoolSettings, build_pool, run_migrations};
@@ -146,12 +146,17 @@ async fn serve(
             ..PoolSettings::default()
         },
     )?;
+    let ports = Ports::system(settings.argon2)
+        .map_err(|e| format!("PASSWORD_HASH_* settings are not usable: {e}"))?;
     let state = web::Data::new(AppState::new(
         pool,
-        Ports::default(),
-        master_api_key,
-        settings.max_content_length,
-        app::read_version(&settings.version_file),
+        ports,
+        AppConfig {
+            master_api_key,
+            max_body_bytes: settings.max_content_length,
+            version: app::read_version(&settings.version_file),
+            accounts: settings.account_settings(),
+        },
     ));
     let host = settings.bind_host().to_owned();
     let server = HttpServer::new(move || app::build(state.clone()))

@@ -16,6 +16,10 @@ pub enum Rule {
     Max255,
     Email,
     Url,
+    /// A password being set: at least 8 characters, at most 72 UTF-8 bytes.
+    PasswordSet,
+    /// A password being presented: at most 72 UTF-8 bytes, checked before any lookup.
+    PasswordPresented,
 }
 
 impl Rule {
@@ -25,6 +29,11 @@ impl Rule {
             Self::Max255 => check_max_255(value),
             Self::Email => is_valid_email(value).then_some(()).ok_or(msg::EMAIL),
             Self::Url => is_valid_url(value).then_some(()).ok_or(msg::URL),
+            Self::PasswordSet if value.chars().count() < 8 => Err(msg::PASSWORD_MIN),
+            Self::PasswordSet | Self::PasswordPresented if value.len() > 72 => {
+                Err(msg::PASSWORD_MAX_BYTES)
+            }
+            Self::PasswordSet | Self::PasswordPresented => Ok(()),
         }
     }
 }
@@ -37,7 +46,7 @@ pub struct Schema {
 }
 
 /// Whether Python would consider the JSON value false: such bodies are read as `{}`.
-fn is_falsy(value: &Value) -> bool {
+pub fn is_falsy(value: &Value) -> bool {
     match value {
         Value::Null => true,
         Value::Bool(b) => !b,
@@ -125,6 +134,11 @@ impl Schema {
             Some(Value::Null) => Some(None),
             Some(v) => self.string(field, v, rules).map(Some),
         }
+    }
+
+    /// Drops a declared field another layer has already checked (the gate's `site_id`).
+    pub fn skip(&mut self, field: &str) {
+        self.fields.remove(field);
     }
 
     /// A strict boolean: only JSON `true` and `false`.

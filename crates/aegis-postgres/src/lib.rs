@@ -6,6 +6,7 @@
 //! - [`local`]: a managed PostgreSQL server in a data directory (local mode and tests);
 //! - [`admin`]: database-level helpers (create a database, clone a template).
 
+pub mod accounts;
 pub mod admin;
 mod error;
 pub mod local;
@@ -15,6 +16,7 @@ mod schema;
 pub mod sites;
 pub mod uow;
 
+pub use accounts::PgAccountRepository;
 pub use error::map_pool_error;
 pub use local::{LocalPostgres, LocalPostgresError, LocalPostgresOptions};
 pub use migrate::{MigrationError, run_migrations};

@@ -22,6 +22,14 @@ pub enum MigrationError {
     Task(String),
 }
 
+/// How many migrations the binary carries.
+pub fn known_migrations() -> usize {
+    <EmbeddedMigrations as diesel::migration::MigrationSource<diesel::pg::Pg>>::migrations(
+        &MIGRATIONS,
+    )
+    .map_or(0, |m| m.len())
+}
+
 /// Applies every pending migration and returns the names of those applied.
 ///
 /// Runs on a thread of its own, outside any async runtime (the migration harness is synchronous and

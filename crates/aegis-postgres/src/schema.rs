@@ -45,5 +45,79 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    auth_tokens (id) {
+        id -> Int4,
+        site_uuid -> Uuid,
+        user_uuid -> Uuid,
+        token -> Varchar,
+        expires_at -> Int8,
+        created_at -> Int8,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Int4,
+        site_uuid -> Uuid,
+        user_uuid -> Uuid,
+        token -> Varchar,
+        family_id -> Varchar,
+        expires_at -> Int8,
+        created_at -> Int8,
+        used_at -> Nullable<Int8>,
+        revoked -> Nullable<Bool>,
+    }
+}
+
+diesel::table! {
+    email_verification_tokens (id) {
+        id -> Int4,
+        site_uuid -> Uuid,
+        user_uuid -> Uuid,
+        token -> Varchar,
+        expires_at -> Int8,
+        created_at -> Int8,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (event_id) {
+        event_id -> Uuid,
+        site_uuid -> Uuid,
+        event_type -> Varchar,
+        payload -> Text,
+        status -> Varchar,
+        attempts -> Int4,
+        next_attempt_at -> Int8,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Int8,
+        updated_at -> Int8,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> Uuid,
+        site_uuid -> Uuid,
+        kind -> Varchar,
+        recipient -> Varchar,
+        from_name -> Varchar,
+        from_address -> Varchar,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Varchar,
+        attempts -> Int4,
+        next_attempt_at -> Int8,
+        last_error -> Nullable<Text>,
+        created_at -> Int8,
+        updated_at -> Int8,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(auth_tokens, users);
+
 diesel::joinable!(users -> sites (site_uuid));
 diesel::allow_tables_to_appear_in_same_query!(sites, users);

@@ -1,13 +1,17 @@
 //! The unit-of-work port on PostgreSQL: a pooled connection with an open transaction.
 
-use aegis_domain::{RepoError, Site, SiteId, SiteTxRepository, Transaction, UnitOfWork};
+use aegis_domain::repo::{AccountTxRepository, QueuedEmail};
+use aegis_domain::token::{RefreshToken, StoredToken};
+use aegis_domain::user::{Email, User};
+use aegis_domain::webhook::WebhookEvent;
+use aegis_domain::{RepoError, Site, SiteId, SiteTxRepository, Transaction, UnitOfWork, UserId};
 use async_trait::async_trait;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 
 use crate::error::{map_diesel_error, map_pool_error};
 use crate::pool::PgPool;
-use crate::sites;
+use crate::{accounts, sites};
 
 type Conn = Object<AsyncPgConnection>;
 
@@ -70,6 +74,10 @@ impl Transaction for PgTransaction {
         self
     }
 
+    fn accounts(&mut self) -> &mut dyn AccountTxRepository {
+        self
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), RepoError> {
         let mut conn = self
             .conn
@@ -101,5 +109,76 @@ impl SiteTxRepository for PgTransaction {
 
     async fn delete_unprotected(&mut self, id: SiteId) -> Result<bool, RepoError> {
         sites::delete_unprotected(self.conn()?, id).await
+    }
+}
+
+#[async_trait]
+impl AccountTxRepository for PgTransaction {
+    async fn lock_user_by_email(
+        &mut self,
+        site: SiteId,
+        email: &Email,
+    ) -> Result<Option<User>, RepoError> {
+        accounts::find_user_by_email(self.conn()?, site, email, true).await
+    }
+
+    async fn lock_user(&mut self, id: UserId) -> Result<Option<User>, RepoError> {
+        accounts::find_user(self.conn()?, id, true).await
+    }
+
+    async fn insert_user(&mut self, user: &User) -> Result<(), RepoError> {
+        accounts::insert_user(self.conn()?, user).await
+    }
+
+    async fn update_user(&mut self, user: &User) -> Result<(), RepoError> {
+        accounts::update_user(self.conn()?, user).await
+    }
+
+    async fn insert_auth_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
+        accounts::insert_auth_token(self.conn()?, token).await
+    }
+
+    async fn delete_auth_token(&mut self, digest: &str) -> Result<bool, RepoError> {
+        accounts::delete_auth_token(self.conn()?, digest).await
+    }
+
+    async fn delete_auth_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
+        accounts::delete_auth_tokens_of_user(self.conn()?, user).await
+    }
+
+    async fn insert_refresh_token(&mut self, token: &RefreshToken) -> Result<(), RepoError> {
+        accounts::insert_refresh_token(self.conn()?, token).await
+    }
+
+    async fn claim_refresh_token(&mut self, digest: &str, now: i64) -> Result<bool, RepoError> {
+        accounts::claim_refresh_token(self.conn()?, digest, now).await
+    }
+
+    async fn revoke_refresh_family(
+        &mut self,
+        family_id: &str,
+        user: Option<UserId>,
+    ) -> Result<u64, RepoError> {
+        accounts::revoke_refresh_family(self.conn()?, family_id, user).await
+    }
+
+    async fn insert_verification_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
+        accounts::insert_verification_token(self.conn()?, token).await
+    }
+
+    async fn take_verification_token(&mut self, digest: &str) -> Result<bool, RepoError> {
+        accounts::take_verification_token(self.conn()?, digest).await
+    }
+
+    async fn delete_verification_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
+        accounts::delete_verification_tokens_of_user(self.conn()?, user).await
+    }
+
+    async fn enqueue_email(&mut self, email: &QueuedEmail) -> Result<(), RepoError> {
+        accounts::enqueue_email(self.conn()?, email).await
+    }
+
+    async fn enqueue_webhook(&mut self, event: &WebhookEvent) -> Result<(), RepoError> {
+        accounts::enqueue_webhook(self.conn()?, event).await
     }
 }

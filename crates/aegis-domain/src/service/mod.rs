@@ -1,3 +1,4 @@
 //! Use cases.
 
+pub mod accounts;
 pub mod sites;

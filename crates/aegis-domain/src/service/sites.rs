@@ -186,6 +186,9 @@ mod tests {
         fn sites(&mut self) -> &mut dyn SiteTxRepository {
             self
         }
+        fn accounts(&mut self) -> &mut dyn crate::repo::AccountTxRepository {
+            unreachable!("site management uses no account storage")
+        }
         async fn commit(self: Box<Self>) -> Result<(), RepoError> {
             let mut sites = self.memory.sites.lock().unwrap();
             for (id, site) in self.staged {

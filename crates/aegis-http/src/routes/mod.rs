@@ -2,10 +2,13 @@
 
 use actix_web::web;
 
+pub mod auth;
 pub mod health;
 pub mod sites;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::configure).configure(sites::configure);
+    cfg.configure(health::configure)
+        .configure(auth::configure)
+        .configure(sites::configure);
 }

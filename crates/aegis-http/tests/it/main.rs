@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod adoption;
+mod auth;
 mod cli;
 mod database_down;
 mod framework;

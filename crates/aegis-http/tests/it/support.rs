@@ -9,10 +9,18 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::test::{self, TestRequest};
 use actix_web::{Error, web};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aegis_domain::password::{
+    Argon2Settings, HashError, PasswordAlgorithms, PasswordHasher, Verification,
+};
+use aegis_domain::user::PlainPassword;
 use aegis_domain::{ManualClock, RandomSecretGenerator};
-use aegis_http::app::{self, AppState, Ports};
+use aegis_http::app::{self, AppConfig, AppState, Ports};
+use aegis_http::passwords::PooledHasher;
 use aegis_postgres::{PoolSettings, build_pool};
 use aegis_test_support::{TestDatabase, fresh_database};
+use async_trait::async_trait;
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{
@@ -30,6 +38,51 @@ pub struct TestApp {
     service: AppService,
     pub db: TestDatabase,
     pub clock: ManualClock,
+    pub hasher: Arc<CountingHasher>,
+}
+
+/// The real hasher with test-sized costs, counting its calls.
+pub struct CountingHasher {
+    inner: PooledHasher,
+    pub hashes: AtomicUsize,
+    pub verifications: AtomicUsize,
+}
+
+impl CountingHasher {
+    fn new() -> Self {
+        let algorithms = PasswordAlgorithms::new(Argon2Settings {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        Self {
+            inner: PooledHasher::new(algorithms, 2),
+            hashes: AtomicUsize::new(0),
+            verifications: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn verifications(&self) -> usize {
+        AtomicUsize::load(&self.verifications, Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for CountingHasher {
+    async fn hash(&self, password: &PlainPassword) -> Result<String, HashError> {
+        self.hashes.fetch_add(1, Ordering::SeqCst);
+        self.inner.hash(password).await
+    }
+
+    async fn verify(
+        &self,
+        password: &PlainPassword,
+        stored: Option<String>,
+    ) -> Result<Verification, HashError> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
+        self.inner.verify(password, stored).await
+    }
 }
 
 pub struct Reply {
@@ -110,21 +163,27 @@ impl TestApp {
             },
         )
         .unwrap();
+        let hasher = Arc::new(CountingHasher::new());
         let state = AppState::new(
             pool,
             Ports {
                 clock: Arc::new(clock.clone()),
                 generator: Arc::new(RandomSecretGenerator),
+                hasher: hasher.clone(),
             },
-            master_key.map(|k| SecretString::from(k.to_owned())),
-            65_536,
-            "1.2.3".into(),
+            AppConfig {
+                master_api_key: master_key.map(|k| SecretString::from(k.to_owned())),
+                max_body_bytes: 65_536,
+                version: "1.2.3".into(),
+                accounts: aegis_domain::service::accounts::AccountSettings::default(),
+            },
         );
         let service = test::init_service(app::build(web::Data::new(state))).await;
         Self {
             service: boxed::rc_service(service),
             db,
             clock,
+            hasher,
         }
     }
 
@@ -194,4 +253,102 @@ pub fn site_body(domain: &str) -> Value {
         "email_from": "noreply@example.com",
         "email_from_name": "Example Team",
     })
+}
+
+impl TestApp {
+    /// A request through the tenant gate of `site` (a site as the admin view returns it).
+    pub async fn tenant(&self, path: &str, site: &Value, body: Value) -> Reply {
+        self.send(
+            request("POST", path)
+                .insert_header(("X-Tenant-Api-Key", site["tenant_api_key"].as_str().unwrap()))
+                .set_json(body),
+        )
+        .await
+    }
+
+    /// A bearer request.
+    pub async fn bearer(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req =
+            request(method, path).insert_header(("Authorization", format!("Bearer {token}")));
+        if let Some(body) = body {
+            req = req.set_json(body);
+        }
+        self.send(req).await
+    }
+
+    /// The newest queued email of `kind` to `recipient`: (subject, text body).
+    pub async fn last_email(&self, kind: &str, recipient: &str) -> (String, String) {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            subject: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text_body: String,
+        }
+        let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
+        let row: Row = diesel::sql_query(
+            "SELECT subject, text_body FROM email_outbox WHERE kind = $1 AND recipient = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind::<diesel::sql_types::Text, _>(kind)
+        .bind::<diesel::sql_types::Text, _>(recipient)
+        .get_result(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("no {kind} email to {recipient}: {e}"));
+        (row.subject, row.text_body)
+    }
+
+    /// The token in the newest queued email of `kind` to `recipient`.
+    pub async fn emailed_token(&self, kind: &str, recipient: &str) -> String {
+        let (_, text) = self.last_email(kind, recipient).await;
+        let start = text.find("token=").expect("a link with a token") + "token=".len();
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+
+    /// Registers `email` with `password` on `site` and verifies it through the emailed link.
+    pub async fn verified_user(&self, site: &Value, email: &str, password: &str) -> Value {
+        let site_id = site["uuid"].as_str().unwrap();
+        let reply = self
+            .tenant(
+                "/api/auth/register",
+                site,
+                json!({"site_id": site_id, "email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 201, "{}", reply.text());
+        let token = self
+            .emailed_token("verification", &email.to_lowercase())
+            .await;
+        let reply = self
+            .tenant(
+                "/api/auth/verify-email",
+                site,
+                json!({"site_id": site_id, "token": token}),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
+        reply.json()["user"].clone()
+    }
+
+    /// Logs in and returns the LoginResult.
+    pub async fn login(&self, site: &Value, email: &str, password: &str) -> Value {
+        let reply = self
+            .tenant(
+                "/api/auth/login",
+                site,
+                json!({"site_id": site["uuid"], "email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
+        reply.json()
+    }
 }

@@ -1,0 +1,625 @@
+//! Accounts and sessions: registration, verification, login, bearer authentication, logout and
+//! refresh (§4.2–§4.9, §5).
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, UnixTime};
+use crate::ids::{SiteId, UserId};
+use crate::password::{HashError, PasswordHasher, Verification};
+use crate::repo::{
+    AccountRepository, QueuedEmail, RepoError, SiteRepository, Transaction, UnitOfWork,
+};
+use crate::secrets::SecretGenerator;
+use crate::site::Site;
+use crate::templates::{self, RenderedEmail};
+use crate::token::{self, IssuedToken, RefreshToken, StoredToken};
+use crate::user::{Email, PlainPassword, Role, User};
+use crate::webhook::{UserEvent, user_event};
+
+/// Lifetimes and refresh behaviour (§5), in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSettings {
+    pub auth_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub refresh_rotation: bool,
+    pub refresh_grace: i64,
+    pub verification_ttl: i64,
+    pub password_reset_ttl: i64,
+    pub email_change_ttl: i64,
+    /// `VERIFICATION_LINK_BASE` (decision 26).
+    pub verification_link_base: Option<String>,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            auth_token_ttl: 3_600,
+            refresh_token_ttl: 604_800,
+            refresh_rotation: true,
+            refresh_grace: 30,
+            verification_ttl: 86_400,
+            password_reset_ttl: 3_600,
+            email_change_ttl: 3_600,
+            verification_link_base: None,
+        }
+    }
+}
+
+/// Failures every account use case can have besides its own outcomes.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("self-registration is not enabled for this site")]
+    SelfRegistrationDisabled,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InviteError {
+    #[error("email already registered for this site")]
+    AlreadyRegistered,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyEmailError {
+    #[error("invalid or expired verification token")]
+    InvalidToken,
+    #[error("password is required to complete account setup")]
+    PasswordRequired,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("email not verified")]
+    EmailNotVerified,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("invalid or expired refresh token")]
+    InvalidToken,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("user account not verified")]
+    NotVerified,
+    #[error("refresh token reuse detected")]
+    ReuseDetected,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+macro_rules! failure_from {
+    ($($error:ident),*) => {$(
+        impl From<RepoError> for $error {
+            fn from(e: RepoError) -> Self {
+                Self::Failure(e.into())
+            }
+        }
+        impl From<HashError> for $error {
+            fn from(e: HashError) -> Self {
+                Self::Failure(e.into())
+            }
+        }
+    )*};
+}
+failure_from!(
+    RegisterError,
+    InviteError,
+    VerifyEmailError,
+    LoginError,
+    RefreshError
+);
+
+/// A token handed to the client, with its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionToken {
+    pub token: IssuedToken,
+    pub expires_at: UnixTime,
+}
+
+/// What login and refresh return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: UserId,
+    pub site_id: SiteId,
+    pub auth: SessionToken,
+    /// `None` on refresh when rotation is off or the request fell in the grace window.
+    pub refresh: Option<SessionToken>,
+}
+
+/// The outcome of verify-email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user: User,
+    pub redirect_url: String,
+}
+
+/// Account and session use cases.
+#[derive(Clone)]
+pub struct AccountService {
+    accounts: Arc<dyn AccountRepository>,
+    sites: Arc<dyn SiteRepository>,
+    uow: Arc<dyn UnitOfWork>,
+    hasher: Arc<dyn PasswordHasher>,
+    clock: Arc<dyn Clock>,
+    generator: Arc<dyn SecretGenerator>,
+    settings: AccountSettings,
+}
+
+impl AccountService {
+    pub fn new(
+        accounts: Arc<dyn AccountRepository>,
+        sites: Arc<dyn SiteRepository>,
+        uow: Arc<dyn UnitOfWork>,
+        hasher: Arc<dyn PasswordHasher>,
+        clock: Arc<dyn Clock>,
+        generator: Arc<dyn SecretGenerator>,
+        settings: AccountSettings,
+    ) -> Self {
+        Self {
+            accounts,
+            sites,
+            uow,
+            hasher,
+            clock,
+            generator,
+            settings,
+        }
+    }
+
+    fn queued(&self, site: &Site, message: RenderedEmail, now: UnixTime) -> QueuedEmail {
+        QueuedEmail {
+            id: self.generator.new_id(),
+            site_id: site.id,
+            from_name: site.email_from_name.clone(),
+            from_address: site.email_from.clone(),
+            message,
+            created_at: now,
+        }
+    }
+
+    /// Issues a verification token for `user` and queues the verification email, in `tx`.
+    async fn send_verification(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        site: &Site,
+        user: &User,
+        now: UnixTime,
+    ) -> Result<(), RepoError> {
+        let issued = IssuedToken::generate(self.generator.as_ref());
+        tx.accounts()
+            .insert_verification_token(&StoredToken {
+                digest: issued.digest.clone(),
+                site_id: site.id,
+                user_id: user.id,
+                expires_at: now + self.settings.verification_ttl,
+                created_at: now,
+            })
+            .await?;
+        let message = templates::verification(
+            site,
+            user.email.as_str(),
+            &issued.plaintext,
+            self.settings.verification_link_base.as_deref(),
+        );
+        tx.accounts()
+            .enqueue_email(&self.queued(site, message, now))
+            .await
+    }
+
+    /// Self-registration (§4.2). The same outcome for a new and an existing address: an existing
+    /// account gets a "sign-in attempt" email at the address as typed, and nothing else changes.
+    pub async fn register(
+        &self,
+        site: &Site,
+        email: &Email,
+        typed_email: &str,
+        password: Option<&PlainPassword>,
+    ) -> Result<(), RegisterError> {
+        if !site.allow_self_registration {
+            return Err(RegisterError::SelfRegistrationDisabled);
+        }
+        // Hash before looking anything up, so both outcomes cost the same.
+        let password_hash = match password {
+            Some(pw) => Some(self.hasher.hash(pw).await?),
+            None => None,
+        };
+        let now = self.clock.now();
+        let mut tx = self.uow.begin().await?;
+        if tx
+            .accounts()
+            .lock_user_by_email(site.id, email)
+            .await?
+            .is_some()
+        {
+            let message = templates::sign_in_attempt(site, typed_email);
+            tx.accounts()
+                .enqueue_email(&self.queued(site, message, now))
+                .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        let user = User::new(
+            UserId::from_uuid(self.generator.new_id()),
+            site.id,
+            email.clone(),
+            password_hash,
+            Role::User,
+            now,
+        );
+        match tx.accounts().insert_user(&user).await {
+            Ok(()) => {}
+            // A concurrent registration of the same address won: same answer as "exists".
+            Err(RepoError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        self.send_verification(&mut tx, site, &user, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Invitation by the tenant backend (§4.3): a new pending user, or a pending one re-invited with
+    /// a fresh link that supersedes the old ones.
+    pub async fn invite(&self, site: &Site, email: &Email) -> Result<User, InviteError> {
+        self.create_unverified(site, email, Role::User, true).await
+    }
+
+    /// Creation by an operator or a site admin (§4.24, §4.25): a new pending user with `role`.
+    pub async fn create_by_admin(
+        &self,
+        site: &Site,
+        email: &Email,
+        role: Role,
+    ) -> Result<User, InviteError> {
+        self.create_unverified(site, email, role, false).await
+    }
+
+    async fn create_unverified(
+        &self,
+        site: &Site,
+        email: &Email,
+        role: Role,
+        reinvite: bool,
+    ) -> Result<User, InviteError> {
+        let now = self.clock.now();
+        let mut tx = self.uow.begin().await?;
+        let user = match tx.accounts().lock_user_by_email(site.id, email).await? {
+            Some(existing) if reinvite && existing.is_pending_invite() => {
+                tx.accounts()
+                    .delete_verification_tokens_of_user(existing.id)
+                    .await?;
+                existing
+            }
+            Some(_) => return Err(InviteError::AlreadyRegistered),
+            None => {
+                let user = User::new(
+                    UserId::from_uuid(self.generator.new_id()),
+                    site.id,
+                    email.clone(),
+                    None,
+                    role,
+                    now,
+                );
+                match tx.accounts().insert_user(&user).await {
+                    Ok(()) => user,
+                    Err(RepoError::Conflict(_)) => return Err(InviteError::AlreadyRegistered),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        self.send_verification(&mut tx, site, &user, now).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The live verification token `presented` of a user of `site`, with that user.
+    async fn verification_target(
+        &self,
+        site: &Site,
+        presented: &str,
+    ) -> Result<(StoredToken, User), VerifyEmailError> {
+        let now = self.clock.now();
+        let stored = self
+            .accounts
+            .find_verification_token(&token::digest(presented))
+            .await?
+            .filter(|t| token::is_live(t.expires_at, now))
+            .ok_or(VerifyEmailError::InvalidToken)?;
+        let user = self
+            .accounts
+            .find_user(stored.user_id)
+            .await?
+            .filter(|u| u.site_id == site.id)
+            .ok_or(VerifyEmailError::InvalidToken)?;
+        Ok((stored, user))
+    }
+
+    /// check-verification-token (§4.9): whether a password is still needed, and the address.
+    pub async fn check_verification_token(
+        &self,
+        site: &Site,
+        presented: &str,
+    ) -> Result<User, VerifyEmailError> {
+        self.verification_target(site, presented)
+            .await
+            .map(|(_, user)| user)
+    }
+
+    /// verify-email (§4.8). The token is checked without being consumed (a cross-site or otherwise
+    /// failed attempt burns nothing); the password is hashed before it is consumed; `user.verified`
+    /// is queued on the transition only (decision 13).
+    pub async fn verify_email(
+        &self,
+        site: &Site,
+        presented: &str,
+        password: Option<&PlainPassword>,
+    ) -> Result<Verified, VerifyEmailError> {
+        let (stored, user) = self.verification_target(site, presented).await?;
+        let new_hash = match (&user.password_hash, password) {
+            (Some(_), _) => None,
+            (None, None) => return Err(VerifyEmailError::PasswordRequired),
+            (None, Some(pw)) => Some(self.hasher.hash(pw).await?),
+        };
+        let now = self.clock.now();
+        let mut tx = self.uow.begin().await?;
+        if !tx
+            .accounts()
+            .take_verification_token(&stored.digest)
+            .await?
+        {
+            return Err(VerifyEmailError::InvalidToken);
+        }
+        let mut user = tx
+            .accounts()
+            .lock_user(user.id)
+            .await?
+            .ok_or(VerifyEmailError::InvalidToken)?;
+        let newly_verified = !user.is_verified;
+        if user.password_hash.is_none() {
+            match new_hash {
+                Some(hash) => user.password_hash = Some(hash),
+                None => return Err(VerifyEmailError::PasswordRequired),
+            }
+        }
+        user.is_verified = true;
+        user.updated_at = now;
+        tx.accounts().update_user(&user).await?;
+        if newly_verified
+            && let Some(event) = user_event(
+                UserEvent::Verified,
+                site,
+                &user,
+                self.generator.new_id(),
+                now,
+            )
+        {
+            tx.accounts().enqueue_webhook(&event).await?;
+        }
+        tx.commit().await?;
+        let redirect_url = site
+            .verification_redirect_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| site.frontend_url.clone());
+        Ok(Verified { user, redirect_url })
+    }
+
+    fn new_session_tokens(
+        &self,
+        user: &User,
+        family_id: Option<String>,
+        now: UnixTime,
+    ) -> (SessionToken, Option<(SessionToken, RefreshToken)>) {
+        let auth = SessionToken {
+            token: IssuedToken::generate(self.generator.as_ref()),
+            expires_at: now + self.settings.auth_token_ttl,
+        };
+        let refresh = family_id.map(|family_id| {
+            let issued = IssuedToken::generate(self.generator.as_ref());
+            let expires_at = now + self.settings.refresh_token_ttl;
+            let record = RefreshToken {
+                digest: issued.digest.clone(),
+                site_id: user.site_id,
+                user_id: user.id,
+                family_id,
+                expires_at,
+                created_at: now,
+                used_at: None,
+                revoked: false,
+            };
+            (
+                SessionToken {
+                    token: issued,
+                    expires_at,
+                },
+                record,
+            )
+        });
+        (auth, refresh)
+    }
+
+    async fn store_auth_token(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        user: &User,
+        auth: &SessionToken,
+        now: UnixTime,
+    ) -> Result<(), RepoError> {
+        tx.accounts()
+            .insert_auth_token(&StoredToken {
+                digest: auth.token.digest.clone(),
+                site_id: user.site_id,
+                user_id: user.id,
+                expires_at: auth.expires_at,
+                created_at: now,
+            })
+            .await
+    }
+
+    /// Login (§4.4). Unknown address, wrong password, no password and an unusable hash are one
+    /// outcome, and each costs one password verification. The password is checked before the
+    /// verification flag. A bcrypt or outdated hash is replaced on success.
+    pub async fn login(
+        &self,
+        site: &Site,
+        email: &Email,
+        password: &PlainPassword,
+    ) -> Result<Session, LoginError> {
+        let user = self.accounts.find_user_by_email(site.id, email).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verification = self.hasher.verify(password, stored).await?;
+        let (Some(mut user), Verification::Match { needs_rehash }) = (user, verification) else {
+            return Err(LoginError::InvalidCredentials);
+        };
+        if !user.is_verified {
+            return Err(LoginError::EmailNotVerified);
+        }
+        let rehash = if needs_rehash {
+            Some(self.hasher.hash(password).await?)
+        } else {
+            None
+        };
+        let now = self.clock.now();
+        let family = self.generator.token();
+        let (auth, refresh) = self.new_session_tokens(&user, Some(family), now);
+        let mut tx = self.uow.begin().await?;
+        self.store_auth_token(&mut tx, &user, &auth, now).await?;
+        if let Some((_, record)) = &refresh {
+            tx.accounts().insert_refresh_token(record).await?;
+        }
+        if let Some(hash) = rehash {
+            user.password_hash = Some(hash);
+            user.updated_at = now;
+            tx.accounts().update_user(&user).await?;
+        }
+        tx.commit().await?;
+        Ok(Session {
+            user_id: user.id,
+            site_id: user.site_id,
+            auth,
+            refresh: refresh.map(|(token, _)| token),
+        })
+    }
+
+    /// The bearer check: the user a live auth token belongs to. One indexed query.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<User>, RepoError> {
+        self.accounts
+            .user_by_auth_token(&token::digest(presented), self.clock.now())
+            .await
+    }
+
+    /// Logout (§4.5): deletes the presented auth token and, when a refresh token of the same user is
+    /// given, revokes its family. Returns whether the auth token was still there.
+    pub async fn logout(
+        &self,
+        user: &User,
+        presented_auth: &str,
+        refresh: Option<&str>,
+    ) -> Result<bool, RepoError> {
+        let refresh_family = match refresh {
+            Some(r) => self
+                .accounts
+                .find_refresh_token(&token::digest(r))
+                .await?
+                .filter(|t| t.user_id == user.id)
+                .map(|t| t.family_id),
+            None => None,
+        };
+        let mut tx = self.uow.begin().await?;
+        let deleted = tx
+            .accounts()
+            .delete_auth_token(&token::digest(presented_auth))
+            .await?;
+        if let Some(family) = refresh_family {
+            tx.accounts()
+                .revoke_refresh_family(&family, Some(user.id))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Refresh (§4.6, §5): rotation with an atomic claim, a grace window that mints no second
+    /// successor, and reuse detection that revokes the family and all of the user's auth tokens.
+    pub async fn refresh(&self, presented: &str) -> Result<Session, RefreshError> {
+        let digest = token::digest(presented);
+        let now = self.clock.now();
+        let stored = self
+            .accounts
+            .find_refresh_token(&digest)
+            .await?
+            .filter(|t| !t.revoked && token::is_live(t.expires_at, now))
+            .ok_or(RefreshError::InvalidToken)?;
+        let user = self
+            .accounts
+            .find_user(stored.user_id)
+            .await?
+            .ok_or(RefreshError::UserNotFound)?;
+        if !user.is_verified {
+            return Err(RefreshError::NotVerified);
+        }
+        let rotate = self.settings.refresh_rotation;
+        let (auth, successor) =
+            self.new_session_tokens(&user, rotate.then(|| stored.family_id.clone()), now);
+        let mut tx = self.uow.begin().await?;
+        if rotate {
+            let won =
+                stored.used_at.is_none() && tx.accounts().claim_refresh_token(&digest, now).await?;
+            if !won {
+                // Already used, by an earlier request or by the concurrent winner just now.
+                let used_at = match stored.used_at {
+                    Some(t) => t,
+                    None => now,
+                };
+                if now > used_at + self.settings.refresh_grace {
+                    tx.accounts()
+                        .revoke_refresh_family(&stored.family_id, None)
+                        .await?;
+                    tx.accounts().delete_auth_tokens_of_user(user.id).await?;
+                    tx.commit().await?;
+                    return Err(RefreshError::ReuseDetected);
+                }
+                self.store_auth_token(&mut tx, &user, &auth, now).await?;
+                tx.commit().await?;
+                return Ok(Session {
+                    user_id: user.id,
+                    site_id: user.site_id,
+                    auth,
+                    refresh: None,
+                });
+            }
+        }
+        self.store_auth_token(&mut tx, &user, &auth, now).await?;
+        if let Some((_, record)) = &successor {
+            tx.accounts().insert_refresh_token(record).await?;
+        }
+        tx.commit().await?;
+        Ok(Session {
+            user_id: user.id,
+            site_id: user.site_id,
+            auth,
+            refresh: successor.map(|(token, _)| token),
+        })
+    }
+
+    /// The site a user belongs to.
+    pub async fn site_of(&self, user: &User) -> Result<Option<Site>, RepoError> {
+        self.sites.find(user.site_id).await
+    }
+}

@@ -1,0 +1,306 @@
+//! The account emails (§6.2): subjects, links and bodies, rendered once when the message is queued.
+
+use crate::site::Site;
+
+/// Which message a queued email is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    Verification,
+    SignInAttempt,
+    PasswordReset,
+    EmailChange,
+}
+
+impl EmailKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Verification => "verification",
+            Self::SignInAttempt => "sign_in_attempt",
+            Self::PasswordReset => "password_reset",
+            Self::EmailChange => "email_change",
+        }
+    }
+}
+
+/// A rendered message for one recipient.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub kind: EmailKind,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl std::fmt::Debug for RenderedEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedEmail")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The site's frontend without trailing slashes: the base of every link.
+fn base(site: &Site) -> &str {
+    site.frontend_url.trim_end_matches('/')
+}
+
+/// Human wording for a lifetime in seconds ("24 hours", "1 hour", "30 minutes").
+pub fn describe_duration(seconds: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if seconds % 86_400 == 0 && seconds >= 86_400 * 2 {
+        plural(seconds / 86_400, "day")
+    } else if seconds % 3_600 == 0 {
+        plural(seconds / 3_600, "hour")
+    } else if seconds % 60 == 0 {
+        plural(seconds / 60, "minute")
+    } else {
+        plural(seconds, "second")
+    }
+}
+
+fn layout(
+    site: &Site,
+    heading: &str,
+    paragraphs: &[String],
+    action: Option<(&str, &str)>,
+) -> String {
+    let name = html_escape(&site.name);
+    let mut html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><h2>{}</h2>",
+        html_escape(heading)
+    );
+    for p in paragraphs {
+        html.push_str(&format!("<p>{p}</p>"));
+    }
+    if let Some((label, url)) = action {
+        let url = html_escape(url);
+        html.push_str(&format!(
+            "<p><a href=\"{url}\">{}</a></p><p>Or open this link: {url}</p>",
+            html_escape(label)
+        ));
+    }
+    html.push_str(&format!("<p>— {name}</p></body></html>"));
+    html
+}
+
+/// The verification email (register, invite, admin creation, resend). With `link_base`
+/// (`VERIFICATION_LINK_BASE`, decision 26) the link goes to that central page and carries the site.
+pub fn verification(site: &Site, to: &str, token: &str, link_base: Option<&str>) -> RenderedEmail {
+    let link = match link_base {
+        Some(b) => format!(
+            "{}/verify-email?token={token}&site_id={}",
+            b.trim_end_matches('/'),
+            site.id
+        ),
+        None => format!("{}/verify-email?token={token}", base(site)),
+    };
+    let name = html_escape(&site.name);
+    RenderedEmail {
+        kind: EmailKind::Verification,
+        to: to.to_owned(),
+        subject: format!("Verify your email for {}", site.name),
+        text: format!(
+            "Welcome to {}!\n\nVerify your email address by opening this link:\n{link}\n\n\
+             The link expires in 24 hours. If you did not sign up, ignore this email.\n",
+            site.name
+        ),
+        html: layout(
+            site,
+            &format!("Verify your email for {}", site.name),
+            &[
+                format!("Welcome to {name}! Please verify your email address."),
+                "The link expires in 24 hours. If you did not sign up, ignore this email.".into(),
+            ],
+            Some(("Verify email", &link)),
+        ),
+    }
+}
+
+/// Sent when someone registers with an address that already has an account: the response does not
+/// tell them apart, the owner of the address is told.
+pub fn sign_in_attempt(site: &Site, to: &str) -> RenderedEmail {
+    let login = format!("{}/login", base(site));
+    let forgot = format!("{}/forgot-password", base(site));
+    let name = html_escape(&site.name);
+    RenderedEmail {
+        kind: EmailKind::SignInAttempt,
+        to: to.to_owned(),
+        subject: format!("Sign-in attempt for {}", site.name),
+        text: format!(
+            "Someone tried to create an account on {} with this email address, which already has \
+             one.\n\nSign in: {login}\nForgot your password? {forgot}\n\nIf this was not you, you can \
+             ignore this email.\n",
+            site.name
+        ),
+        html: layout(
+            site,
+            &format!("Sign-in attempt for {}", site.name),
+            &[
+                format!(
+                    "Someone tried to create an account on {name} with this email address, which \
+                     already has one."
+                ),
+                format!(
+                    "<a href=\"{}\">Sign in</a> or <a href=\"{}\">reset your password</a>. If this \
+                     was not you, you can ignore this email.",
+                    html_escape(&login),
+                    html_escape(&forgot)
+                ),
+            ],
+            None,
+        ),
+    }
+}
+
+/// The password-reset email.
+pub fn password_reset(site: &Site, to: &str, token: &str, lifetime: i64) -> RenderedEmail {
+    let link = format!("{}/reset-password?token={token}", base(site));
+    let expiry = describe_duration(lifetime);
+    RenderedEmail {
+        kind: EmailKind::PasswordReset,
+        to: to.to_owned(),
+        subject: format!("Reset your password for {}", site.name),
+        text: format!(
+            "Reset your password for {} by opening this link:\n{link}\n\nThe link expires in \
+             {expiry}. If you did not ask for this, ignore this email.\n",
+            site.name
+        ),
+        html: layout(
+            site,
+            &format!("Reset your password for {}", site.name),
+            &[format!(
+                "The link expires in {expiry}. If you did not ask for this, ignore this email."
+            )],
+            Some(("Reset password", &link)),
+        ),
+    }
+}
+
+/// The email-change confirmation, sent to the new address. States the real expiry (decision 24).
+pub fn email_change(site: &Site, to: &str, token: &str, lifetime: i64) -> RenderedEmail {
+    let link = format!("{}/confirm-email-change?token={token}", base(site));
+    let expiry = describe_duration(lifetime);
+    RenderedEmail {
+        kind: EmailKind::EmailChange,
+        to: to.to_owned(),
+        subject: format!("Confirm your email change for {}", site.name),
+        text: format!(
+            "Confirm that you want to use this address for your account on {} by opening this \
+             link:\n{link}\n\nThe link expires in {expiry}. If you did not ask for this, ignore this \
+             email.\n",
+            site.name
+        ),
+        html: layout(
+            site,
+            &format!("Confirm your email change for {}", site.name),
+            &[format!(
+                "Confirm that you want to use this address for your account. The link expires in \
+                 {expiry}. If you did not ask for this, ignore this email."
+            )],
+            Some(("Confirm email change", &link)),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::RandomSecretGenerator;
+    use crate::site::tests::new_site;
+
+    fn site(name: &str, frontend: &str) -> Site {
+        let mut s = Site::create(new_site(None), 1, &RandomSecretGenerator);
+        s.name = name.into();
+        s.frontend_url = frontend.into();
+        s
+    }
+
+    #[test]
+    fn verification_links_and_subjects_follow_the_contract() {
+        let s = site("Acme", "https://app.acme.com//");
+        let m = verification(&s, "u@acme.com", "TOKEN", None);
+        assert_eq!(m.subject, "Verify your email for Acme");
+        assert!(
+            m.text
+                .contains("https://app.acme.com/verify-email?token=TOKEN")
+        );
+        assert!(
+            m.html
+                .contains("https://app.acme.com/verify-email?token=TOKEN")
+        );
+        let central = verification(&s, "u@acme.com", "TOKEN", Some("https://auth.example.com/"));
+        assert!(central.text.contains(&format!(
+            "https://auth.example.com/verify-email?token=TOKEN&site_id={}",
+            s.id
+        )));
+        assert!(central.html.contains("&amp;site_id="));
+    }
+
+    #[test]
+    fn the_site_name_is_escaped_in_html() {
+        let s = site("<script>alert(1)</script>", "https://x.com");
+        for m in [
+            verification(&s, "a@b.co", "t", None),
+            sign_in_attempt(&s, "a@b.co"),
+            password_reset(&s, "a@b.co", "t", 3600),
+            email_change(&s, "a@b.co", "t", 3600),
+        ] {
+            assert!(!m.html.contains("<script>"), "{:?}", m.kind);
+            assert!(m.html.contains("&lt;script&gt;"));
+        }
+    }
+
+    #[test]
+    fn other_links_and_subjects() {
+        let s = site("Acme", "https://app.acme.com/");
+        let a = sign_in_attempt(&s, "As.Typed@acme.com");
+        assert_eq!(
+            (a.subject.as_str(), a.to.as_str()),
+            ("Sign-in attempt for Acme", "As.Typed@acme.com")
+        );
+        assert!(
+            a.text.contains("https://app.acme.com/login")
+                && a.text.contains("https://app.acme.com/forgot-password")
+        );
+        let r = password_reset(&s, "u@acme.com", "RT", 3600);
+        assert_eq!(r.subject, "Reset your password for Acme");
+        assert!(
+            r.text
+                .contains("https://app.acme.com/reset-password?token=RT")
+                && r.text.contains("1 hour")
+        );
+        let c = email_change(&s, "new@acme.com", "CT", 7200);
+        assert_eq!(c.subject, "Confirm your email change for Acme");
+        assert!(
+            c.text
+                .contains("https://app.acme.com/confirm-email-change?token=CT")
+                && c.text.contains("2 hours")
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(describe_duration(3600), "1 hour");
+        assert_eq!(describe_duration(86_400), "24 hours");
+        assert_eq!(describe_duration(172_800), "2 days");
+        assert_eq!(describe_duration(1800), "30 minutes");
+        assert_eq!(describe_duration(45), "45 seconds");
+    }
+}

@@ -1,0 +1,148 @@
+//! Webhook events (§7): the payload is serialised once, when the event is queued, and sent
+//! byte-identical on every attempt.
+
+use uuid::Uuid;
+
+use crate::clock::UnixTime;
+use crate::ids::SiteId;
+use crate::site::Site;
+use crate::user::User;
+
+/// What happened to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserEvent {
+    Verified,
+    Deleted,
+}
+
+impl UserEvent {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "user.verified",
+            Self::Deleted => "user.deleted",
+        }
+    }
+}
+
+/// A queued webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    pub event_id: Uuid,
+    pub site_id: SiteId,
+    pub event_type: &'static str,
+    /// The exact bytes every attempt sends.
+    pub payload: String,
+    pub created_at: UnixTime,
+}
+
+/// The event for `user` on `site`, or `None` when the site has no webhook configured (both a URL
+/// and a secret are needed), in which case nothing is queued.
+pub fn user_event(
+    event: UserEvent,
+    site: &Site,
+    user: &User,
+    event_id: Uuid,
+    now: UnixTime,
+) -> Option<WebhookEvent> {
+    let configured = site.webhook_url.as_deref().is_some_and(|u| !u.is_empty())
+        && site
+            .webhook_secret
+            .as_deref()
+            .is_some_and(|s| !s.is_empty());
+    if !configured {
+        return None;
+    }
+    let payload = format!(
+        "{{\"event_id\":{},\"event_type\":{},\"site_uuid\":{},\"user_uuid\":{},\"email\":{},\
+         \"aegis_role\":{},\"timestamp\":{now}}}",
+        ascii_json_string(&event_id.hyphenated().to_string()),
+        ascii_json_string(event.as_str()),
+        ascii_json_string(&site.id.to_string()),
+        ascii_json_string(&user.id.to_string()),
+        ascii_json_string(user.email.as_str()),
+        ascii_json_string(user.role.as_str()),
+    );
+    Some(WebhookEvent {
+        event_id,
+        site_id: site.id,
+        event_type: event.as_str(),
+        payload,
+        created_at: now,
+    })
+}
+
+/// A JSON string literal in pure ASCII, as Python's `json.dumps` writes it (non-ASCII as `\uXXXX`,
+/// surrogate pairs beyond the BMP).
+pub fn ascii_json_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::UserId;
+    use crate::secrets::RandomSecretGenerator;
+    use crate::site::tests::new_site;
+    use crate::user::{Email, Role};
+
+    #[test]
+    fn strings_are_pure_ascii_json() {
+        assert_eq!(ascii_json_string("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(ascii_json_string("jösé"), r#""j\u00f6s\u00e9""#);
+        assert_eq!(ascii_json_string("😀"), r#""\ud83d\ude00""#);
+        assert_eq!(ascii_json_string("\u{1}"), r#""\u0001""#);
+    }
+
+    #[test]
+    fn payload_has_the_documented_keys_in_order() {
+        let mut site = Site::create(
+            new_site(Some("https://h.example.com")),
+            1,
+            &RandomSecretGenerator,
+        );
+        let user = User::new(
+            UserId::from_uuid(Uuid::from_u128(2)),
+            site.id,
+            Email::normalize("Jö@Example.com"),
+            None,
+            Role::Admin,
+            1,
+        );
+        let id = Uuid::from_u128(1);
+        let event = user_event(UserEvent::Deleted, &site, &user, id, 1_700_000_000).unwrap();
+        assert_eq!(
+            event.payload,
+            format!(
+                "{{\"event_id\":\"{id}\",\"event_type\":\"user.deleted\",\"site_uuid\":\"{}\",\
+                 \"user_uuid\":\"{}\",\"email\":\"j\\u00f6@example.com\",\"aegis_role\":\"admin\",\
+                 \"timestamp\":1700000000}}",
+                site.id, user.id
+            )
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&event.payload).unwrap();
+        assert_eq!(parsed["email"], "jö@example.com");
+        site.webhook_secret = None;
+        assert!(user_event(UserEvent::Deleted, &site, &user, id, 1).is_none());
+    }
+}

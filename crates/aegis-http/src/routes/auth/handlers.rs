@@ -1,0 +1,237 @@
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpResponse, web};
+use aegis_domain::service::accounts::{
+    Failure, InviteError, LoginError, RefreshError, RegisterError, VerifyEmailError,
+};
+use aegis_domain::user::{Email, PlainPassword};
+use serde_json::Value;
+
+use super::dto::{Message, SessionView, TokenStatusView, UserView, VerifiedView};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{Bearer, JsonBody, LenientJson, TenantBody};
+use crate::json;
+use crate::validation::{Rule, Schema};
+
+const EMAIL: &[Rule] = &[Rule::Email, Rule::Max255];
+
+fn failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("Internal server error", e)
+}
+
+fn failure(e: Failure) -> ApiError {
+    failed(e)
+}
+
+/// A response carrying a token or a secret: never cached.
+fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Validates a gated body: `site_id` was checked by the gate, the rest by the schema.
+fn schema(body: Value, declared: &[&str]) -> Result<Schema, ApiError> {
+    let mut s = Schema::new(body, declared)?;
+    s.skip("site_id");
+    Ok(s)
+}
+
+fn validated<T>(value: Option<T>) -> Result<T, ApiError> {
+    value.ok_or_else(|| failed("validated field missing"))
+}
+
+pub async fn register(
+    gate: TenantBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = schema(gate.body, &["site_id", "email", "password"])?;
+    let email = s.required_str("email", EMAIL);
+    let password = s.optional_str("password", &[Rule::PasswordSet]);
+    s.finish()?;
+    let email = validated(email)?;
+    let password = password.map(PlainPassword::new);
+    state
+        .accounts
+        .register(
+            &gate.site,
+            &Email::normalize(&email),
+            &email,
+            password.as_ref(),
+        )
+        .await
+        .map_err(|e| match e {
+            RegisterError::SelfRegistrationDisabled => {
+                ApiError::bad_request("Self-registration is not enabled for this site")
+            }
+            RegisterError::Failure(e) => failure(e),
+        })?;
+    Ok(json::response(
+        StatusCode::CREATED,
+        &Message {
+            message: "Registration initiated. Please check your email to continue.",
+        },
+    ))
+}
+
+pub async fn invite_user(
+    gate: TenantBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = schema(gate.body, &["site_id", "email"])?;
+    let email = s.required_str("email", EMAIL);
+    s.finish()?;
+    let user = state
+        .accounts
+        .invite(&gate.site, &Email::normalize(&validated(email)?))
+        .await
+        .map_err(|e| match e {
+            InviteError::AlreadyRegistered => {
+                ApiError::bad_request("Email already registered for this site")
+            }
+            InviteError::Failure(e) => failure(e),
+        })?;
+    Ok(json::response(StatusCode::CREATED, &UserView::from(&user)))
+}
+
+pub async fn login(gate: TenantBody, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut s = schema(gate.body, &["site_id", "email", "password"])?;
+    let email = s.required_str("email", EMAIL);
+    let password = s.required_str("password", &[Rule::PasswordPresented]);
+    s.finish()?;
+    let session = state
+        .accounts
+        .login(
+            &gate.site,
+            &Email::normalize(&validated(email)?),
+            &PlainPassword::new(validated(password)?),
+        )
+        .await
+        .map_err(|e| match e {
+            LoginError::InvalidCredentials => ApiError::unauthorized("Invalid credentials"),
+            LoginError::EmailNotVerified => {
+                ApiError::Client(StatusCode::FORBIDDEN, "Email not verified")
+            }
+            LoginError::Failure(e) => failure(e),
+        })?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &SessionView::from(&session),
+    )))
+}
+
+pub async fn logout(
+    bearer: Bearer,
+    body: LenientJson,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let refresh = match body.0.get("refresh_token") {
+        Some(Value::String(t)) => Some(t.as_str()),
+        _ => None,
+    };
+    let deleted = state
+        .accounts
+        .logout(&bearer.user, &bearer.token, refresh)
+        .await
+        .map_err(failed)?;
+    if !deleted {
+        return Err(ApiError::not_found("Token not found"));
+    }
+    Ok(json::response(
+        StatusCode::OK,
+        &Message {
+            message: "Logged out successfully",
+        },
+    ))
+}
+
+pub async fn refresh(body: JsonBody, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut s = Schema::new(body.0, &["refresh_token"])?;
+    let token = s.required_str("refresh_token", &[]);
+    s.finish()?;
+    let session = state
+        .accounts
+        .refresh(&validated(token)?)
+        .await
+        .map_err(|e| match e {
+            RefreshError::InvalidToken => {
+                ApiError::unauthorized("Invalid or expired refresh token")
+            }
+            RefreshError::UserNotFound => ApiError::unauthorized("User not found"),
+            RefreshError::NotVerified => ApiError::unauthorized("User account not verified"),
+            RefreshError::ReuseDetected => ApiError::Client(
+                StatusCode::FORBIDDEN,
+                "Refresh token reuse detected - all sessions revoked",
+            ),
+            RefreshError::Failure(e) => failure(e),
+        })?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &SessionView::from(&session),
+    )))
+}
+
+pub async fn me(bearer: Bearer) -> HttpResponse {
+    no_store(json::response(
+        StatusCode::OK,
+        &UserView::from(&bearer.user),
+    ))
+}
+
+fn verify_error(e: VerifyEmailError) -> ApiError {
+    match e {
+        VerifyEmailError::InvalidToken => {
+            ApiError::bad_request("Invalid or expired verification token")
+        }
+        VerifyEmailError::PasswordRequired => {
+            ApiError::bad_request("Password is required to complete account setup")
+        }
+        VerifyEmailError::Failure(e) => failure(e),
+    }
+}
+
+pub async fn verify_email(
+    gate: TenantBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = schema(gate.body, &["site_id", "token", "password"])?;
+    let token = s.required_str("token", &[]);
+    let password = s.optional_str("password", &[Rule::PasswordSet]);
+    s.finish()?;
+    let password = password.map(PlainPassword::new);
+    let verified = state
+        .accounts
+        .verify_email(&gate.site, &validated(token)?, password.as_ref())
+        .await
+        .map_err(verify_error)?;
+    Ok(json::response(
+        StatusCode::OK,
+        &VerifiedView {
+            user: UserView::from(&verified.user),
+            redirect_url: &verified.redirect_url,
+        },
+    ))
+}
+
+pub async fn check_verification_token(
+    gate: TenantBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = schema(gate.body, &["site_id", "token"])?;
+    let token = s.required_str("token", &[]);
+    s.finish()?;
+    let user = state
+        .accounts
+        .check_verification_token(&gate.site, &validated(token)?)
+        .await
+        .map_err(verify_error)?;
+    Ok(json::response(
+        StatusCode::OK,
+        &TokenStatusView {
+            password_required: user.password_hash.is_none(),
+            email: user.email.as_str(),
+        },
+    ))
+}

@@ -1,0 +1,470 @@
+//! Users and tokens on PostgreSQL.
+
+use std::io::Write as _;
+
+use aegis_domain::repo::{AccountRepository, QueuedEmail};
+use aegis_domain::token::{RefreshToken, StoredToken};
+use aegis_domain::user::{Email, Role, User};
+use aegis_domain::webhook::WebhookEvent;
+use aegis_domain::{RepoError, SiteId, UserId};
+use async_trait::async_trait;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::prelude::*;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::{map_diesel_error, map_pool_error};
+use crate::pool::PgPool;
+use crate::schema::sql_types::UserRole;
+use crate::schema::{
+    auth_tokens, email_outbox, email_verification_tokens, refresh_tokens, users, webhook_deliveries,
+};
+
+/// The `user_role` enum of the reference schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = UserRole)]
+pub(crate) struct DbRole(Role);
+
+impl ToSql<UserRole, Pg> for DbRole {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.0.as_str().as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<UserRole, Pg> for DbRole {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        match bytes.as_bytes() {
+            b"user" => Ok(Self(Role::User)),
+            b"admin" => Ok(Self(Role::Admin)),
+            other => Err(format!("unknown user_role {:?}", String::from_utf8_lossy(other)).into()),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+pub(crate) struct UserRow {
+    uuid: Uuid,
+    site_uuid: Uuid,
+    email: String,
+    password_hash: Option<String>,
+    is_verified: Option<bool>,
+    role: Option<DbRole>,
+    created_at: i64,
+    updated_at: i64,
+    deletion_protected: bool,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: UserId::from_uuid(r.uuid),
+            site_id: SiteId::from_uuid(r.site_uuid),
+            // Stored normalised by Aegis (and by the reference); normalising again is a no-op.
+            email: Email::normalize(&r.email),
+            password_hash: r.password_hash,
+            is_verified: r.is_verified.unwrap_or(false),
+            role: r.role.map_or(Role::User, |r| r.0),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deletion_protected: r.deletion_protected,
+        }
+    }
+}
+
+impl From<&User> for UserRow {
+    fn from(u: &User) -> Self {
+        Self {
+            uuid: u.id.as_uuid(),
+            site_uuid: u.site_id.as_uuid(),
+            email: u.email.as_str().to_owned(),
+            password_hash: u.password_hash.clone(),
+            is_verified: Some(u.is_verified),
+            role: Some(DbRole(u.role)),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            deletion_protected: u.deletion_protected,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
+struct RefreshRow {
+    site_uuid: Uuid,
+    user_uuid: Uuid,
+    token: String,
+    family_id: String,
+    expires_at: i64,
+    created_at: i64,
+    used_at: Option<i64>,
+    revoked: Option<bool>,
+}
+
+impl From<RefreshRow> for RefreshToken {
+    fn from(r: RefreshRow) -> Self {
+        Self {
+            digest: r.token,
+            site_id: SiteId::from_uuid(r.site_uuid),
+            user_id: UserId::from_uuid(r.user_uuid),
+            family_id: r.family_id,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            used_at: r.used_at,
+            revoked: r.revoked.unwrap_or(false),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = email_verification_tokens, check_for_backend(diesel::pg::Pg))]
+struct VerificationRow {
+    site_uuid: Uuid,
+    user_uuid: Uuid,
+    token: String,
+    expires_at: i64,
+    created_at: i64,
+}
+
+impl From<VerificationRow> for StoredToken {
+    fn from(r: VerificationRow) -> Self {
+        Self {
+            digest: r.token,
+            site_id: SiteId::from_uuid(r.site_uuid),
+            user_id: UserId::from_uuid(r.user_uuid),
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// [`AccountRepository`] on a connection pool.
+#[derive(Clone)]
+pub struct PgAccountRepository {
+    pool: PgPool,
+}
+
+impl PgAccountRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl AccountRepository for PgAccountRepository {
+    async fn find_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        find_user(&mut conn, id, false).await
+    }
+
+    async fn find_user_by_email(
+        &self,
+        site: SiteId,
+        email: &Email,
+    ) -> Result<Option<User>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        find_user_by_email(&mut conn, site, email, false).await
+    }
+
+    async fn user_by_auth_token(&self, digest: &str, now: i64) -> Result<Option<User>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        auth_tokens::table
+            .inner_join(users::table.on(users::uuid.eq(auth_tokens::user_uuid)))
+            .filter(auth_tokens::token.eq(digest))
+            .filter(auth_tokens::expires_at.ge(now))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map(|r| r.map(User::from))
+            .map_err(map_diesel_error)
+    }
+
+    async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        refresh_tokens::table
+            .filter(refresh_tokens::token.eq(digest))
+            .select(RefreshRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map(|r| r.map(RefreshToken::from))
+            .map_err(map_diesel_error)
+    }
+
+    async fn find_verification_token(
+        &self,
+        digest: &str,
+    ) -> Result<Option<StoredToken>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        email_verification_tokens::table
+            .filter(email_verification_tokens::token.eq(digest))
+            .select(VerificationRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map(|r| r.map(StoredToken::from))
+            .map_err(map_diesel_error)
+    }
+}
+
+pub(crate) async fn find_user(
+    conn: &mut AsyncPgConnection,
+    id: UserId,
+    lock: bool,
+) -> Result<Option<User>, RepoError> {
+    let query = users::table.find(id.as_uuid()).select(UserRow::as_select());
+    let row = if lock {
+        query.for_no_key_update().first(conn).await
+    } else {
+        query.first(conn).await
+    };
+    row.optional()
+        .map(|r| r.map(User::from))
+        .map_err(map_diesel_error)
+}
+
+/// Matches the normalised address exactly: Aegis, like the reference, stores addresses normalised.
+pub(crate) async fn find_user_by_email(
+    conn: &mut AsyncPgConnection,
+    site: SiteId,
+    email: &Email,
+    lock: bool,
+) -> Result<Option<User>, RepoError> {
+    let query = users::table
+        .filter(users::site_uuid.eq(site.as_uuid()))
+        .filter(users::email.eq(email.as_str()))
+        .select(UserRow::as_select());
+    let row = if lock {
+        query.for_no_key_update().first(conn).await
+    } else {
+        query.first(conn).await
+    };
+    row.optional()
+        .map(|r| r.map(User::from))
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn insert_user(
+    conn: &mut AsyncPgConnection,
+    user: &User,
+) -> Result<(), RepoError> {
+    diesel::insert_into(users::table)
+        .values(UserRow::from(user))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn update_user(
+    conn: &mut AsyncPgConnection,
+    user: &User,
+) -> Result<(), RepoError> {
+    diesel::update(users::table.find(user.id.as_uuid()))
+        .set(UserRow::from(user))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn insert_auth_token(
+    conn: &mut AsyncPgConnection,
+    t: &StoredToken,
+) -> Result<(), RepoError> {
+    diesel::insert_into(auth_tokens::table)
+        .values((
+            auth_tokens::site_uuid.eq(t.site_id.as_uuid()),
+            auth_tokens::user_uuid.eq(t.user_id.as_uuid()),
+            auth_tokens::token.eq(&t.digest),
+            auth_tokens::expires_at.eq(t.expires_at),
+            auth_tokens::created_at.eq(t.created_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn delete_auth_token(
+    conn: &mut AsyncPgConnection,
+    digest: &str,
+) -> Result<bool, RepoError> {
+    diesel::delete(auth_tokens::table.filter(auth_tokens::token.eq(digest)))
+        .execute(conn)
+        .await
+        .map(|n| n > 0)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn delete_auth_tokens_of_user(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> Result<u64, RepoError> {
+    diesel::delete(auth_tokens::table.filter(auth_tokens::user_uuid.eq(user.as_uuid())))
+        .execute(conn)
+        .await
+        .map(|n| n as u64)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn insert_refresh_token(
+    conn: &mut AsyncPgConnection,
+    t: &RefreshToken,
+) -> Result<(), RepoError> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::site_uuid.eq(t.site_id.as_uuid()),
+            refresh_tokens::user_uuid.eq(t.user_id.as_uuid()),
+            refresh_tokens::token.eq(&t.digest),
+            refresh_tokens::family_id.eq(&t.family_id),
+            refresh_tokens::expires_at.eq(t.expires_at),
+            refresh_tokens::created_at.eq(t.created_at),
+            refresh_tokens::used_at.eq(t.used_at),
+            refresh_tokens::revoked.eq(Some(t.revoked)),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+/// The atomic claim: one statement, so exactly one of any number of concurrent callers wins.
+pub(crate) async fn claim_refresh_token(
+    conn: &mut AsyncPgConnection,
+    digest: &str,
+    now: i64,
+) -> Result<bool, RepoError> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::token.eq(digest))
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(Some(now)))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+    .map_err(map_diesel_error)
+}
+
+pub(crate) async fn revoke_refresh_family(
+    conn: &mut AsyncPgConnection,
+    family_id: &str,
+    user: Option<UserId>,
+) -> Result<u64, RepoError> {
+    let target = refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id));
+    let result = match user {
+        Some(user) => {
+            diesel::update(target.filter(refresh_tokens::user_uuid.eq(user.as_uuid())))
+                .set(refresh_tokens::revoked.eq(Some(true)))
+                .execute(conn)
+                .await
+        }
+        None => {
+            diesel::update(target)
+                .set(refresh_tokens::revoked.eq(Some(true)))
+                .execute(conn)
+                .await
+        }
+    };
+    result.map(|n| n as u64).map_err(map_diesel_error)
+}
+
+pub(crate) async fn insert_verification_token(
+    conn: &mut AsyncPgConnection,
+    t: &StoredToken,
+) -> Result<(), RepoError> {
+    diesel::insert_into(email_verification_tokens::table)
+        .values((
+            email_verification_tokens::site_uuid.eq(t.site_id.as_uuid()),
+            email_verification_tokens::user_uuid.eq(t.user_id.as_uuid()),
+            email_verification_tokens::token.eq(&t.digest),
+            email_verification_tokens::expires_at.eq(t.expires_at),
+            email_verification_tokens::created_at.eq(t.created_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn take_verification_token(
+    conn: &mut AsyncPgConnection,
+    digest: &str,
+) -> Result<bool, RepoError> {
+    diesel::delete(
+        email_verification_tokens::table.filter(email_verification_tokens::token.eq(digest)),
+    )
+    .execute(conn)
+    .await
+    .map(|n| n > 0)
+    .map_err(map_diesel_error)
+}
+
+pub(crate) async fn delete_verification_tokens_of_user(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> Result<u64, RepoError> {
+    diesel::delete(
+        email_verification_tokens::table
+            .filter(email_verification_tokens::user_uuid.eq(user.as_uuid())),
+    )
+    .execute(conn)
+    .await
+    .map(|n| n as u64)
+    .map_err(map_diesel_error)
+}
+
+pub(crate) async fn enqueue_email(
+    conn: &mut AsyncPgConnection,
+    e: &QueuedEmail,
+) -> Result<(), RepoError> {
+    diesel::insert_into(email_outbox::table)
+        .values((
+            email_outbox::id.eq(e.id),
+            email_outbox::site_uuid.eq(e.site_id.as_uuid()),
+            email_outbox::kind.eq(e.message.kind.as_str()),
+            email_outbox::recipient.eq(&e.message.to),
+            email_outbox::from_name.eq(&e.from_name),
+            email_outbox::from_address.eq(&e.from_address),
+            email_outbox::subject.eq(&e.message.subject),
+            email_outbox::text_body.eq(&e.message.text),
+            email_outbox::html_body.eq(&e.message.html),
+            email_outbox::status.eq("pending"),
+            email_outbox::attempts.eq(0),
+            email_outbox::next_attempt_at.eq(e.created_at),
+            email_outbox::created_at.eq(e.created_at),
+            email_outbox::updated_at.eq(e.created_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn enqueue_webhook(
+    conn: &mut AsyncPgConnection,
+    e: &WebhookEvent,
+) -> Result<(), RepoError> {
+    diesel::insert_into(webhook_deliveries::table)
+        .values((
+            webhook_deliveries::event_id.eq(e.event_id),
+            webhook_deliveries::site_uuid.eq(e.site_id.as_uuid()),
+            webhook_deliveries::event_type.eq(e.event_type),
+            webhook_deliveries::payload.eq(&e.payload),
+            webhook_deliveries::status.eq("pending"),
+            webhook_deliveries::attempts.eq(0),
+            webhook_deliveries::next_attempt_at.eq(e.created_at),
+            webhook_deliveries::created_at.eq(e.created_at),
+            webhook_deliveries::updated_at.eq(e.created_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
