@@ -122,6 +122,23 @@ pub trait AccountRepository: Send + Sync {
         &self,
         digest: &str,
     ) -> Result<Option<crate::token::StoredToken>, RepoError>;
+    /// A password-reset token by digest, whatever its state.
+    async fn find_reset_token(
+        &self,
+        digest: &str,
+    ) -> Result<Option<crate::token::ResetToken>, RepoError>;
+    /// An email-change request by digest, whatever its expiry.
+    async fn find_email_change(
+        &self,
+        digest: &str,
+    ) -> Result<Option<crate::token::EmailChangeRequest>, RepoError>;
+    /// Whether `email` is used on `site` by a user other than `except`.
+    async fn email_taken(
+        &self,
+        site: SiteId,
+        email: &crate::user::Email,
+        except: Option<crate::ids::UserId>,
+    ) -> Result<bool, RepoError>;
 }
 
 /// Account writes inside a transaction.
@@ -173,6 +190,45 @@ pub trait AccountTxRepository: Send {
         family_id: &str,
         user: Option<crate::ids::UserId>,
     ) -> Result<u64, RepoError>;
+
+    /// Deletes every refresh token of a user.
+    async fn delete_refresh_tokens_of_user(
+        &mut self,
+        user: crate::ids::UserId,
+    ) -> Result<u64, RepoError>;
+
+    /// Stores a password-reset token.
+    async fn insert_reset_token(
+        &mut self,
+        token: &crate::token::StoredToken,
+    ) -> Result<(), RepoError>;
+    /// Marks an unused reset token used; whether this call did (exactly one caller can).
+    async fn claim_reset_token(&mut self, digest: &str) -> Result<bool, RepoError>;
+    /// Deletes every reset token of a user.
+    async fn delete_reset_tokens_of_user(
+        &mut self,
+        user: crate::ids::UserId,
+    ) -> Result<u64, RepoError>;
+
+    /// Stores an email-change request.
+    async fn insert_email_change(
+        &mut self,
+        request: &crate::token::EmailChangeRequest,
+    ) -> Result<(), RepoError>;
+    /// Deletes an email-change request; whether this call removed it.
+    async fn take_email_change(&mut self, digest: &str) -> Result<bool, RepoError>;
+    /// Deletes every email-change request of a user.
+    async fn delete_email_changes_of_user(
+        &mut self,
+        user: crate::ids::UserId,
+    ) -> Result<u64, RepoError>;
+    /// Whether `email` is used on `site` by a user other than `except`, seen from this transaction.
+    async fn email_taken(
+        &mut self,
+        site: SiteId,
+        email: &crate::user::Email,
+        except: Option<crate::ids::UserId>,
+    ) -> Result<bool, RepoError>;
 
     /// Stores an email-verification token.
     async fn insert_verification_token(

@@ -47,6 +47,20 @@ pub struct StoredToken {
     pub created_at: UnixTime,
 }
 
+/// A stored password-reset token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetToken {
+    pub token: StoredToken,
+    pub used: bool,
+}
+
+/// A pending email change: the new address as the user typed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChangeRequest {
+    pub token: StoredToken,
+    pub new_email: String,
+}
+
 /// A stored refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use aegis_domain::repo::{AccountRepository, QueuedEmail};
-use aegis_domain::token::{RefreshToken, StoredToken};
+use aegis_domain::token::{EmailChangeRequest, RefreshToken, ResetToken, StoredToken};
 use aegis_domain::user::{Email, Role, User};
 use aegis_domain::webhook::WebhookEvent;
 use aegis_domain::{RepoError, SiteId, UserId};
@@ -20,7 +20,8 @@ use crate::error::{map_diesel_error, map_pool_error};
 use crate::pool::PgPool;
 use crate::schema::sql_types::UserRole;
 use crate::schema::{
-    auth_tokens, email_outbox, email_verification_tokens, refresh_tokens, users, webhook_deliveries,
+    auth_tokens, email_change_requests, email_outbox, email_verification_tokens,
+    password_reset_tokens, refresh_tokens, users, webhook_deliveries,
 };
 
 /// The `user_role` enum of the reference schema.
@@ -142,6 +143,58 @@ impl From<VerificationRow> for StoredToken {
     }
 }
 
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = password_reset_tokens, check_for_backend(diesel::pg::Pg))]
+struct ResetRow {
+    site_uuid: Uuid,
+    user_uuid: Uuid,
+    token: String,
+    expires_at: i64,
+    created_at: i64,
+    used: Option<bool>,
+}
+
+impl From<ResetRow> for ResetToken {
+    fn from(r: ResetRow) -> Self {
+        Self {
+            token: StoredToken {
+                digest: r.token,
+                site_id: SiteId::from_uuid(r.site_uuid),
+                user_id: UserId::from_uuid(r.user_uuid),
+                expires_at: r.expires_at,
+                created_at: r.created_at,
+            },
+            used: r.used.unwrap_or(false),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = email_change_requests, check_for_backend(diesel::pg::Pg))]
+struct EmailChangeRow {
+    site_uuid: Uuid,
+    user_uuid: Uuid,
+    new_email: String,
+    token: String,
+    expires_at: i64,
+    created_at: i64,
+}
+
+impl From<EmailChangeRow> for EmailChangeRequest {
+    fn from(r: EmailChangeRow) -> Self {
+        Self {
+            token: StoredToken {
+                digest: r.token,
+                site_id: SiteId::from_uuid(r.site_uuid),
+                user_id: UserId::from_uuid(r.user_uuid),
+                expires_at: r.expires_at,
+                created_at: r.created_at,
+            },
+            new_email: r.new_email,
+        }
+    }
+}
+
 /// [`AccountRepository`] on a connection pool.
 #[derive(Clone)]
 pub struct PgAccountRepository {
@@ -194,6 +247,43 @@ impl AccountRepository for PgAccountRepository {
             .optional()
             .map(|r| r.map(RefreshToken::from))
             .map_err(map_diesel_error)
+    }
+
+    async fn find_reset_token(&self, digest: &str) -> Result<Option<ResetToken>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        password_reset_tokens::table
+            .filter(password_reset_tokens::token.eq(digest))
+            .select(ResetRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map(|r| r.map(ResetToken::from))
+            .map_err(map_diesel_error)
+    }
+
+    async fn find_email_change(
+        &self,
+        digest: &str,
+    ) -> Result<Option<EmailChangeRequest>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        email_change_requests::table
+            .filter(email_change_requests::token.eq(digest))
+            .select(EmailChangeRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map(|r| r.map(EmailChangeRequest::from))
+            .map_err(map_diesel_error)
+    }
+
+    async fn email_taken(
+        &self,
+        site: SiteId,
+        email: &Email,
+        except: Option<UserId>,
+    ) -> Result<bool, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        email_taken(&mut conn, site, email, except).await
     }
 
     async fn find_verification_token(
@@ -467,4 +557,129 @@ pub(crate) async fn enqueue_webhook(
         .await
         .map(drop)
         .map_err(map_diesel_error)
+}
+
+/// Case-insensitive: an address differing only in case is the same address (decision 4).
+pub(crate) async fn email_taken(
+    conn: &mut AsyncPgConnection,
+    site: SiteId,
+    email: &Email,
+    except: Option<UserId>,
+) -> Result<bool, RepoError> {
+    let mut query = users::table
+        .filter(users::site_uuid.eq(site.as_uuid()))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ")
+                .bind::<diesel::sql_types::Text, _>(email.as_str()),
+        )
+        .into_boxed();
+    if let Some(user) = except {
+        query = query.filter(users::uuid.ne(user.as_uuid()));
+    }
+    diesel::select(diesel::dsl::exists(query.select(users::uuid)))
+        .get_result(conn)
+        .await
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn delete_refresh_tokens_of_user(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> Result<u64, RepoError> {
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_uuid.eq(user.as_uuid())))
+        .execute(conn)
+        .await
+        .map(|n| n as u64)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn insert_reset_token(
+    conn: &mut AsyncPgConnection,
+    t: &StoredToken,
+) -> Result<(), RepoError> {
+    diesel::insert_into(password_reset_tokens::table)
+        .values((
+            password_reset_tokens::site_uuid.eq(t.site_id.as_uuid()),
+            password_reset_tokens::user_uuid.eq(t.user_id.as_uuid()),
+            password_reset_tokens::token.eq(&t.digest),
+            password_reset_tokens::expires_at.eq(t.expires_at),
+            password_reset_tokens::created_at.eq(t.created_at),
+            password_reset_tokens::used.eq(Some(false)),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn claim_reset_token(
+    conn: &mut AsyncPgConnection,
+    digest: &str,
+) -> Result<bool, RepoError> {
+    diesel::update(
+        password_reset_tokens::table
+            .filter(password_reset_tokens::token.eq(digest))
+            .filter(password_reset_tokens::used.is_distinct_from(Some(true))),
+    )
+    .set(password_reset_tokens::used.eq(Some(true)))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+    .map_err(map_diesel_error)
+}
+
+pub(crate) async fn delete_reset_tokens_of_user(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> Result<u64, RepoError> {
+    diesel::delete(
+        password_reset_tokens::table.filter(password_reset_tokens::user_uuid.eq(user.as_uuid())),
+    )
+    .execute(conn)
+    .await
+    .map(|n| n as u64)
+    .map_err(map_diesel_error)
+}
+
+pub(crate) async fn insert_email_change(
+    conn: &mut AsyncPgConnection,
+    r: &EmailChangeRequest,
+) -> Result<(), RepoError> {
+    diesel::insert_into(email_change_requests::table)
+        .values((
+            email_change_requests::site_uuid.eq(r.token.site_id.as_uuid()),
+            email_change_requests::user_uuid.eq(r.token.user_id.as_uuid()),
+            email_change_requests::new_email.eq(&r.new_email),
+            email_change_requests::token.eq(&r.token.digest),
+            email_change_requests::expires_at.eq(r.token.expires_at),
+            email_change_requests::created_at.eq(r.token.created_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn take_email_change(
+    conn: &mut AsyncPgConnection,
+    digest: &str,
+) -> Result<bool, RepoError> {
+    diesel::delete(email_change_requests::table.filter(email_change_requests::token.eq(digest)))
+        .execute(conn)
+        .await
+        .map(|n| n > 0)
+        .map_err(map_diesel_error)
+}
+
+pub(crate) async fn delete_email_changes_of_user(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> Result<u64, RepoError> {
+    diesel::delete(
+        email_change_requests::table.filter(email_change_requests::user_uuid.eq(user.as_uuid())),
+    )
+    .execute(conn)
+    .await
+    .map(|n| n as u64)
+    .map_err(map_diesel_error)
 }

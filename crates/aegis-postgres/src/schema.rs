@@ -121,3 +121,27 @@ diesel::allow_tables_to_appear_in_same_query!(auth_tokens, users);
 
 diesel::joinable!(users -> sites (site_uuid));
 diesel::allow_tables_to_appear_in_same_query!(sites, users);
+
+diesel::table! {
+    password_reset_tokens (id) {
+        id -> Int4,
+        site_uuid -> Uuid,
+        user_uuid -> Uuid,
+        token -> Varchar,
+        expires_at -> Int8,
+        created_at -> Int8,
+        used -> Nullable<Bool>,
+    }
+}
+
+diesel::table! {
+    email_change_requests (id) {
+        id -> Int4,
+        site_uuid -> Uuid,
+        user_uuid -> Uuid,
+        new_email -> Varchar,
+        token -> Varchar,
+        expires_at -> Int8,
+        created_at -> Int8,
+    }
+}

@@ -1,7 +1,7 @@
 //! The unit-of-work port on PostgreSQL: a pooled connection with an open transaction.
 
 use aegis_domain::repo::{AccountTxRepository, QueuedEmail};
-use aegis_domain::token::{RefreshToken, StoredToken};
+use aegis_domain::token::{EmailChangeRequest, RefreshToken, StoredToken};
 use aegis_domain::user::{Email, User};
 use aegis_domain::webhook::WebhookEvent;
 use aegis_domain::{RepoError, Site, SiteId, SiteTxRepository, Transaction, UnitOfWork, UserId};
@@ -160,6 +160,43 @@ impl AccountTxRepository for PgTransaction {
         user: Option<UserId>,
     ) -> Result<u64, RepoError> {
         accounts::revoke_refresh_family(self.conn()?, family_id, user).await
+    }
+
+    async fn delete_refresh_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
+        accounts::delete_refresh_tokens_of_user(self.conn()?, user).await
+    }
+
+    async fn insert_reset_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
+        accounts::insert_reset_token(self.conn()?, token).await
+    }
+
+    async fn claim_reset_token(&mut self, digest: &str) -> Result<bool, RepoError> {
+        accounts::claim_reset_token(self.conn()?, digest).await
+    }
+
+    async fn delete_reset_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
+        accounts::delete_reset_tokens_of_user(self.conn()?, user).await
+    }
+
+    async fn insert_email_change(&mut self, request: &EmailChangeRequest) -> Result<(), RepoError> {
+        accounts::insert_email_change(self.conn()?, request).await
+    }
+
+    async fn take_email_change(&mut self, digest: &str) -> Result<bool, RepoError> {
+        accounts::take_email_change(self.conn()?, digest).await
+    }
+
+    async fn delete_email_changes_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
+        accounts::delete_email_changes_of_user(self.conn()?, user).await
+    }
+
+    async fn email_taken(
+        &mut self,
+        site: SiteId,
+        email: &Email,
+        except: Option<UserId>,
+    ) -> Result<bool, RepoError> {
+        accounts::email_taken(self.conn()?, site, email, except).await
     }
 
     async fn insert_verification_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {

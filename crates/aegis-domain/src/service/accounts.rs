@@ -623,3 +623,246 @@ impl AccountService {
         self.sites.find(user.site_id).await
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    #[error("incorrect password")]
+    IncorrectPassword,
+    #[error("user not found")]
+    UserNotFound,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResetPasswordError {
+    #[error("invalid or expired reset token")]
+    InvalidToken,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmailChangeError {
+    #[error("invalid password")]
+    InvalidPassword,
+    #[error("invalid or expired email change token")]
+    InvalidToken,
+    #[error("email already in use")]
+    EmailInUse,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+failure_from!(ChangePasswordError, ResetPasswordError, EmailChangeError);
+
+impl AccountService {
+    /// Sets a new password hash and ends every session and pending credential flow of the user:
+    /// auth and refresh tokens, reset tokens and email-change requests (§5). Verification is not
+    /// touched.
+    async fn replace_password(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        user: &mut User,
+        hash: String,
+        now: UnixTime,
+    ) -> Result<(), RepoError> {
+        user.password_hash = Some(hash);
+        user.updated_at = now;
+        let accounts = tx.accounts();
+        accounts.update_user(user).await?;
+        accounts.delete_auth_tokens_of_user(user.id).await?;
+        accounts.delete_refresh_tokens_of_user(user.id).await?;
+        accounts.delete_reset_tokens_of_user(user.id).await?;
+        accounts.delete_email_changes_of_user(user.id).await?;
+        Ok(())
+    }
+
+    /// change-password (§4.10). A wrong old password, no password, or an unusable stored hash is
+    /// "incorrect" (decision 16).
+    pub async fn change_password(
+        &self,
+        user: &User,
+        old: &PlainPassword,
+        new: &PlainPassword,
+    ) -> Result<User, ChangePasswordError> {
+        let verification = self.hasher.verify(old, user.password_hash.clone()).await?;
+        if verification == Verification::NoMatch {
+            return Err(ChangePasswordError::IncorrectPassword);
+        }
+        let hash = self.hasher.hash(new).await?;
+        let now = self.clock.now();
+        let mut tx = self.uow.begin().await?;
+        let mut user = tx
+            .accounts()
+            .lock_user(user.id)
+            .await?
+            .ok_or(ChangePasswordError::UserNotFound)?;
+        self.replace_password(&mut tx, &mut user, hash, now).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// request-password-reset (§4.11): a reset link for an existing user of the site, verified or
+    /// not; nothing for an unknown address. Older reset links stay valid.
+    pub async fn request_password_reset(&self, site: &Site, email: &Email) -> Result<(), Failure> {
+        let Some(user) = self.accounts.find_user_by_email(site.id, email).await? else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let issued = IssuedToken::generate(self.generator.as_ref());
+        let mut tx = self.uow.begin().await?;
+        tx.accounts()
+            .insert_reset_token(&StoredToken {
+                digest: issued.digest.clone(),
+                site_id: site.id,
+                user_id: user.id,
+                expires_at: now + self.settings.password_reset_ttl,
+                created_at: now,
+            })
+            .await?;
+        let message = templates::password_reset(
+            site,
+            user.email.as_str(),
+            &issued.plaintext,
+            self.settings.password_reset_ttl,
+        );
+        tx.accounts()
+            .enqueue_email(&self.queued(site, message, now))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// reset-password (§4.12). The token's site is checked before it is consumed, so a cross-site
+    /// attempt burns nothing (decision 12).
+    pub async fn reset_password(
+        &self,
+        site: &Site,
+        presented: &str,
+        new: &PlainPassword,
+    ) -> Result<User, ResetPasswordError> {
+        let now = self.clock.now();
+        let digest = token::digest(presented);
+        let stored = self
+            .accounts
+            .find_reset_token(&digest)
+            .await?
+            .filter(|t| !t.used && token::is_live(t.token.expires_at, now))
+            .ok_or(ResetPasswordError::InvalidToken)?;
+        let owner = self
+            .accounts
+            .find_user(stored.token.user_id)
+            .await?
+            .filter(|u| u.site_id == site.id)
+            .ok_or(ResetPasswordError::InvalidToken)?;
+        let hash = self.hasher.hash(new).await?;
+        let mut tx = self.uow.begin().await?;
+        if !tx.accounts().claim_reset_token(&digest).await? {
+            return Err(ResetPasswordError::InvalidToken);
+        }
+        let mut user = tx
+            .accounts()
+            .lock_user(owner.id)
+            .await?
+            .ok_or(ResetPasswordError::InvalidToken)?;
+        self.replace_password(&mut tx, &mut user, hash, now).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// request-email-change (§4.13): needs the current password; the confirmation goes to the new
+    /// address, as typed, and states the real expiry (decision 24).
+    pub async fn request_email_change(
+        &self,
+        user: &User,
+        new_email: &Email,
+        typed: &str,
+        password: &PlainPassword,
+    ) -> Result<(), EmailChangeError> {
+        let verification = self
+            .hasher
+            .verify(password, user.password_hash.clone())
+            .await?;
+        if verification == Verification::NoMatch {
+            return Err(EmailChangeError::InvalidPassword);
+        }
+        if self
+            .accounts
+            .email_taken(user.site_id, new_email, None)
+            .await?
+        {
+            return Err(EmailChangeError::EmailInUse);
+        }
+        let site = self
+            .sites
+            .find(user.site_id)
+            .await?
+            .ok_or(EmailChangeError::InvalidPassword)?;
+        let now = self.clock.now();
+        let issued = IssuedToken::generate(self.generator.as_ref());
+        let mut tx = self.uow.begin().await?;
+        tx.accounts()
+            .insert_email_change(&token::EmailChangeRequest {
+                token: StoredToken {
+                    digest: issued.digest.clone(),
+                    site_id: user.site_id,
+                    user_id: user.id,
+                    expires_at: now + self.settings.email_change_ttl,
+                    created_at: now,
+                },
+                new_email: typed.to_owned(),
+            })
+            .await?;
+        let message = templates::email_change(
+            &site,
+            typed,
+            &issued.plaintext,
+            self.settings.email_change_ttl,
+        );
+        tx.accounts()
+            .enqueue_email(&self.queued(&site, message, now))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// confirm-email-change (§4.14). Uniqueness is checked again; a refused confirm keeps its
+    /// token, so it works once the address is free. Sessions are kept.
+    pub async fn confirm_email_change(&self, presented: &str) -> Result<User, EmailChangeError> {
+        let now = self.clock.now();
+        let digest = token::digest(presented);
+        let request = self
+            .accounts
+            .find_email_change(&digest)
+            .await?
+            .filter(|r| token::is_live(r.token.expires_at, now))
+            .ok_or(EmailChangeError::InvalidToken)?;
+        let new_email = Email::normalize(&request.new_email);
+        let mut tx = self.uow.begin().await?;
+        let mut user = tx
+            .accounts()
+            .lock_user(request.token.user_id)
+            .await?
+            .ok_or(EmailChangeError::InvalidToken)?;
+        if tx
+            .accounts()
+            .email_taken(user.site_id, &new_email, Some(user.id))
+            .await?
+        {
+            return Err(EmailChangeError::EmailInUse);
+        }
+        if !tx.accounts().take_email_change(&digest).await? {
+            return Err(EmailChangeError::InvalidToken);
+        }
+        user.email = new_email;
+        user.updated_at = now;
+        match tx.accounts().update_user(&user).await {
+            Ok(()) => {}
+            Err(RepoError::Conflict(_)) => return Err(EmailChangeError::EmailInUse),
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(user)
+    }
+}

@@ -2,7 +2,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, web};
 use aegis_domain::service::accounts::{
-    Failure, InviteError, LoginError, RefreshError, RegisterError, VerifyEmailError,
+    ChangePasswordError, EmailChangeError, Failure, InviteError, LoginError, RefreshError,
+    RegisterError, ResetPasswordError, VerifyEmailError,
 };
 use aegis_domain::user::{Email, PlainPassword};
 use serde_json::Value;
@@ -234,4 +235,128 @@ pub async fn check_verification_token(
             email: user.email.as_str(),
         },
     ))
+}
+
+pub async fn change_password(
+    bearer: Bearer,
+    body: JsonBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = Schema::new(body.0, &["old_password", "new_password"])?;
+    let old = s.required_str("old_password", &[Rule::PasswordPresented]);
+    let new = s.required_str("new_password", &[Rule::PasswordSet]);
+    s.finish()?;
+    let user = state
+        .accounts
+        .change_password(
+            &bearer.user,
+            &PlainPassword::new(validated(old)?),
+            &PlainPassword::new(validated(new)?),
+        )
+        .await
+        .map_err(|e| match e {
+            ChangePasswordError::IncorrectPassword => ApiError::bad_request("Incorrect password"),
+            ChangePasswordError::UserNotFound => ApiError::bad_request("User not found"),
+            ChangePasswordError::Failure(e) => failure(e),
+        })?;
+    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+}
+
+pub async fn request_password_reset(
+    gate: TenantBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = schema(gate.body, &["site_id", "email"])?;
+    let email = s.required_str("email", EMAIL);
+    s.finish()?;
+    state
+        .accounts
+        .request_password_reset(&gate.site, &Email::normalize(&validated(email)?))
+        .await
+        .map_err(failure)?;
+    Ok(json::response(
+        StatusCode::OK,
+        &Message {
+            message: "If the email exists, a password reset link has been sent",
+        },
+    ))
+}
+
+pub async fn reset_password(
+    gate: TenantBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = schema(gate.body, &["site_id", "token", "new_password"])?;
+    let token = s.required_str("token", &[]);
+    let new = s.required_str("new_password", &[Rule::PasswordSet]);
+    s.finish()?;
+    let user = state
+        .accounts
+        .reset_password(
+            &gate.site,
+            &validated(token)?,
+            &PlainPassword::new(validated(new)?),
+        )
+        .await
+        .map_err(|e| match e {
+            ResetPasswordError::InvalidToken => {
+                ApiError::bad_request("Invalid or expired reset token")
+            }
+            ResetPasswordError::Failure(e) => failure(e),
+        })?;
+    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+}
+
+fn email_change_error(e: EmailChangeError) -> ApiError {
+    match e {
+        EmailChangeError::InvalidPassword => ApiError::bad_request("Invalid password"),
+        EmailChangeError::InvalidToken => {
+            ApiError::bad_request("Invalid or expired email change token")
+        }
+        EmailChangeError::EmailInUse => ApiError::bad_request("Email already in use"),
+        EmailChangeError::Failure(e) => failure(e),
+    }
+}
+
+pub async fn request_email_change(
+    bearer: Bearer,
+    body: JsonBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = Schema::new(body.0, &["new_email", "password"])?;
+    let new_email = s.required_str("new_email", EMAIL);
+    let password = s.required_str("password", &[Rule::PasswordPresented]);
+    s.finish()?;
+    let typed = validated(new_email)?;
+    state
+        .accounts
+        .request_email_change(
+            &bearer.user,
+            &Email::normalize(&typed),
+            &typed,
+            &PlainPassword::new(validated(password)?),
+        )
+        .await
+        .map_err(email_change_error)?;
+    Ok(json::response(
+        StatusCode::OK,
+        &Message {
+            message: "Email change confirmation sent",
+        },
+    ))
+}
+
+pub async fn confirm_email_change(
+    body: JsonBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = Schema::new(body.0, &["token"])?;
+    let token = s.required_str("token", &[]);
+    s.finish()?;
+    let user = state
+        .accounts
+        .confirm_email_change(&validated(token)?)
+        .await
+        .map_err(email_change_error)?;
+    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
 }

@@ -26,6 +26,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/auth/check-verification-token",
             web::post().to(handlers::check_verification_token),
         ),
+        (
+            "/api/auth/change-password",
+            web::post().to(handlers::change_password),
+        ),
+        (
+            "/api/auth/request-password-reset",
+            web::post().to(handlers::request_password_reset),
+        ),
+        (
+            "/api/auth/reset-password",
+            web::post().to(handlers::reset_password),
+        ),
+        (
+            "/api/auth/request-email-change",
+            web::post().to(handlers::request_email_change),
+        ),
+        (
+            "/api/auth/confirm-email-change",
+            web::post().to(handlers::confirm_email_change),
+        ),
     ] {
         cfg.service(web::resource(path).route(route));
     }
