@@ -132,6 +132,13 @@ pub trait AccountRepository: Send + Sync {
         &self,
         digest: &str,
     ) -> Result<Option<crate::token::EmailChangeRequest>, RepoError>;
+    /// Every user of a site, oldest first (`created_at`, then id).
+    async fn list_users(&self, site: SiteId) -> Result<Vec<crate::user::User>, RepoError>;
+    /// Deletes every expired row (`expires_at < now`) of the five token tables.
+    async fn delete_expired_tokens(
+        &self,
+        now: crate::clock::UnixTime,
+    ) -> Result<CleanupCounts, RepoError>;
     /// Whether `email` is used on `site` by a user other than `except`.
     async fn email_taken(
         &self,
@@ -230,6 +237,13 @@ pub trait AccountTxRepository: Send {
         except: Option<crate::ids::UserId>,
     ) -> Result<bool, RepoError>;
 
+    /// How many admins the site has.
+    async fn count_admins(&mut self, site: SiteId) -> Result<i64, RepoError>;
+    /// Deletes the user (and, by cascade, their tokens) unless, at the time of the statement, the
+    /// user is protected, the site is protected, or the user is the site's last admin. Returns
+    /// whether it was deleted.
+    async fn delete_user_guarded(&mut self, user: crate::ids::UserId) -> Result<bool, RepoError>;
+
     /// Stores an email-verification token.
     async fn insert_verification_token(
         &mut self,
@@ -250,4 +264,24 @@ pub trait AccountTxRepository: Send {
         &mut self,
         event: &crate::webhook::WebhookEvent,
     ) -> Result<(), RepoError>;
+}
+
+/// Rows removed by a cleanup, per table (§4.30).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupCounts {
+    pub auth_tokens: u64,
+    pub refresh_tokens: u64,
+    pub email_verification_tokens: u64,
+    pub password_reset_tokens: u64,
+    pub email_change_requests: u64,
+}
+
+impl CleanupCounts {
+    pub fn total(&self) -> u64 {
+        self.auth_tokens
+            + self.refresh_tokens
+            + self.email_verification_tokens
+            + self.password_reset_tokens
+            + self.email_change_requests
+    }
 }

@@ -74,7 +74,8 @@ impl Schema {
         Ok(Self { fields, errors })
     }
 
-    fn fail(&mut self, field: &str, message: &str) {
+    /// Records a failure found outside the schema's own rules (a lookup, for instance).
+    pub fn fail(&mut self, field: &str, message: &str) {
         self.errors
             .entry(field.to_owned())
             .or_default()
@@ -134,6 +135,26 @@ impl Schema {
             Some(Value::Null) => Some(None),
             Some(v) => self.string(field, v, rules).map(Some),
         }
+    }
+
+    /// The raw value of a required field, for checks the schema cannot make itself.
+    pub fn required_value(&mut self, field: &str) -> Option<Value> {
+        match self.fields.remove(field) {
+            None => {
+                self.fail(field, msg::REQUIRED);
+                None
+            }
+            Some(Value::Null) => {
+                self.fail(field, msg::NULL);
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
+    /// True when `field` has no error recorded yet.
+    pub fn is_unset_or_ok(&self, field: &str) -> bool {
+        !self.errors.contains_key(field)
     }
 
     /// Drops a declared field another layer has already checked (the gate's `site_id`).

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use aegis_domain::repo::{AccountRepository, QueuedEmail};
+use aegis_domain::repo::{AccountRepository, CleanupCounts, QueuedEmail};
 use aegis_domain::token::{EmailChangeRequest, RefreshToken, ResetToken, StoredToken};
 use aegis_domain::user::{Email, Role, User};
 use aegis_domain::webhook::WebhookEvent;
@@ -274,6 +274,51 @@ impl AccountRepository for PgAccountRepository {
             .optional()
             .map(|r| r.map(EmailChangeRequest::from))
             .map_err(map_diesel_error)
+    }
+
+    async fn list_users(&self, site: SiteId) -> Result<Vec<User>, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        users::table
+            .filter(users::site_uuid.eq(site.as_uuid()))
+            .order((users::created_at.asc(), users::uuid.asc()))
+            .select(UserRow::as_select())
+            .load(&mut conn)
+            .await
+            .map(|rows| rows.into_iter().map(User::from).collect())
+            .map_err(map_diesel_error)
+    }
+
+    async fn delete_expired_tokens(&self, now: i64) -> Result<CleanupCounts, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let n = |r: QueryResult<usize>| r.map(|n| n as u64).map_err(map_diesel_error);
+        Ok(CleanupCounts {
+            auth_tokens: n(diesel::delete(
+                auth_tokens::table.filter(auth_tokens::expires_at.lt(now)),
+            )
+            .execute(&mut conn)
+            .await)?,
+            refresh_tokens: n(diesel::delete(
+                refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now)),
+            )
+            .execute(&mut conn)
+            .await)?,
+            email_verification_tokens: n(diesel::delete(
+                email_verification_tokens::table
+                    .filter(email_verification_tokens::expires_at.lt(now)),
+            )
+            .execute(&mut conn)
+            .await)?,
+            password_reset_tokens: n(diesel::delete(
+                password_reset_tokens::table.filter(password_reset_tokens::expires_at.lt(now)),
+            )
+            .execute(&mut conn)
+            .await)?,
+            email_change_requests: n(diesel::delete(
+                email_change_requests::table.filter(email_change_requests::expires_at.lt(now)),
+            )
+            .execute(&mut conn)
+            .await)?,
+        })
     }
 
     async fn email_taken(
@@ -681,5 +726,37 @@ pub(crate) async fn delete_email_changes_of_user(
     .execute(conn)
     .await
     .map(|n| n as u64)
+    .map_err(map_diesel_error)
+}
+
+pub(crate) async fn count_admins(
+    conn: &mut AsyncPgConnection,
+    site: SiteId,
+) -> Result<i64, RepoError> {
+    users::table
+        .filter(users::site_uuid.eq(site.as_uuid()))
+        .filter(users::role.eq(Some(DbRole(Role::Admin))))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(map_diesel_error)
+}
+
+/// The guards of §4.27 are repeated inside the statement, so a protection or an admin change that
+/// lands after the caller's checks still stops the delete.
+pub(crate) async fn delete_user_guarded(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> Result<bool, RepoError> {
+    diesel::sql_query(
+        "DELETE FROM users u WHERE u.uuid = $1 AND NOT u.deletion_protected \
+         AND NOT EXISTS (SELECT 1 FROM sites s WHERE s.uuid = u.site_uuid AND s.deletion_protected) \
+         AND (u.role IS DISTINCT FROM 'admin'::user_role OR (SELECT count(*) FROM users a \
+              WHERE a.site_uuid = u.site_uuid AND a.role = 'admin'::user_role) > 1)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user.as_uuid())
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
     .map_err(map_diesel_error)
 }

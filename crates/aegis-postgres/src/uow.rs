@@ -162,6 +162,14 @@ impl AccountTxRepository for PgTransaction {
         accounts::revoke_refresh_family(self.conn()?, family_id, user).await
     }
 
+    async fn count_admins(&mut self, site: SiteId) -> Result<i64, RepoError> {
+        accounts::count_admins(self.conn()?, site).await
+    }
+
+    async fn delete_user_guarded(&mut self, user: UserId) -> Result<bool, RepoError> {
+        accounts::delete_user_guarded(self.conn()?, user).await
+    }
+
     async fn delete_refresh_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
         accounts::delete_refresh_tokens_of_user(self.conn()?, user).await
     }

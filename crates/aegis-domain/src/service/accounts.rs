@@ -183,6 +183,22 @@ impl AccountService {
         }
     }
 
+    pub(crate) fn accounts(&self) -> &dyn AccountRepository {
+        self.accounts.as_ref()
+    }
+
+    pub(crate) fn uow(&self) -> &dyn UnitOfWork {
+        self.uow.as_ref()
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    pub(crate) fn generator(&self) -> &dyn SecretGenerator {
+        self.generator.as_ref()
+    }
+
     fn queued(&self, site: &Site, message: RenderedEmail, now: UnixTime) -> QueuedEmail {
         QueuedEmail {
             id: self.generator.new_id(),
@@ -195,7 +211,7 @@ impl AccountService {
     }
 
     /// Issues a verification token for `user` and queues the verification email, in `tx`.
-    async fn send_verification(
+    pub(crate) async fn send_verification(
         &self,
         tx: &mut Box<dyn Transaction>,
         site: &Site,

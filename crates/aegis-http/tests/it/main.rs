@@ -11,3 +11,4 @@ mod health;
 mod master_key;
 mod sites;
 mod support;
+mod users;

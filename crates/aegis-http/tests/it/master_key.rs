@@ -13,6 +13,16 @@ fn master_routes() -> Vec<(&'static str, String)> {
         ("GET", format!("/api/sites/{ID}")),
         ("PUT", format!("/api/sites/{ID}")),
         ("DELETE", format!("/api/sites/{ID}")),
+        ("GET", format!("/api/sites/{ID}/users")),
+        (
+            "GET",
+            "/api/sites/by-domain/users?domain=x.example.com".into(),
+        ),
+        ("POST", "/api/admin/register".into()),
+        ("DELETE", format!("/api/admin/users/{ID}")),
+        ("PATCH", format!("/api/admin/users/{ID}")),
+        ("POST", format!("/api/admin/resend-verification/{ID}")),
+        ("POST", "/api/admin/cleanup-expired-tokens".into()),
     ]
 }
 

@@ -1,0 +1,163 @@
+//! User management by operators and site admins (§4.21–§4.30).
+
+use crate::ids::{SiteId, UserId};
+use crate::repo::{CleanupCounts, RepoError};
+use crate::service::accounts::AccountService;
+use crate::site::Site;
+use crate::user::{Role, User};
+use crate::webhook::{UserEvent, user_event};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteUserError {
+    #[error("user not found")]
+    NotFound,
+    #[error("site for this user could not be resolved")]
+    SiteMissing,
+    #[error("site is protected from deletion")]
+    SiteProtected,
+    #[error("user is protected from deletion")]
+    UserProtected,
+    #[error("cannot delete the last admin of a site")]
+    LastAdmin,
+    /// A protection appeared between the checks and the delete statement, which refused.
+    #[error("a deletion guard refused concurrently")]
+    Race,
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    #[error("user not found")]
+    NotFound,
+    #[error("user is already verified")]
+    AlreadyVerified,
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl AccountService {
+    /// Every user of a site, oldest first.
+    pub async fn list_users(&self, site: SiteId) -> Result<Vec<User>, RepoError> {
+        self.accounts().list_users(site).await
+    }
+
+    /// A user, only if they belong to `site`.
+    pub async fn user_in_site(&self, site: SiteId, id: UserId) -> Result<Option<User>, RepoError> {
+        Ok(self
+            .accounts()
+            .find_user(id)
+            .await?
+            .filter(|u| u.site_id == site))
+    }
+
+    /// A user by id.
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        self.accounts().find_user(id).await
+    }
+
+    /// Deletes a user after the checks of §4.27, in that order, and queues `user.deleted` in the
+    /// same transaction. The site row is locked, so concurrent deletes of a site's admins and
+    /// changes of protection are serialised.
+    pub async fn delete_user(&self, id: UserId) -> Result<User, DeleteUserError> {
+        let user = self
+            .accounts()
+            .find_user(id)
+            .await?
+            .ok_or(DeleteUserError::NotFound)?;
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        let site = tx
+            .sites()
+            .lock(user.site_id)
+            .await?
+            .ok_or(DeleteUserError::SiteMissing)?;
+        let user = tx
+            .accounts()
+            .lock_user(id)
+            .await?
+            .ok_or(DeleteUserError::NotFound)?;
+        if site.deletion_protected {
+            return Err(DeleteUserError::SiteProtected);
+        }
+        if user.deletion_protected {
+            return Err(DeleteUserError::UserProtected);
+        }
+        if user.role == Role::Admin && tx.accounts().count_admins(site.id).await? <= 1 {
+            return Err(DeleteUserError::LastAdmin);
+        }
+        if !tx.accounts().delete_user_guarded(id).await? {
+            return Err(DeleteUserError::Race);
+        }
+        if let Some(event) = user_event(
+            UserEvent::Deleted,
+            &site,
+            &user,
+            self.generator().new_id(),
+            now,
+        ) {
+            tx.accounts().enqueue_webhook(&event).await?;
+        }
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Sets a user's deletion protection. The site row is locked first, so this and a site delete
+    /// never interleave.
+    pub async fn set_user_protection(
+        &self,
+        id: UserId,
+        protected: bool,
+    ) -> Result<Option<User>, RepoError> {
+        let Some(user) = self.accounts().find_user(id).await? else {
+            return Ok(None);
+        };
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        if tx.sites().lock(user.site_id).await?.is_none() {
+            return Ok(None);
+        }
+        let Some(mut user) = tx.accounts().lock_user(id).await? else {
+            return Ok(None);
+        };
+        user.deletion_protected = protected;
+        user.updated_at = now;
+        tx.accounts().update_user(&user).await?;
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+
+    /// Issues a new verification link for an unverified user, revoking the older ones
+    /// (decision 14), and queues the email durably: a mail-provider outage delays it, never fails
+    /// this call.
+    pub async fn resend_verification(&self, id: UserId) -> Result<(), ResendError> {
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        let user = tx
+            .accounts()
+            .lock_user(id)
+            .await?
+            .ok_or(ResendError::NotFound)?;
+        if user.is_verified {
+            return Err(ResendError::AlreadyVerified);
+        }
+        let site: Site = tx
+            .sites()
+            .lock(user.site_id)
+            .await?
+            .ok_or(ResendError::NotFound)?;
+        tx.accounts()
+            .delete_verification_tokens_of_user(user.id)
+            .await?;
+        self.send_verification(&mut tx, &site, &user, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes expired rows of every token table (§4.30); live rows are never touched.
+    pub async fn cleanup_expired_tokens(&self) -> Result<CleanupCounts, RepoError> {
+        self.accounts()
+            .delete_expired_tokens(self.clock().now())
+            .await
+    }
+}

@@ -1,0 +1,298 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use aegis_domain::service::accounts::InviteError;
+use aegis_domain::service::users::{DeleteUserError, ResendError};
+use aegis_domain::site::Site;
+use aegis_domain::user::{Email, Role, User};
+use aegis_domain::validation::msg;
+use aegis_domain::{SiteId, UserId};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{BearerAdmin, JsonBody, MasterKey, TENANT_GATE_ERROR, TenantPath};
+use crate::json;
+use crate::routes::auth::UserView;
+use crate::validation::{Rule, Schema};
+
+const USER_NOT_FOUND: &str = "User not found";
+const SITE_NOT_FOUND: &str = "Site not found";
+
+fn failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("Internal server error", e)
+}
+
+fn users_response(users: &[User]) -> HttpResponse {
+    let views: Vec<UserView<'_>> = users.iter().map(UserView::from).collect();
+    json::response(StatusCode::OK, &views)
+}
+
+fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    UserId::parse(raw).ok_or(ApiError::not_found(USER_NOT_FOUND))
+}
+
+pub async fn list_site_users(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = SiteId::parse(&path).ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
+    let site = state
+        .sites
+        .get(id)
+        .await
+        .map_err(failed)?
+        .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
+    let users = state.accounts.list_users(site.id).await.map_err(failed)?;
+    Ok(users_response(&users))
+}
+
+pub async fn list_domain_users(
+    _: MasterKey,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let domain = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "domain")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or(ApiError::bad_request("Domain parameter is required"))?;
+    let site = state
+        .sites
+        .get_by_domain(&domain)
+        .await
+        .map_err(failed)?
+        .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
+    let users = state.accounts.list_users(site.id).await.map_err(failed)?;
+    Ok(users_response(&users))
+}
+
+/// Every failure here is the gate's 401, never a 404: a tenant learns nothing about other sites.
+pub async fn get_site_user(
+    gate: TenantPath,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let denied = || ApiError::unauthorized(TENANT_GATE_ERROR);
+    let id = UserId::parse(&path.1).ok_or_else(denied)?;
+    let user = state
+        .accounts
+        .user_in_site(gate.site.id, id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(denied)?;
+    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+}
+
+/// The optional `role` field: `user` or `admin`.
+fn role(s: &mut Schema) -> Option<Role> {
+    match s.optional_str("role", &[]) {
+        None => Some(Role::User),
+        Some(raw) => match Role::parse(&raw) {
+            Some(role) => Some(role),
+            None => {
+                s.fail("role", msg::ROLE);
+                None
+            }
+        },
+    }
+}
+
+async fn create_user(
+    state: &AppState,
+    site: &Site,
+    email: &str,
+    role: Role,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .accounts
+        .create_by_admin(site, &Email::normalize(email), role)
+        .await
+        .map_err(|e| match e {
+            InviteError::AlreadyRegistered => {
+                ApiError::bad_request("Email already registered for this site")
+            }
+            InviteError::Failure(e) => failed(e),
+        })?;
+    Ok(json::response(StatusCode::CREATED, &UserView::from(&user)))
+}
+
+pub async fn admin_register(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = Schema::new(body.0, &["site_id", "email", "role"])?;
+    let raw_site = s.required_value("site_id");
+    let email = s.required_str("email", &[Rule::Email, Rule::Max255]);
+    let role = role(&mut s);
+    let site = match raw_site {
+        Some(Value::String(raw)) => match SiteId::parse(&raw) {
+            Some(id) => state.sites.get(id).await.map_err(failed)?,
+            None => None,
+        },
+        _ => None,
+    };
+    if site.is_none() && s.is_unset_or_ok("site_id") {
+        s.fail("site_id", msg::UNKNOWN_SITE);
+    }
+    s.finish()?;
+    match (site, email, role) {
+        (Some(site), Some(email), Some(role)) => create_user(&state, &site, &email, role).await,
+        _ => Err(failed("validated fields missing")),
+    }
+}
+
+pub async fn admin_register_user(
+    admin: BearerAdmin,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = Schema::new(body.0, &["email", "role"])?;
+    let email = s.required_str("email", &[Rule::Email, Rule::Max255]);
+    let role = role(&mut s);
+    s.finish()?;
+    let site = state
+        .sites
+        .get(admin.0.user.site_id)
+        .await
+        .map_err(failed)?
+        .ok_or(ApiError::bad_request(SITE_NOT_FOUND))?;
+    match (email, role) {
+        (Some(email), Some(role)) => create_user(&state, &site, &email, role).await,
+        _ => Err(failed("validated fields missing")),
+    }
+}
+
+pub async fn admin_list_users(
+    admin: BearerAdmin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let users = state
+        .accounts
+        .list_users(admin.0.user.site_id)
+        .await
+        .map_err(failed)?;
+    Ok(users_response(&users))
+}
+
+#[derive(Serialize)]
+struct Message {
+    message: String,
+}
+
+pub async fn delete_user(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    let user = state.accounts.delete_user(id).await.map_err(|e| match e {
+        DeleteUserError::NotFound => ApiError::not_found(USER_NOT_FOUND),
+        DeleteUserError::SiteMissing => ApiError::Client(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Site for this user could not be resolved",
+        ),
+        DeleteUserError::SiteProtected => ApiError::Conflict {
+            message: "This site is protected from deletion; none of its users can be deleted"
+                .into(),
+            code: "site_deletion_protected",
+        },
+        DeleteUserError::UserProtected => ApiError::Conflict {
+            message: "User is protected from deletion".into(),
+            code: "user_deletion_protected",
+        },
+        DeleteUserError::LastAdmin => ApiError::Conflict {
+            message: "Cannot delete the last admin of a site".into(),
+            code: "last_site_admin",
+        },
+        DeleteUserError::Race => ApiError::internal(
+            "Failed to delete user",
+            "a deletion guard refused concurrently",
+        ),
+        DeleteUserError::Repo(e) => ApiError::internal("Failed to delete user", e),
+    })?;
+    tracing::info!(user = %user.id, site = %user.site_id, "user deleted");
+    Ok(json::response(
+        StatusCode::OK,
+        &Message {
+            message: format!("User {} deleted successfully", user.id),
+        },
+    ))
+}
+
+pub async fn patch_user(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let mut s = Schema::new(body.0, &["deletion_protected"])?;
+    let protected = s.required_bool("deletion_protected");
+    s.finish()?;
+    let protected = protected.ok_or_else(|| failed("validated field missing"))?;
+    let id = user_id(&path)?;
+    let user = state
+        .accounts
+        .set_user_protection(id, protected)
+        .await
+        .map_err(failed)?
+        .ok_or(ApiError::not_found(USER_NOT_FOUND))?;
+    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+}
+
+pub async fn resend_verification(
+    _: MasterKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    state
+        .accounts
+        .resend_verification(id)
+        .await
+        .map_err(|e| match e {
+            ResendError::NotFound => ApiError::not_found(USER_NOT_FOUND),
+            ResendError::AlreadyVerified => ApiError::bad_request("User is already verified"),
+            ResendError::Repo(e) => failed(e),
+        })?;
+    Ok(json::response(
+        StatusCode::OK,
+        &Message {
+            message: "Verification email sent successfully".into(),
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct CleanupView {
+    auth_tokens: u64,
+    refresh_tokens: u64,
+    email_verification_tokens: u64,
+    password_reset_tokens: u64,
+    email_change_requests: u64,
+    total: u64,
+}
+
+pub async fn cleanup_expired_tokens(
+    _: MasterKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let c = state
+        .accounts
+        .cleanup_expired_tokens()
+        .await
+        .map_err(failed)?;
+    Ok(json::response(
+        StatusCode::OK,
+        &CleanupView {
+            auth_tokens: c.auth_tokens,
+            refresh_tokens: c.refresh_tokens,
+            email_verification_tokens: c.email_verification_tokens,
+            password_reset_tokens: c.password_reset_tokens,
+            email_change_requests: c.email_change_requests,
+            total: c.total(),
+        },
+    ))
+}
