@@ -6,6 +6,7 @@
 //! Rust services that embed Aegis can use the services here with their own adapters.
 
 pub mod clock;
+pub mod delivery;
 pub mod ids;
 pub mod mail;
 pub mod password;

@@ -25,6 +25,15 @@ pub enum DatabaseSource {
     Managed,
 }
 
+/// Where queued email goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Development: each message becomes an `.eml` file in this folder.
+    Outbox(PathBuf),
+    /// No transport configured: messages wait in the outbox table.
+    None,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -64,6 +73,7 @@ pub struct Settings {
     pub argon2: Argon2Settings,
     pub mailgun_api_key: Option<SecretString>,
     pub mailgun_domain: Option<String>,
+    pub mail_transport: MailTransport,
     pub ratelimit_enabled: bool,
     pub cors_origins: Option<String>,
     pub cors_extra_origins: Vec<String>,
@@ -109,6 +119,8 @@ const KEYS: &[&str] = &[
     "password_hash_parallelism",
     "mailgun_api_key",
     "mailgun_domain",
+    "mail_transport",
+    "aegis_outbox_dir",
     "ratelimit_enabled",
     "redis_url",
     "cors_origins",
@@ -248,6 +260,35 @@ impl Settings {
             }
         }
 
+        let data_dir = PathBuf::from(raw.get("aegis_data_dir").unwrap_or(".aegis-data"));
+        let mail_transport = match raw
+            .get("mail_transport")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("outbox") => Some(true),
+            Some("none") => Some(false),
+            None => None,
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "MAIL_TRANSPORT must be outbox or none (Mailgun and SMTP are not built yet), got {v:?}"
+                )));
+            }
+        };
+        let mail_transport = match (mail_transport, mode) {
+            (Some(true), Mode::Production) => {
+                return Err(ConfigError(
+                    "MAIL_TRANSPORT=outbox writes mail to files and is refused in production"
+                        .into(),
+                ));
+            }
+            (Some(true), _) | (None, Mode::Development) => MailTransport::Outbox(
+                raw.get("aegis_outbox_dir")
+                    .map_or_else(|| data_dir.join("outbox"), PathBuf::from),
+            ),
+            (Some(false), _) | (None, Mode::Production) => MailTransport::None,
+        };
+
         let log_format = match raw
             .get("log_format")
             .map(str::to_ascii_lowercase)
@@ -280,7 +321,7 @@ impl Settings {
             host: raw.get("app_host").map(str::to_owned),
             port: raw.parse("app_port", 5678, "a port number")?,
             max_content_length,
-            data_dir: PathBuf::from(raw.get("aegis_data_dir").unwrap_or(".aegis-data")),
+            data_dir,
             version_file: PathBuf::from(raw.get("aegis_version_file").unwrap_or("VERSION")),
             log_format,
             log_level: raw.get("log_level").unwrap_or("INFO").to_owned(),
@@ -310,6 +351,7 @@ impl Settings {
                 .get("mailgun_api_key")
                 .map(|k| SecretString::from(k.to_owned())),
             mailgun_domain: raw.get("mailgun_domain").map(str::to_owned),
+            mail_transport,
             ratelimit_enabled: raw.flag("ratelimit_enabled", true)?,
             cors_origins: raw.get("cors_origins").map(str::to_owned),
             cors_extra_origins: raw
@@ -460,6 +502,35 @@ mod tests {
         // AEGIS_ENV wins over FLASK_ENV.
         let s = settings(&[("AEGIS_ENV", "development"), ("FLASK_ENV", "production")]).unwrap();
         assert_eq!(s.mode, Mode::Development);
+    }
+
+    #[test]
+    fn mail_goes_to_the_outbox_folder_in_development_only() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            s.mail_transport,
+            MailTransport::Outbox(PathBuf::from(".aegis-data/outbox"))
+        );
+        let s = settings(&[("AEGIS_OUTBOX_DIR", "/tmp/mail")]).unwrap();
+        assert_eq!(
+            s.mail_transport,
+            MailTransport::Outbox(PathBuf::from("/tmp/mail"))
+        );
+        let prod = [
+            ("AEGIS_ENV", "production"),
+            ("DATABASE_URL", "postgres://x/y"),
+            ("MASTER_API_KEY", KEY),
+        ];
+        assert_eq!(settings(&prod).unwrap().mail_transport, MailTransport::None);
+        let mut with_outbox = prod.to_vec();
+        with_outbox.push(("MAIL_TRANSPORT", "outbox"));
+        assert!(
+            settings(&with_outbox)
+                .unwrap_err()
+                .to_string()
+                .contains("MAIL_TRANSPORT")
+        );
+        assert!(settings(&[("MAIL_TRANSPORT", "pigeon")]).is_err());
     }
 
     #[test]

@@ -13,3 +13,4 @@ pub mod passwords;
 pub mod routes;
 pub mod telemetry;
 pub mod validation;
+pub mod workers;

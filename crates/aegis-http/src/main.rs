@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use actix_web::{HttpServer, web};
 use aegis_http::app::{self, AppConfig, AppState, Ports};
-use aegis_http::config::{DatabaseSource, Mode, Settings};
+use aegis_http::config::{DatabaseSource, MailTransport, Mode, Settings};
+use aegis_http::workers::Workers;
 use aegis_http::{local, telemetry};
 use aegis_postgres::{PoolSettings, build_pool, run_migrations};
 use clap::{Parser, Subcommand};
@@ -149,7 +150,7 @@ async fn serve(
     let ports = Ports::system(settings.argon2)
         .map_err(|e| format!("PASSWORD_HASH_* settings are not usable: {e}"))?;
     let state = web::Data::new(AppState::new(
-        pool,
+        pool.clone(),
         ports,
         AppConfig {
             master_api_key,
@@ -158,6 +159,22 @@ async fn serve(
             accounts: settings.account_settings(),
         },
     ));
+    let mut workers = Workers::default();
+    match &settings.mail_transport {
+        MailTransport::Outbox(dir) => {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            println!("  Mail is written as .eml files to {}", dir.display());
+            let delivery = aegis_domain::delivery::EmailDelivery::new(
+                std::sync::Arc::new(aegis_postgres::PgEmailOutbox::new(pool.clone())),
+                std::sync::Arc::new(aegis_mailgun::FileOutbox::new(dir)),
+                std::sync::Arc::new(aegis_domain::SystemClock),
+            );
+            workers.spawn_email(delivery, std::time::Duration::from_secs(1), 20);
+        }
+        MailTransport::None => tracing::warn!(
+            "no mail transport is configured: email stays queued in the email_outbox table"
+        ),
+    }
     let host = settings.bind_host().to_owned();
     let server = HttpServer::new(move || app::build(state.clone()))
         .bind((host.as_str(), settings.port))
@@ -166,8 +183,11 @@ async fn serve(
         .run();
     tracing::info!(%host, port = settings.port, "Aegis listening");
     println!("Aegis is listening on http://{host}:{}", settings.port);
-    // actix-web stops on SIGINT/SIGTERM, letting in-flight requests finish (up to 30 s).
-    server.await.map_err(|e| e.to_string())?;
+    // actix-web stops on SIGINT/SIGTERM, letting in-flight requests finish (up to 30 s); then the
+    // workers finish their current pass.
+    let served = server.await.map_err(|e| e.to_string());
+    workers.stop().await;
+    served?;
     tracing::info!("Aegis stopped");
     Ok(())
 }

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod credentials;
 mod database_down;
+mod delivery;
 mod framework;
 mod health;
 mod master_key;
