@@ -248,6 +248,8 @@ async fn every_tenant_gate_failure_is_the_same_401() {
         "/api/auth/invite-user",
         "/api/auth/verify-email",
         "/api/auth/check-verification-token",
+        "/api/auth/request-password-reset",
+        "/api/auth/reset-password",
     ] {
         let attempts = vec![
             request("POST", path).set_json(body(json!(sid(&site)))),
@@ -796,4 +798,71 @@ async fn verification_fires_one_webhook_and_cross_site_tokens_are_kept() {
     )
     .await
     .assert_error(400, "Invalid or expired verification token");
+}
+
+#[actix_web::test]
+async fn an_over_long_password_at_registration_reveals_nothing() {
+    let (app, site) = app_and_site().await;
+    app.verified_user(&site, "taken@example.com", "password-1")
+        .await;
+    let long = "p".repeat(100);
+    let taken = app
+        .tenant(
+            "/api/auth/register",
+            &site,
+            json!({"site_id": sid(&site), "email": "taken@example.com", "password": long}),
+        )
+        .await;
+    let free = app
+        .tenant(
+            "/api/auth/register",
+            &site,
+            json!({"site_id": sid(&site), "email": "free@example.com", "password": long}),
+        )
+        .await;
+    assert_eq!(
+        (taken.status.as_u16(), taken.text()),
+        (free.status.as_u16(), free.text())
+    );
+    taken.assert_validation(json!({"password": ["Password must be at most 72 bytes."]}));
+}
+
+#[actix_web::test]
+async fn user_verified_fires_only_on_the_transition() {
+    let app = TestApp::new().await;
+    let mut body = crate::support::site_body("once.example.com");
+    body["webhook_url"] = json!("https://hooks.example.com/aegis");
+    let site = app.master("POST", "/api/sites", Some(body)).await.json();
+    app.tenant(
+        "/api/auth/register",
+        &site,
+        json!({"site_id": sid(&site), "email": "o@example.com", "password": "password-1"}),
+    )
+    .await;
+    let first = app.emailed_token("verification", "o@example.com").await;
+    // A second outstanding link for the same user.
+    app.sql(&format!(
+        "INSERT INTO email_verification_tokens (site_uuid, user_uuid, token, expires_at, created_at) \
+         SELECT site_uuid, uuid, '{}', {}, 1 FROM users WHERE email = 'o@example.com'",
+        sha256_hex("second-link"),
+        T0 + 1000
+    ))
+    .await;
+    for token in [first.as_str(), "second-link"] {
+        let reply = app
+            .tenant(
+                "/api/auth/verify-email",
+                &site,
+                json!({"site_id": sid(&site), "token": token}),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
+    }
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM webhook_deliveries WHERE event_type = 'user.verified'"
+        )
+        .await,
+        1
+    );
 }

@@ -12,4 +12,5 @@ mod health;
 mod master_key;
 mod sites;
 mod support;
+mod sweep;
 mod users;
