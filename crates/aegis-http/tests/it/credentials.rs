@@ -401,3 +401,58 @@ async fn a_refused_confirmation_keeps_its_token() {
     .await
     .assert_error(400, "Invalid or expired email change token");
 }
+
+#[actix_web::test]
+async fn reset_and_email_change_tokens_are_stored_as_digests() {
+    let (app, site, auth) = setup().await;
+    app.tenant(
+        "/api/auth/request-password-reset",
+        &site,
+        json!({"site_id": sid(&site), "email": "me@example.com"}),
+    )
+    .await;
+    let reset = app.emailed_token("password_reset", "me@example.com").await;
+    app.bearer(
+        "POST",
+        "/api/auth/request-email-change",
+        &auth,
+        Some(json!({"new_email": "other@example.com", "password": "first-password"})),
+    )
+    .await;
+    let change = app.emailed_token("email_change", "other@example.com").await;
+    for (table, plain) in [
+        ("password_reset_tokens", &reset),
+        ("email_change_requests", &change),
+    ] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM {table} WHERE token = '{plain}'"
+            ))
+            .await,
+            0,
+            "{table}"
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM {table} WHERE token = '{}'",
+                sha256_hex(plain)
+            ))
+            .await,
+            1,
+            "{table}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn refresh_requires_a_verified_account() {
+    let (app, site, _) = setup().await;
+    let session = app.login(&site, "me@example.com", "first-password").await;
+    app.sql("UPDATE users SET is_verified = false").await;
+    app.send(
+        request("POST", "/api/auth/refresh")
+            .set_json(json!({"refresh_token": session["refresh_token"]["token"]})),
+    )
+    .await
+    .assert_error(401, "User account not verified");
+}
