@@ -61,6 +61,8 @@ pub trait EmailOutbox: Send + Sync {
         error: &str,
         retry_at: Option<UnixTime>,
     ) -> Result<bool, RepoError>;
+    /// Deletes up to `limit` delivered rows last updated before `before`.
+    async fn prune_delivered(&self, before: UnixTime, limit: i64) -> Result<u64, RepoError>;
 }
 
 /// What one pass did.
@@ -147,6 +149,13 @@ impl EmailDelivery {
                 }
             }
         }
+        if let Err(e) = self
+            .outbox
+            .prune_delivered(now - crate::webhook_delivery::RETENTION_SECONDS, 500)
+            .await
+        {
+            tracing::warn!(error = %e, "pruning delivered email failed");
+        }
         Ok(report)
     }
 }
@@ -177,7 +186,11 @@ mod tests {
         }
     }
 
-    fn run(outbox: MockEmailOutbox, mailer: MockMailer) -> DeliveryReport {
+    fn run(mut outbox: MockEmailOutbox, mailer: MockMailer) -> DeliveryReport {
+        outbox
+            .expect_prune_delivered()
+            .withf(|before, _| *before == 1_000 - 30 * 86_400)
+            .returning(|_, _| Ok(0));
         EmailDelivery::new(
             Arc::new(outbox),
             Arc::new(mailer),

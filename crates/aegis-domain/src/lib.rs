@@ -19,6 +19,7 @@ pub mod token;
 pub mod user;
 pub mod validation;
 pub mod webhook;
+pub mod webhook_delivery;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use ids::{SiteId, UserId, parse_identifier};

@@ -10,8 +10,11 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{App, Error, ResponseError as _, web};
 use aegis_domain::password::{Argon2Settings, PasswordAlgorithms, PasswordHasher};
 use aegis_domain::service::accounts::{AccountService, AccountSettings};
+use aegis_domain::webhook_delivery::{WebhookDelivery, WebhookSender};
 use aegis_domain::{Clock, RandomSecretGenerator, SecretGenerator, SiteService, SystemClock};
-use aegis_postgres::{PgAccountRepository, PgPool, PgSiteRepository, PgUnitOfWork};
+use aegis_postgres::{
+    PgAccountRepository, PgPool, PgSiteRepository, PgUnitOfWork, PgWebhookOutbox,
+};
 use secrecy::SecretString;
 
 use crate::error::ApiError;
@@ -20,6 +23,7 @@ use crate::error::ApiError;
 pub struct AppState {
     pub sites: SiteService,
     pub accounts: AccountService,
+    pub webhooks: WebhookDelivery,
     pub master_api_key: Option<SecretString>,
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
@@ -32,16 +36,20 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub generator: Arc<dyn SecretGenerator>,
     pub hasher: Arc<dyn PasswordHasher>,
+    pub webhook_sender: Arc<dyn WebhookSender>,
 }
 
 impl Ports {
     /// The real clock and generator, and Argon2id with `argon2` costs on a pool of one job per CPU.
-    pub fn system(argon2: Argon2Settings) -> Result<Self, String> {
+    pub fn system(argon2: Argon2Settings, block_private_webhooks: bool) -> Result<Self, String> {
         let algorithms = PasswordAlgorithms::new(argon2).map_err(|e| e.to_string())?;
         Ok(Self {
             clock: Arc::new(SystemClock),
             generator: Arc::new(RandomSecretGenerator),
             hasher: Arc::new(crate::passwords::PooledHasher::per_cpu(algorithms)),
+            webhook_sender: Arc::new(aegis_mailgun::HttpWebhookSender::new(
+                block_private_webhooks,
+            )?),
         })
     }
 }
@@ -68,6 +76,12 @@ impl AppState {
             ports.clock.clone(),
             ports.generator.clone(),
         );
+        let webhooks = WebhookDelivery::new(
+            Arc::new(PgWebhookOutbox::new(pool.clone())),
+            ports.webhook_sender,
+            ports.clock.clone(),
+            ports.generator.clone(),
+        );
         let accounts = AccountService::new(
             Arc::new(PgAccountRepository::new(pool)),
             site_repo,
@@ -80,6 +94,7 @@ impl AppState {
         Self {
             sites,
             accounts,
+            webhooks,
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
             version: config.version,

@@ -28,10 +28,35 @@ pub enum DatabaseSource {
 /// Where queued email goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailTransport {
+    /// The Mailgun HTTP API at this base URL (global domain and key in [`Settings`]).
+    Mailgun { api_base: String },
+    /// An SMTP server.
+    Smtp(SmtpConfig),
     /// Development: each message becomes an `.eml` file in this folder.
     Outbox(PathBuf),
-    /// No transport configured: messages wait in the outbox table.
+    /// No transport: messages wait in the outbox table.
     None,
+}
+
+/// SMTP settings (`SMTP_*`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (default), `tls` or `none`.
+    pub tls: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Log line format.
@@ -74,6 +99,8 @@ pub struct Settings {
     pub mailgun_api_key: Option<SecretString>,
     pub mailgun_domain: Option<String>,
     pub mail_transport: MailTransport,
+    /// Refuse webhook deliveries to loopback, private, link-local and metadata addresses.
+    pub webhook_block_private_networks: bool,
     pub ratelimit_enabled: bool,
     pub cors_origins: Option<String>,
     pub cors_extra_origins: Vec<String>,
@@ -121,6 +148,13 @@ const KEYS: &[&str] = &[
     "mailgun_domain",
     "mail_transport",
     "aegis_outbox_dir",
+    "mailgun_api_base",
+    "smtp_host",
+    "smtp_port",
+    "smtp_tls",
+    "smtp_username",
+    "smtp_password",
+    "webhook_block_private_networks",
     "ratelimit_enabled",
     "redis_url",
     "cors_origins",
@@ -261,32 +295,67 @@ impl Settings {
         }
 
         let data_dir = PathBuf::from(raw.get("aegis_data_dir").unwrap_or(".aegis-data"));
-        let mail_transport = match raw
-            .get("mail_transport")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("outbox") => Some(true),
-            Some("none") => Some(false),
-            None => None,
-            Some(v) => {
-                return Err(ConfigError(format!(
-                    "MAIL_TRANSPORT must be outbox or none (Mailgun and SMTP are not built yet), got {v:?}"
-                )));
+        let outbox_dir = raw
+            .get("aegis_outbox_dir")
+            .map_or_else(|| data_dir.join("outbox"), PathBuf::from);
+        let smtp = match raw.get("smtp_host") {
+            Some(host) => {
+                let tls = raw
+                    .get("smtp_tls")
+                    .unwrap_or("starttls")
+                    .to_ascii_lowercase();
+                if !matches!(tls.as_str(), "starttls" | "tls" | "none") {
+                    return Err(ConfigError(format!(
+                        "SMTP_TLS must be starttls, tls or none, got {tls:?}"
+                    )));
+                }
+                Some(SmtpConfig {
+                    host: host.to_owned(),
+                    port: raw.parse("smtp_port", 587, "a port number")?,
+                    tls,
+                    username: raw.get("smtp_username").map(str::to_owned),
+                    password: raw.get("smtp_password").map(str::to_owned),
+                })
             }
+            None => None,
         };
-        let mail_transport = match (mail_transport, mode) {
-            (Some(true), Mode::Production) => {
+        let mailgun = MailTransport::Mailgun {
+            api_base: raw
+                .get("mailgun_api_base")
+                .unwrap_or(aegis_mailgun::DEFAULT_API_BASE)
+                .trim_end_matches('/')
+                .to_owned(),
+        };
+        let mailgun_configured =
+            raw.get("mailgun_api_key").is_some() && raw.get("mailgun_domain").is_some();
+        let requested = raw.get("mail_transport").map(str::to_ascii_lowercase);
+        let mail_transport = match requested.as_deref() {
+            Some("mailgun") => mailgun,
+            Some("smtp") => MailTransport::Smtp(
+                smtp.ok_or_else(|| ConfigError("MAIL_TRANSPORT=smtp needs SMTP_HOST".into()))?,
+            ),
+            Some("outbox") if mode == Mode::Production => {
                 return Err(ConfigError(
                     "MAIL_TRANSPORT=outbox writes mail to files and is refused in production"
                         .into(),
                 ));
             }
-            (Some(true), _) | (None, Mode::Development) => MailTransport::Outbox(
-                raw.get("aegis_outbox_dir")
-                    .map_or_else(|| data_dir.join("outbox"), PathBuf::from),
-            ),
-            (Some(false), _) | (None, Mode::Production) => MailTransport::None,
+            Some("outbox") => MailTransport::Outbox(outbox_dir),
+            Some("none") => MailTransport::None,
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "MAIL_TRANSPORT must be mailgun, smtp, outbox or none, got {v:?}"
+                )));
+            }
+            // Nothing said: SMTP when configured, else Mailgun when configured (always in
+            // production, as the reference sends through Mailgun and per-site keys may supply
+            // what the environment does not), else the development outbox.
+            None => match (smtp, mode) {
+                (Some(smtp), _) => MailTransport::Smtp(smtp),
+                (None, Mode::Production) => mailgun,
+                (None, Mode::Development) if mailgun_configured => mailgun,
+                (None, Mode::Development) => MailTransport::Outbox(outbox_dir),
+            },
         };
 
         let log_format = match raw
@@ -352,6 +421,7 @@ impl Settings {
                 .map(|k| SecretString::from(k.to_owned())),
             mailgun_domain: raw.get("mailgun_domain").map(str::to_owned),
             mail_transport,
+            webhook_block_private_networks: raw.flag("webhook_block_private_networks", false)?,
             ratelimit_enabled: raw.flag("ratelimit_enabled", true)?,
             cors_origins: raw.get("cors_origins").map(str::to_owned),
             cors_extra_origins: raw
@@ -521,7 +591,36 @@ mod tests {
             ("DATABASE_URL", "postgres://x/y"),
             ("MASTER_API_KEY", KEY),
         ];
-        assert_eq!(settings(&prod).unwrap().mail_transport, MailTransport::None);
+        assert_eq!(
+            settings(&prod).unwrap().mail_transport,
+            MailTransport::Mailgun {
+                api_base: "https://api.mailgun.net".into()
+            }
+        );
+        let s = settings(&[
+            ("MAILGUN_API_KEY", "k"),
+            ("MAILGUN_DOMAIN", "mg.example.com"),
+            ("MAILGUN_API_BASE", "https://api.eu.mailgun.net/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.mail_transport,
+            MailTransport::Mailgun {
+                api_base: "https://api.eu.mailgun.net".into()
+            }
+        );
+        let s = settings(&[
+            ("SMTP_HOST", "127.0.0.1"),
+            ("SMTP_PORT", "1025"),
+            ("SMTP_TLS", "none"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            s.mail_transport,
+            MailTransport::Smtp(SmtpConfig { port: 1025, .. })
+        ));
+        assert!(settings(&[("MAIL_TRANSPORT", "smtp")]).is_err());
+        assert!(settings(&[("SMTP_HOST", "h"), ("SMTP_TLS", "maybe")]).is_err());
         let mut with_outbox = prod.to_vec();
         with_outbox.push(("MAIL_TRANSPORT", "outbox"));
         assert!(

@@ -13,4 +13,5 @@ pub mod passwords;
 pub mod routes;
 pub mod telemetry;
 pub mod validation;
+pub mod wiring;
 pub mod workers;

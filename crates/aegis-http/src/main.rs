@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpServer, web};
 use aegis_http::app::{self, AppConfig, AppState, Ports};
-use aegis_http::config::{DatabaseSource, MailTransport, Mode, Settings};
+use aegis_http::config::{DatabaseSource, Mode, Settings};
 use aegis_http::workers::Workers;
 use aegis_http::{local, telemetry};
 use aegis_postgres::{PoolSettings, build_pool, run_migrations};
@@ -147,8 +147,8 @@ async fn serve(
             ..PoolSettings::default()
         },
     )?;
-    let ports = Ports::system(settings.argon2)
-        .map_err(|e| format!("PASSWORD_HASH_* settings are not usable: {e}"))?;
+    let ports = Ports::system(settings.argon2, settings.webhook_block_private_networks)
+        .map_err(|e| format!("cannot set up the service: {e}"))?;
     let state = web::Data::new(AppState::new(
         pool.clone(),
         ports,
@@ -160,21 +160,15 @@ async fn serve(
         },
     ));
     let mut workers = Workers::default();
-    match &settings.mail_transport {
-        MailTransport::Outbox(dir) => {
-            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-            println!("  Mail is written as .eml files to {}", dir.display());
-            let delivery = aegis_domain::delivery::EmailDelivery::new(
-                std::sync::Arc::new(aegis_postgres::PgEmailOutbox::new(pool.clone())),
-                std::sync::Arc::new(aegis_mailgun::FileOutbox::new(dir)),
-                std::sync::Arc::new(aegis_domain::SystemClock),
-            );
-            workers.spawn_email(delivery, std::time::Duration::from_secs(1), 20);
-        }
-        MailTransport::None => tracing::warn!(
-            "no mail transport is configured: email stays queued in the email_outbox table"
-        ),
+    if let Some(mailer) = aegis_http::wiring::mailer(settings)? {
+        let delivery = aegis_domain::delivery::EmailDelivery::new(
+            std::sync::Arc::new(aegis_postgres::PgEmailOutbox::new(pool.clone())),
+            mailer,
+            std::sync::Arc::new(aegis_domain::SystemClock),
+        );
+        workers.spawn_email(delivery, std::time::Duration::from_secs(1), 20);
     }
+    workers.spawn_webhooks(state.webhooks.clone(), std::time::Duration::from_secs(5));
     let host = settings.bind_host().to_owned();
     let server = HttpServer::new(move || app::build(state.clone()))
         .bind((host.as_str(), settings.port))

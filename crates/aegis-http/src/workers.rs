@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aegis_domain::delivery::EmailDelivery;
+use aegis_domain::webhook_delivery::WebhookDelivery;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -44,6 +45,32 @@ impl Workers {
                     Err(e) => {
                         tracing::warn!(error = %e, "email outbox pass failed; retrying later")
                     }
+                }
+            }
+        }));
+    }
+
+    /// Starts the webhook worker: a sweep every `interval`.
+    pub fn spawn_webhooks(&mut self, delivery: WebhookDelivery, interval: Duration) {
+        let mut stop = self.stop.subscribe();
+        self.handles.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = tokio::time::sleep(interval) => {}
+                }
+                match delivery.sweep().await {
+                    Ok(r) if r.attempted > 0 || r.pruned > 0 => tracing::info!(
+                        attempted = r.attempted,
+                        delivered = r.delivered,
+                        retrying = r.retrying,
+                        exhausted = r.exhausted,
+                        still_due = r.still_due,
+                        pruned = r.pruned,
+                        "webhook sweep"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "webhook sweep failed; retrying later"),
                 }
             }
         }));

@@ -1,8 +1,17 @@
-//! Mail transports for Aegis, behind the domain's [`aegis_domain::Mailer`] port.
+//! Mail transports for Aegis, behind the domain's [`aegis_domain::Mailer`] port:
 //!
-//! So far: [`FileOutbox`], the development transport, which writes each message as an `.eml` file
-//! into a folder. The Mailgun HTTP API and SMTP transports follow with durable delivery.
+//! - [`MailgunMailer`]: the Mailgun HTTP API, with per-site domain and key overrides;
+//! - [`SmtpMailer`]: any SMTP server, through lettre;
+//! - [`FileOutbox`]: development, each message an `.eml` file in a folder;
+//!
+//! and the other outbound adapter, [`HttpWebhookSender`], the HTTP client for webhooks.
 
+mod mailgun;
 mod outbox;
+mod smtp;
+mod webhook;
 
+pub use mailgun::{DEFAULT_API_BASE, MailgunMailer, aligned};
 pub use outbox::FileOutbox;
+pub use smtp::{SmtpMailer, SmtpSettings, SmtpTls};
+pub use webhook::{HttpWebhookSender, is_private};

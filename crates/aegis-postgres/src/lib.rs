@@ -16,6 +16,7 @@ pub mod pool;
 mod schema;
 pub mod sites;
 pub mod uow;
+pub mod webhooks;
 
 pub use accounts::PgAccountRepository;
 pub use error::map_pool_error;
@@ -25,3 +26,4 @@ pub use outbox::PgEmailOutbox;
 pub use pool::{PgPool, PoolSettings, build_pool};
 pub use sites::PgSiteRepository;
 pub use uow::PgUnitOfWork;
+pub use webhooks::PgWebhookOutbox;

@@ -160,4 +160,18 @@ impl EmailOutbox for PgEmailOutbox {
         };
         result.map(|n| n == 1).map_err(map_diesel_error)
     }
+
+    async fn prune_delivered(&self, before: i64, limit: i64) -> Result<u64, RepoError> {
+        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        diesel::sql_query(
+            "DELETE FROM email_outbox WHERE id IN (SELECT id FROM email_outbox \
+             WHERE status = 'delivered' AND updated_at < $1 LIMIT $2)",
+        )
+        .bind::<BigInt, _>(before)
+        .bind::<BigInt, _>(limit)
+        .execute(&mut conn)
+        .await
+        .map(|n| n as u64)
+        .map_err(map_diesel_error)
+    }
 }

@@ -6,6 +6,8 @@
 //! `aegis_postgres::local`), or on the server named by `DATABASE_URL` when that is set.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod smtp;
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -170,6 +170,7 @@ impl TestApp {
                 clock: Arc::new(clock.clone()),
                 generator: Arc::new(RandomSecretGenerator),
                 hasher: hasher.clone(),
+                webhook_sender: Arc::new(aegis_mailgun::HttpWebhookSender::new(false).unwrap()),
             },
             AppConfig {
                 master_api_key: master_key.map(|k| SecretString::from(k.to_owned())),

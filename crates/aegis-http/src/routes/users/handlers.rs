@@ -296,3 +296,32 @@ pub async fn cleanup_expired_tokens(
         },
     ))
 }
+
+#[derive(Serialize)]
+struct SweepView {
+    attempted: u64,
+    delivered: u64,
+    retrying: u64,
+    exhausted: u64,
+    still_due: u64,
+    pruned: u64,
+}
+
+/// One webhook sweep on demand (§4.31); the service also sweeps by itself every few seconds.
+pub async fn deliver_pending_webhooks(
+    _: MasterKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let r = state.webhooks.sweep().await.map_err(failed)?;
+    Ok(json::response(
+        StatusCode::OK,
+        &SweepView {
+            attempted: r.attempted,
+            delivered: r.delivered,
+            retrying: r.retrying,
+            exhausted: r.exhausted,
+            still_due: r.still_due,
+            pruned: r.pruned,
+        },
+    ))
+}

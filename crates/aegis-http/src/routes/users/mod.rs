@@ -36,5 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/admin/cleanup-expired-tokens")
             .route(web::post().to(handlers::cleanup_expired_tokens)),
+    )
+    .service(
+        web::resource("/api/admin/deliver-pending-webhooks")
+            .route(web::post().to(handlers::deliver_pending_webhooks)),
     );
 }

@@ -1,0 +1,296 @@
+//! Webhook delivery (§7): leased claims, signed attempts with a fresh timestamp each, the retry
+//! schedule, the attempt log, and the sweep report.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::clock::{Clock, UnixTime};
+use crate::delivery::{LEASE_SECONDS, MAX_ATTEMPTS, RETRY_SCHEDULE};
+use crate::ids::SiteId;
+use crate::repo::RepoError;
+use crate::secrets::SecretGenerator;
+use crate::webhook::signature;
+
+/// Rows claimed per sweep.
+pub const SWEEP_BATCH: i64 = 10;
+/// A sweep stops starting new attempts after this many seconds.
+pub const SWEEP_BUDGET_SECONDS: i64 = 150;
+/// Delivered rows older than this are pruned.
+pub const RETENTION_SECONDS: i64 = 30 * 86_400;
+/// Rows pruned per sweep at most.
+pub const PRUNE_BATCH: i64 = 500;
+/// Stored response bodies and errors are cut to this many characters.
+pub const MAX_STORED_TEXT: usize = 1_000;
+
+/// Where a claimed event goes, read from its site at claim time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A claimed delivery.
+#[derive(Debug, Clone)]
+pub struct ClaimedWebhook {
+    pub event_id: Uuid,
+    pub site_id: SiteId,
+    pub event_type: String,
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    /// The `next_attempt_at` the claim set: proof of ownership.
+    pub lease: UnixTime,
+    /// `None` when the site is gone or no longer has both a URL and a secret.
+    pub target: Option<WebhookTarget>,
+}
+
+/// How a claimed delivery ends this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Delivered,
+    Retry { at: UnixTime },
+    Exhausted,
+}
+
+/// One attempt, for the log (`webhook_events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLog {
+    pub id: Uuid,
+    /// 1-based.
+    pub attempt: i32,
+    pub response_status: Option<i32>,
+    pub response_body: Option<String>,
+    pub success: bool,
+    pub at: UnixTime,
+}
+
+/// What the receiver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The outbound HTTP port: POSTs `body` with `headers`, following no redirect.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// The response, or the transport error as text.
+    async fn post(
+        &self,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    ) -> Result<WebhookResponse, String>;
+}
+
+/// The delivery table as the sweep sees it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WebhookOutbox: Send + Sync {
+    /// Claims up to `limit` due pending rows, oldest due first, moving `next_attempt_at` to `lease`
+    /// (attempts unchanged). Rows held by another sweep are skipped.
+    async fn claim_due(
+        &self,
+        now: UnixTime,
+        lease: UnixTime,
+        limit: i64,
+    ) -> Result<Vec<ClaimedWebhook>, RepoError>;
+    /// Writes the attempt to the log (when there was one) and, if the lease is still ours, the
+    /// outcome to the row. Returns whether the row was ours.
+    async fn record(
+        &self,
+        row: &ClaimedWebhook,
+        log: Option<AttemptLog>,
+        outcome: WebhookOutcome,
+        last_status: Option<i32>,
+        last_error: Option<String>,
+        now: UnixTime,
+    ) -> Result<bool, RepoError>;
+    /// Deletes up to `limit` delivered rows last updated before `before`.
+    async fn prune_delivered(&self, before: UnixTime, limit: i64) -> Result<u64, RepoError>;
+    /// Pending rows due at `now`.
+    async fn count_due(&self, now: UnixTime) -> Result<u64, RepoError>;
+}
+
+/// The sweep result (§2, §7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub attempted: u64,
+    pub delivered: u64,
+    pub retrying: u64,
+    pub exhausted: u64,
+    pub still_due: u64,
+    pub pruned: u64,
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(MAX_STORED_TEXT).collect()
+}
+
+/// Sweeps the webhook outbox.
+#[derive(Clone)]
+pub struct WebhookDelivery {
+    outbox: Arc<dyn WebhookOutbox>,
+    sender: Arc<dyn WebhookSender>,
+    clock: Arc<dyn Clock>,
+    generator: Arc<dyn SecretGenerator>,
+}
+
+impl WebhookDelivery {
+    pub fn new(
+        outbox: Arc<dyn WebhookOutbox>,
+        sender: Arc<dyn WebhookSender>,
+        clock: Arc<dyn Clock>,
+        generator: Arc<dyn SecretGenerator>,
+    ) -> Self {
+        Self {
+            outbox,
+            sender,
+            clock,
+            generator,
+        }
+    }
+
+    /// One sweep: claim, attempt each once (within the time budget), prune, count.
+    pub async fn sweep(&self) -> Result<SweepReport, RepoError> {
+        let started = self.clock.now();
+        let claimed = self
+            .outbox
+            .claim_due(started, started + LEASE_SECONDS, SWEEP_BATCH)
+            .await?;
+        let mut report = SweepReport::default();
+        for row in claimed {
+            if self.clock.now() - started >= SWEEP_BUDGET_SECONDS {
+                break;
+            }
+            report.attempted += 1;
+            match self.attempt(&row).await? {
+                Some(WebhookOutcome::Delivered) => report.delivered += 1,
+                Some(WebhookOutcome::Exhausted) => report.exhausted += 1,
+                Some(WebhookOutcome::Retry { .. }) | None => {}
+            }
+        }
+        report.retrying = report.attempted - report.delivered - report.exhausted;
+        let now = self.clock.now();
+        report.pruned = self
+            .outbox
+            .prune_delivered(now - RETENTION_SECONDS, PRUNE_BATCH)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "pruning delivered webhooks failed");
+                0
+            });
+        report.still_due = self.outbox.count_due(now).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "counting due webhooks failed");
+            0
+        });
+        Ok(report)
+    }
+
+    /// Attempts one claimed row. `None` when the lease was lost before the outcome was written.
+    async fn attempt(&self, row: &ClaimedWebhook) -> Result<Option<WebhookOutcome>, RepoError> {
+        let now = self.clock.now();
+        let Some(target) = &row.target else {
+            let owned = self
+                .outbox
+                .record(
+                    row,
+                    None,
+                    WebhookOutcome::Exhausted,
+                    None,
+                    Some("site missing or webhook not configured".into()),
+                    now,
+                )
+                .await?;
+            return Ok(owned.then_some(WebhookOutcome::Exhausted));
+        };
+        let attempt = row.attempts + 1;
+        let timestamp = now;
+        let headers = vec![
+            ("Content-Type", "application/json".to_owned()),
+            (
+                "X-Aegis-Signature",
+                signature(&target.secret, timestamp, &row.payload),
+            ),
+            ("X-Aegis-Event", row.event_type.clone()),
+            ("X-Aegis-Timestamp", timestamp.to_string()),
+        ];
+        let result = self
+            .sender
+            .post(&target.url, headers, row.payload.clone())
+            .await;
+        let now = self.clock.now();
+        let (success, status, error, body) = match &result {
+            Ok(r) if (200..300).contains(&r.status) => (
+                true,
+                Some(i32::from(r.status)),
+                None,
+                Some(truncate(&r.body)),
+            ),
+            Ok(r) => (
+                false,
+                Some(i32::from(r.status)),
+                Some(truncate(&r.body)),
+                Some(truncate(&r.body)),
+            ),
+            Err(e) => (false, None, Some(truncate(e)), None),
+        };
+        let outcome = if success {
+            WebhookOutcome::Delivered
+        } else if attempt >= MAX_ATTEMPTS {
+            WebhookOutcome::Exhausted
+        } else {
+            let wait = usize::try_from(attempt - 1)
+                .ok()
+                .and_then(|i| RETRY_SCHEDULE.get(i))
+                .copied()
+                .unwrap_or(RETRY_SCHEDULE[RETRY_SCHEDULE.len() - 1]);
+            WebhookOutcome::Retry { at: now + wait }
+        };
+        let log = AttemptLog {
+            id: self.generator.new_id(),
+            attempt,
+            response_status: status,
+            response_body: body,
+            success,
+            at: now,
+        };
+        let owned = self
+            .outbox
+            .record(row, Some(log), outcome.clone(), status, error.clone(), now)
+            .await?;
+        if !owned {
+            return Ok(None);
+        }
+        match &outcome {
+            WebhookOutcome::Exhausted => tracing::error!(
+                event = %row.event_id,
+                site = %row.site_id,
+                attempts = attempt,
+                status = ?status,
+                "webhook delivery gave up"
+            ),
+            WebhookOutcome::Retry { at } => tracing::warn!(
+                event = %row.event_id,
+                site = %row.site_id,
+                attempt,
+                status = ?status,
+                retry_at = at,
+                "webhook delivery failed; will retry"
+            ),
+            WebhookOutcome::Delivered => {}
+        }
+        Ok(Some(outcome))
+    }
+}

@@ -1,0 +1,131 @@
+//! The Mailgun HTTP API (§6.1): `POST {base}/v3/{domain}/messages`, HTTP Basic `api:{key}`,
+//! form fields `from`, `to`, `subject`, `html`, `text`; 10 s timeout; only 200 is success.
+
+use std::time::Duration;
+
+use aegis_domain::{MailError, Mailer, OutgoingEmail, redact_email};
+use async_trait::async_trait;
+
+/// The US endpoint; EU accounts use `https://api.eu.mailgun.net`.
+pub const DEFAULT_API_BASE: &str = "https://api.mailgun.net";
+
+/// Sends through Mailgun. Each message may carry its site's domain and key, each falling back
+/// independently to the global one; empty counts as unset.
+pub struct MailgunMailer {
+    client: reqwest::Client,
+    api_base: String,
+    domain: Option<String>,
+    api_key: Option<String>,
+}
+
+impl std::fmt::Debug for MailgunMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailgunMailer")
+            .field("api_base", &self.api_base)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Whether `from` is the sending domain, or either is a subdomain of the other (DMARC alignment).
+pub fn aligned(from_address: &str, sending_domain: &str) -> bool {
+    let from = from_address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .to_ascii_lowercase();
+    let sending = sending_domain.to_ascii_lowercase();
+    from == sending
+        || from.ends_with(&format!(".{sending}"))
+        || sending.ends_with(&format!(".{from}"))
+}
+
+impl MailgunMailer {
+    /// A client for `api_base` with the global `domain` and `api_key` (either may be unset when
+    /// every site has its own).
+    pub fn new(
+        api_base: &str,
+        domain: Option<String>,
+        api_key: Option<String>,
+    ) -> Result<Self, MailError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| MailError::NotConfigured(e.to_string()))?;
+        Ok(Self {
+            client,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            domain,
+            api_key,
+        })
+    }
+}
+
+#[async_trait]
+impl Mailer for MailgunMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
+        let domain = non_empty(email.mailgun_domain.as_deref())
+            .or(non_empty(self.domain.as_deref()))
+            .ok_or_else(|| MailError::NotConfigured("no Mailgun domain for this site".into()))?;
+        let key = non_empty(email.mailgun_api_key.as_deref())
+            .or(non_empty(self.api_key.as_deref()))
+            .ok_or_else(|| MailError::NotConfigured("no Mailgun API key for this site".into()))?;
+        if !aligned(&email.from_address, domain) {
+            tracing::warn!(
+                sending_domain = %domain,
+                from = %redact_email(&email.from_address),
+                "sender domain mismatch: the From domain is not aligned with the Mailgun domain (DMARC)"
+            );
+        }
+        let from = format!("{} <{}>", email.from_name, email.from_address);
+        let form = [
+            ("from", from.as_str()),
+            ("to", email.to.as_str()),
+            ("subject", email.subject.as_str()),
+            ("html", email.html.as_str()),
+            ("text", email.text.as_str()),
+        ];
+        let response = self
+            .client
+            .post(format!("{}/v3/{domain}/messages", self.api_base))
+            .basic_auth("api", Some(key))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| MailError::Failed(format!("Mailgun request failed: {e}")))?;
+        let status = response.status();
+        if status.as_u16() == 200 {
+            tracing::info!(to = %redact_email(&email.to), "email sent through Mailgun");
+            return Ok(());
+        }
+        let body: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Err(MailError::Failed(format!(
+            "Mailgun answered {status}: {body}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_accepts_equal_and_sub_domains_either_way() {
+        assert!(aligned("a@example.com", "example.com"));
+        assert!(aligned("a@mail.example.com", "example.com"));
+        assert!(aligned("a@example.com", "mg.example.com"));
+        assert!(aligned("a@EXAMPLE.com", "example.COM"));
+        assert!(!aligned("a@example.org", "example.com"));
+        assert!(!aligned("a@badexample.com", "example.com"));
+    }
+}

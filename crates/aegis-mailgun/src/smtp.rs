@@ -1,0 +1,102 @@
+//! SMTP through lettre: any provider, or a local Mailpit.
+
+use aegis_domain::{MailError, Mailer, OutgoingEmail, redact_email};
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text (a local relay or Mailpit only).
+    None,
+    /// STARTTLS, required (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// SMTP server settings.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends through an SMTP server; messages carry a text and an HTML part.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl std::fmt::Debug for SmtpMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmtpMailer")
+    }
+}
+
+impl SmtpMailer {
+    pub fn new(settings: &SmtpSettings) -> Result<Self, MailError> {
+        let builder = match settings.tls {
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            }
+            SmtpTls::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
+                    .map_err(|e| MailError::NotConfigured(e.to_string()))?
+            }
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
+                .map_err(|e| MailError::NotConfigured(e.to_string()))?,
+        };
+        let mut builder = builder
+            .port(settings.port)
+            .timeout(Some(std::time::Duration::from_secs(10)));
+        if let (Some(user), Some(pass)) = (&settings.username, &settings.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        }
+        Ok(Self {
+            transport: builder.build(),
+        })
+    }
+}
+
+fn mailbox(name: Option<&str>, address: &str) -> Result<Mailbox, MailError> {
+    let address = address
+        .parse()
+        .map_err(|e| MailError::Failed(format!("unusable address: {e}")))?;
+    Ok(Mailbox::new(name.map(str::to_owned), address))
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
+        let message = Message::builder()
+            .from(mailbox(Some(&email.from_name), &email.from_address)?)
+            .to(mailbox(None, &email.to)?)
+            .subject(email.subject.clone())
+            .multipart(MultiPart::alternative_plain_html(
+                email.text.clone(),
+                email.html.clone(),
+            ))
+            .map_err(|e| MailError::Failed(format!("cannot build the message: {e}")))?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(|e| MailError::Failed(format!("SMTP delivery failed: {e}")))?;
+        tracing::info!(to = %redact_email(&email.to), "email sent over SMTP");
+        Ok(())
+    }
+}
