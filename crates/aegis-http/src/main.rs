@@ -168,7 +168,7 @@ async fn serve(
         );
         workers.spawn_email(delivery, std::time::Duration::from_secs(1), 20);
     }
-    workers.spawn_webhooks(state.webhooks.clone(), std::time::Duration::from_secs(5));
+    workers.spawn_webhooks(state.webhooks.clone(), std::time::Duration::from_secs(2));
     let host = settings.bind_host().to_owned();
     let server = HttpServer::new(move || app::build(state.clone()))
         .bind((host.as_str(), settings.port))

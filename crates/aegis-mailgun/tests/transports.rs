@@ -237,3 +237,44 @@ async fn smtp_delivers_a_message_with_headers_and_both_parts() {
     );
     assert!(data.contains("verify-email?token=abc"), "{data}");
 }
+
+#[tokio::test]
+async fn webhook_posts_reach_private_addresses_unless_blocked() {
+    use aegis_domain::webhook_delivery::WebhookSender as _;
+    use aegis_mailgun::HttpWebhookSender;
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    let port = server.address().port();
+    let headers = || vec![("X-Aegis-Event", "user.verified".to_owned())];
+
+    let open = HttpWebhookSender::new(false).unwrap();
+    let reply = open
+        .post(
+            &format!("http://127.0.0.1:{port}/hook"),
+            headers(),
+            "{}".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
+
+    let blocked = HttpWebhookSender::new(true).unwrap();
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+    ] {
+        let err = blocked
+            .post(&url, headers(), "{}".into())
+            .await
+            .unwrap_err();
+        assert!(err.contains("blocked"), "{url}: {err}");
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

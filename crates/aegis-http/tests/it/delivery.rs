@@ -161,3 +161,54 @@ async fn racing_workers_deliver_each_message_once() {
         8
     );
 }
+
+/// Through the real Mailgun transport against a fake Mailgun: it answers 500 three times, then
+/// accepts. The message is retried on schedule and sent exactly once successfully, with the site's
+/// own Mailgun settings.
+#[actix_web::test]
+async fn a_mailgun_outage_is_ridden_out() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let app = TestApp::new().await;
+    let mut body = crate::support::site_body("mg.example.com");
+    body["mailgun_domain"] = json!("mg.site.example.com");
+    body["mailgun_api_key"] = json!("key-site");
+    let site = app.master("POST", "/api/sites", Some(body)).await.json();
+    register(&app, &site, "waiting@example.com").await;
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/mg.site.example.com/messages"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(3)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/mg.site.example.com/messages"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let mailer = aegis_mailgun::MailgunMailer::new(&server.uri(), None, None).unwrap();
+    let worker = delivery(&app, Arc::new(mailer));
+    for wait in [30, 120, 600] {
+        let report = worker.run_once(10).await.unwrap();
+        assert_eq!((report.attempted, report.retrying), (1, 1));
+        app.clock.advance(wait);
+    }
+    let report = worker.run_once(10).await.unwrap();
+    assert_eq!((report.attempted, report.delivered), (1, 1));
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 4);
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(&requests[3].body)
+        .into_owned()
+        .collect();
+    assert!(fields.contains(&("to".to_owned(), "waiting@example.com".to_owned())));
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM email_outbox WHERE status = 'delivered' AND attempts = 4"
+        )
+        .await,
+        1
+    );
+}

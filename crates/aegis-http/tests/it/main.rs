@@ -14,3 +14,4 @@ mod sites;
 mod support;
 mod sweep;
 mod users;
+mod webhooks;

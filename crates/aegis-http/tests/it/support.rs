@@ -353,3 +353,11 @@ impl TestApp {
         reply.json()
     }
 }
+
+impl TestApp {
+    /// The pinned clock's time.
+    pub fn clock_now(&self) -> i64 {
+        use aegis_domain::Clock as _;
+        self.clock.now()
+    }
+}
