@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod ids;
 pub mod mail;
 pub mod password;
+pub mod ratelimit;
 pub mod repo;
 pub mod secrets;
 pub mod service;

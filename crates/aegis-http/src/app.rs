@@ -24,6 +24,8 @@ pub struct AppState {
     pub sites: SiteService,
     pub accounts: AccountService,
     pub webhooks: WebhookDelivery,
+    /// `None` when `RATELIMIT_ENABLED=false`.
+    pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
     pub master_api_key: Option<SecretString>,
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
@@ -63,6 +65,8 @@ pub struct AppConfig {
     /// The health endpoint's `version`.
     pub version: String,
     pub accounts: AccountSettings,
+    pub ratelimit_enabled: bool,
+    pub client_ip: crate::client_ip::ClientIpPolicy,
 }
 
 impl AppState {
@@ -76,6 +80,13 @@ impl AppState {
             ports.clock.clone(),
             ports.generator.clone(),
         );
+        let limiter = config.ratelimit_enabled.then(|| {
+            Arc::new(crate::ratelimit::Limiter {
+                counters: Arc::new(aegis_postgres::PgRateCounters::new(pool.clone())),
+                clock: ports.clock.clone(),
+                client_ip: config.client_ip.clone(),
+            })
+        });
         let webhooks = WebhookDelivery::new(
             Arc::new(PgWebhookOutbox::new(pool.clone())),
             ports.webhook_sender,
@@ -95,6 +106,7 @@ impl AppState {
             sites,
             accounts,
             webhooks,
+            limiter,
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
             version: config.version,

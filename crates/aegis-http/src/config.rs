@@ -102,6 +102,8 @@ pub struct Settings {
     /// Refuse webhook deliveries to loopback, private, link-local and metadata addresses.
     pub webhook_block_private_networks: bool,
     pub ratelimit_enabled: bool,
+    /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES` (decision 22).
+    pub client_ip: crate::client_ip::ClientIpPolicy,
     pub cors_origins: Option<String>,
     pub cors_extra_origins: Vec<String>,
     pub verification_link_base: Option<String>,
@@ -156,6 +158,8 @@ const KEYS: &[&str] = &[
     "smtp_password",
     "webhook_block_private_networks",
     "ratelimit_enabled",
+    "trusted_client_ip_header",
+    "trusted_proxies",
     "redis_url",
     "cors_origins",
     "cors_extra_origins",
@@ -358,6 +362,25 @@ impl Settings {
             },
         };
 
+        let mut proxies = Vec::new();
+        for part in raw
+            .get("trusted_proxies")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            proxies.push(crate::client_ip::Cidr::parse(part).ok_or_else(|| {
+                ConfigError(format!(
+                    "TRUSTED_PROXIES must be comma-separated addresses or CIDR ranges, got {part:?}"
+                ))
+            })?);
+        }
+        let client_ip = crate::client_ip::ClientIpPolicy {
+            header: raw.get("trusted_client_ip_header").map(str::to_owned),
+            proxies,
+        };
+
         let log_format = match raw
             .get("log_format")
             .map(str::to_ascii_lowercase)
@@ -423,6 +446,7 @@ impl Settings {
             mail_transport,
             webhook_block_private_networks: raw.flag("webhook_block_private_networks", false)?,
             ratelimit_enabled: raw.flag("ratelimit_enabled", true)?,
+            client_ip,
             cors_origins: raw.get("cors_origins").map(str::to_owned),
             cors_extra_origins: raw
                 .get("cors_extra_origins")

@@ -4,12 +4,14 @@
 //! real adapters.
 
 pub mod app;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod json;
 pub mod local;
 pub mod passwords;
+pub mod ratelimit;
 pub mod routes;
 pub mod telemetry;
 pub mod validation;

@@ -157,6 +157,8 @@ async fn serve(
             max_body_bytes: settings.max_content_length,
             version: app::read_version(&settings.version_file),
             accounts: settings.account_settings(),
+            ratelimit_enabled: settings.ratelimit_enabled,
+            client_ip: settings.client_ip.clone(),
         },
     ));
     let mut workers = Workers::default();
@@ -169,6 +171,9 @@ async fn serve(
         workers.spawn_email(delivery, std::time::Duration::from_secs(1), 20);
     }
     workers.spawn_webhooks(state.webhooks.clone(), std::time::Duration::from_secs(2));
+    if let Some(limiter) = &state.limiter {
+        workers.spawn_housekeeping(limiter.counters.clone(), limiter.clock.clone());
+    }
     let host = settings.bind_host().to_owned();
     let server = HttpServer::new(move || app::build(state.clone()))
         .bind((host.as_str(), settings.port))

@@ -76,6 +76,26 @@ impl Workers {
         }));
     }
 
+    /// Starts housekeeping: deletes rate-limit counters of finished windows every minute.
+    pub fn spawn_housekeeping(
+        &mut self,
+        counters: std::sync::Arc<dyn aegis_domain::ratelimit::RateCounters>,
+        clock: std::sync::Arc<dyn aegis_domain::Clock>,
+    ) {
+        let mut stop = self.stop.subscribe();
+        self.handles.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                if let Err(e) = counters.prune(clock.now()).await {
+                    tracing::warn!(error = %e, "pruning rate-limit counters failed");
+                }
+            }
+        }));
+    }
+
     /// Asks every worker to stop and waits for them.
     pub async fn stop(self) {
         let _ = self.stop.send(true);

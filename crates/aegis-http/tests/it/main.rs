@@ -10,6 +10,7 @@ mod delivery;
 mod framework;
 mod health;
 mod master_key;
+mod ratelimits;
 mod sites;
 mod support;
 mod sweep;

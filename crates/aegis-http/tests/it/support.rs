@@ -36,7 +36,9 @@ type AppService = RcService<actix_http::Request, ServiceResponse<EitherBody<BoxB
 
 pub struct TestApp {
     service: AppService,
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
+    url: String,
+    limits: Option<aegis_http::client_ip::ClientIpPolicy>,
     pub clock: ManualClock,
     pub hasher: Arc<CountingHasher>,
 }
@@ -138,7 +140,33 @@ impl TestApp {
 
     pub async fn with_options(db: TestDatabase, master_key: Option<&str>) -> Self {
         let url = db.url().to_owned();
-        Self::on_url(db, &url, master_key).await
+        Self::build(Arc::new(db), &url, master_key, None, ManualClock::new(T0)).await
+    }
+
+    /// An application with rate limits on, finding client addresses with `policy`.
+    pub async fn with_limits(policy: aegis_http::client_ip::ClientIpPolicy) -> Self {
+        let db = fresh_database().await;
+        let url = db.url().to_owned();
+        Self::build(
+            Arc::new(db),
+            &url,
+            Some(MASTER_KEY),
+            Some(policy),
+            ManualClock::new(T0),
+        )
+        .await
+    }
+
+    /// A second instance of the service on the same database, sharing the clock.
+    pub async fn sibling(&self) -> Self {
+        Self::build(
+            self.db.clone(),
+            &self.url.clone(),
+            Some(MASTER_KEY),
+            self.limits.clone(),
+            self.clock.clone(),
+        )
+        .await
     }
 
     /// An application whose database refuses connections (the test database is only kept for the
@@ -150,11 +178,23 @@ impl TestApp {
             .unwrap()
             .port();
         let url = format!("postgres://aegis@127.0.0.1:{port}/nowhere");
-        Self::on_url(fresh_database().await, &url, Some(MASTER_KEY)).await
+        Self::build(
+            Arc::new(fresh_database().await),
+            &url,
+            Some(MASTER_KEY),
+            None,
+            ManualClock::new(T0),
+        )
+        .await
     }
 
-    async fn on_url(db: TestDatabase, url: &str, master_key: Option<&str>) -> Self {
-        let clock = ManualClock::new(T0);
+    async fn build(
+        db: Arc<TestDatabase>,
+        url: &str,
+        master_key: Option<&str>,
+        limits: Option<aegis_http::client_ip::ClientIpPolicy>,
+        clock: ManualClock,
+    ) -> Self {
         let pool = build_pool(
             url,
             PoolSettings {
@@ -177,12 +217,16 @@ impl TestApp {
                 max_body_bytes: 65_536,
                 version: "1.2.3".into(),
                 accounts: aegis_domain::service::accounts::AccountSettings::default(),
+                ratelimit_enabled: limits.is_some(),
+                client_ip: limits.clone().unwrap_or_default(),
             },
         );
         let service = test::init_service(app::build(web::Data::new(state))).await;
         Self {
             service: boxed::rc_service(service),
             db,
+            url: url.to_owned(),
+            limits,
             clock,
             hasher,
         }

@@ -9,3 +9,4 @@ use aegis_postgres::{PgPool, PoolSettings, build_pool};
 pub fn pool(url: &str) -> PgPool {
     build_pool(url, PoolSettings::default()).unwrap()
 }
+mod ratelimit;

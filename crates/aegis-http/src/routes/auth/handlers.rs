@@ -1,6 +1,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError as _, web};
 use aegis_domain::service::accounts::{
     ChangePasswordError, EmailChangeError, Failure, InviteError, LoginError, RefreshError,
     RegisterError, ResetPasswordError, VerifyEmailError,
@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Bearer, JsonBody, LenientJson, TenantBody};
 use crate::json;
+use crate::ratelimit::LoginAttempt;
 use crate::validation::{Rule, Schema};
 
 const EMAIL: &[Rule] = &[Rule::Email, Rule::Max255];
@@ -102,25 +103,34 @@ pub async fn login(gate: TenantBody, state: web::Data<AppState>) -> Result<HttpR
     let email = s.required_str("email", EMAIL);
     let password = s.required_str("password", &[Rule::PasswordPresented]);
     s.finish()?;
-    let session = state
+    let result = state
         .accounts
         .login(
             &gate.site,
             &Email::normalize(&validated(email)?),
             &PlainPassword::new(validated(password)?),
         )
-        .await
-        .map_err(|e| match e {
-            LoginError::InvalidCredentials => ApiError::unauthorized("Invalid credentials"),
-            LoginError::EmailNotVerified => {
-                ApiError::Client(StatusCode::FORBIDDEN, "Email not verified")
-            }
-            LoginError::Failure(e) => failure(e),
-        })?;
-    Ok(no_store(json::response(
-        StatusCode::OK,
-        &SessionView::from(&session),
-    )))
+        .await;
+    // The limiter counts failed logins per account from this mark.
+    let (mut response, attempt) = match result {
+        Ok(session) => (
+            no_store(json::response(StatusCode::OK, &SessionView::from(&session))),
+            LoginAttempt::Succeeded,
+        ),
+        Err(LoginError::InvalidCredentials) => (
+            ApiError::unauthorized("Invalid credentials").error_response(),
+            LoginAttempt::Failed,
+        ),
+        Err(LoginError::EmailNotVerified) => {
+            return Err(ApiError::Client(
+                StatusCode::FORBIDDEN,
+                "Email not verified",
+            ));
+        }
+        Err(LoginError::Failure(e)) => return Err(failure(e)),
+    };
+    response.extensions_mut().insert(attempt);
+    Ok(response)
 }
 
 pub async fn logout(

@@ -1,6 +1,8 @@
-//! Accounts and sessions (§4.2–§4.9).
+//! Accounts and sessions (§4.2–§4.14).
 
 use actix_web::web;
+
+use crate::ratelimit::{Limited, RateLimit};
 
 mod dto;
 mod handlers;
@@ -8,13 +10,27 @@ mod handlers;
 pub use dto::UserView;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/auth/register")
+            .wrap(RateLimit(Limited::Register))
+            .route(web::post().to(handlers::register)),
+    )
+    .service(
+        web::resource("/api/auth/invite-user")
+            .wrap(RateLimit(Limited::Invite))
+            .route(web::post().to(handlers::invite_user)),
+    )
+    .service(
+        web::resource("/api/auth/login")
+            .wrap(RateLimit(Limited::Login))
+            .route(web::post().to(handlers::login)),
+    )
+    .service(
+        web::resource("/api/auth/request-password-reset")
+            .wrap(RateLimit(Limited::PasswordReset))
+            .route(web::post().to(handlers::request_password_reset)),
+    );
     for (path, route) in [
-        ("/api/auth/register", web::post().to(handlers::register)),
-        (
-            "/api/auth/invite-user",
-            web::post().to(handlers::invite_user),
-        ),
-        ("/api/auth/login", web::post().to(handlers::login)),
         ("/api/auth/logout", web::post().to(handlers::logout)),
         ("/api/auth/refresh", web::post().to(handlers::refresh)),
         ("/api/auth/me", web::get().to(handlers::me)),
@@ -29,10 +45,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (
             "/api/auth/change-password",
             web::post().to(handlers::change_password),
-        ),
-        (
-            "/api/auth/request-password-reset",
-            web::post().to(handlers::request_password_reset),
         ),
         (
             "/api/auth/reset-password",

@@ -1,0 +1,324 @@
+//! Rate limits (§8, decisions 5, 11, 22, 23) and the per-account bound on failed logins.
+
+use actix_web::test::TestRequest;
+use aegis_http::client_ip::{Cidr, ClientIpPolicy};
+use serde_json::{Value, json};
+
+use crate::support::{Reply, T0, TestApp, request};
+
+fn from(ip: &str, req: TestRequest) -> TestRequest {
+    req.peer_addr(format!("{ip}:40000").parse().unwrap())
+}
+
+fn tenant(site: &Value, path: &str, body: Value) -> TestRequest {
+    request("POST", path)
+        .insert_header(("X-Tenant-Api-Key", site["tenant_api_key"].as_str().unwrap()))
+        .set_json(body)
+}
+
+fn header(reply: &Reply, name: &str) -> String {
+    reply
+        .headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn login(site: &Value, email: &str, password: &str) -> TestRequest {
+    tenant(
+        site,
+        "/api/auth/login",
+        json!({"site_id": site["uuid"], "email": email, "password": password}),
+    )
+}
+
+async fn statuses(app: &TestApp, requests: Vec<TestRequest>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for r in requests {
+        out.push(app.send(r).await.status.as_u16());
+    }
+    out
+}
+
+#[actix_web::test]
+async fn login_is_limited_per_account_with_headers_on_every_answer() {
+    let app = TestApp::with_limits(ClientIpPolicy::default()).await;
+    let site = app.create_site("rl.example.com").await;
+    app.verified_user(&site, "victim@example.com", "password-1")
+        .await;
+
+    let first = app.send(login(&site, "victim@example.com", "wrong")).await;
+    assert_eq!(first.status.as_u16(), 401);
+    assert_eq!(header(&first, "x-ratelimit-limit"), "10");
+    assert_eq!(header(&first, "x-ratelimit-remaining"), "9");
+    assert_eq!(header(&first, "x-ratelimit-reset"), (T0 + 60).to_string());
+    assert_eq!(header(&first, "retry-after"), "60");
+
+    let rest = statuses(
+        &app,
+        (0..20)
+            .map(|_| login(&site, "VICTIM@example.com", "wrong"))
+            .collect(),
+    )
+    .await;
+    assert_eq!(rest[..9], [401; 9]);
+    assert!(rest[9..].iter().all(|s| *s == 429), "{rest:?}");
+    let blocked = app
+        .send(login(&site, "victim@example.com", "password-1"))
+        .await;
+    assert_eq!(blocked.status.as_u16(), 429);
+    assert_eq!(
+        blocked.json(),
+        json!({"error": "Too many requests: 10 per 1 minute"})
+    );
+    assert_eq!(header(&blocked, "x-ratelimit-remaining"), "0");
+    assert_eq!(header(&blocked, "retry-after"), "60");
+
+    // Another account on the same site is not blocked.
+    app.verified_user(&site, "bystander@example.com", "password-1")
+        .await;
+    let other = app
+        .send(login(&site, "bystander@example.com", "password-1"))
+        .await;
+    assert_eq!(other.status.as_u16(), 200);
+    // The window passes.
+    app.clock.advance(60);
+    assert_eq!(
+        app.send(login(&site, "victim@example.com", "password-1"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn limits_run_before_the_tenant_gate() {
+    let app = TestApp::with_limits(ClientIpPolicy::default()).await;
+    let site = app.create_site("gate.example.com").await;
+    let body = json!({"site_id": site["uuid"], "email": "new@example.com"});
+    let wrong = || {
+        request("POST", "/api/auth/register")
+            .insert_header(("X-Tenant-Api-Key", "wrong"))
+            .set_json(body.clone())
+    };
+    assert_eq!(
+        statuses(&app, (0..5).map(|_| wrong()).collect()).await,
+        [401; 5]
+    );
+    let reply = app
+        .send(tenant(&site, "/api/auth/register", body.clone()))
+        .await;
+    assert_eq!(
+        reply.status.as_u16(),
+        429,
+        "wrong-key requests were charged"
+    );
+    assert_eq!(
+        reply.json(),
+        json!({"error": "Too many requests: 5 per 1 minute"})
+    );
+}
+
+#[actix_web::test]
+async fn invite_user_charges_only_answers_that_are_not_401() {
+    let app = TestApp::with_limits(ClientIpPolicy::default()).await;
+    let site = app.create_site("inv.example.com").await;
+    let body = json!({"site_id": site["uuid"], "email": "guest@example.com"});
+    let wrong = || {
+        request("POST", "/api/auth/invite-user")
+            .insert_header(("X-Tenant-Api-Key", "wrong"))
+            .set_json(body.clone())
+    };
+    assert_eq!(
+        statuses(&app, (0..5).map(|_| wrong()).collect()).await,
+        [401; 5]
+    );
+    let reply = app
+        .send(tenant(&site, "/api/auth/invite-user", body.clone()))
+        .await;
+    assert_eq!(reply.status.as_u16(), 201, "{}", reply.text());
+    assert_eq!(header(&reply, "x-ratelimit-limit"), "3");
+    assert_eq!(header(&reply, "x-ratelimit-remaining"), "2");
+    let more = statuses(
+        &app,
+        (0..4)
+            .map(|_| tenant(&site, "/api/auth/invite-user", body.clone()))
+            .collect(),
+    )
+    .await;
+    assert_eq!(more, [201, 201, 429, 429]);
+}
+
+#[actix_web::test]
+async fn password_reset_is_limited_per_account() {
+    let app = TestApp::with_limits(ClientIpPolicy::default()).await;
+    let site = app.create_site("reset.example.com").await;
+    let body = json!({"site_id": site["uuid"], "email": "who@example.com"});
+    let replies = statuses(
+        &app,
+        (0..6)
+            .map(|_| tenant(&site, "/api/auth/request-password-reset", body.clone()))
+            .collect(),
+    )
+    .await;
+    assert_eq!(replies, [200, 200, 200, 429, 429, 429]);
+}
+
+#[actix_web::test]
+async fn the_ip_limit_uses_the_socket_peer_and_ignores_invented_headers() {
+    let policy = ClientIpPolicy {
+        header: Some("CF-Connecting-IP".into()),
+        proxies: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+    };
+    let app = TestApp::with_limits(policy).await;
+    let site = app.create_site("ip.example.com").await;
+    let reset = |i: usize| {
+        tenant(
+            &site,
+            "/api/auth/request-password-reset",
+            json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
+        )
+    };
+    // An untrusted peer inventing a different CF-Connecting-IP and X-Forwarded-For on each request
+    // stays in its own bucket: 20 per hour.
+    let spoofed = statuses(
+        &app,
+        (0..25)
+            .map(|i| {
+                from("203.0.113.5", reset(i))
+                    .insert_header(("CF-Connecting-IP", format!("198.51.100.{i}")))
+                    .insert_header(("X-Forwarded-For", format!("192.0.2.{i}")))
+            })
+            .collect(),
+    )
+    .await;
+    let first_429 = spoofed.iter().position(|s| *s == 429).unwrap();
+    assert_eq!(first_429, 20, "{spoofed:?}");
+    // Another address is not blocked.
+    assert_eq!(
+        statuses(&app, vec![from("203.0.113.6", reset(99))]).await,
+        [200]
+    );
+    // Behind a trusted proxy, its header names the client.
+    let proxied = statuses(
+        &app,
+        (100..125)
+            .map(|i| {
+                from("10.0.0.2", reset(i))
+                    .insert_header(("CF-Connecting-IP", format!("198.51.100.{i}")))
+            })
+            .collect(),
+    )
+    .await;
+    assert!(proxied.iter().all(|s| *s == 200), "{proxied:?}");
+}
+
+#[actix_web::test]
+async fn a_configured_header_without_proxies_is_believed() {
+    let app = TestApp::with_limits(ClientIpPolicy {
+        header: Some("CF-Connecting-IP".into()),
+        proxies: Vec::new(),
+    })
+    .await;
+    let site = app.create_site("cf.example.com").await;
+    let reset = |i: usize, ip: &str| {
+        from(
+            "127.0.0.1",
+            tenant(
+                &site,
+                "/api/auth/request-password-reset",
+                json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
+            ),
+        )
+        .insert_header(("CF-Connecting-IP", ip.to_owned()))
+    };
+    let same = statuses(&app, (0..21).map(|i| reset(i, "198.51.100.7")).collect()).await;
+    assert_eq!(same[20], 429);
+    assert_eq!(statuses(&app, vec![reset(50, "198.51.100.8")]).await, [200]);
+}
+
+#[actix_web::test]
+async fn instances_on_one_database_share_their_counters() {
+    let a = TestApp::with_limits(ClientIpPolicy::default()).await;
+    let b = a.sibling().await;
+    let site = a.create_site("shared.example.com").await;
+    let body = json!({"site_id": site["uuid"], "email": "x@example.com"});
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        seen.push(
+            app.send(tenant(&site, "/api/auth/register", body.clone()))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(seen, [201, 201, 201, 201, 201, 429]);
+}
+
+#[actix_web::test]
+async fn failed_logins_per_account_are_bounded_per_hour_and_reset_by_success() {
+    let app = TestApp::with_limits(ClientIpPolicy::default()).await;
+    let site = app.create_site("fail.example.com").await;
+    app.verified_user(&site, "target@example.com", "password-1")
+        .await;
+    for minute in 0..10 {
+        let replies = statuses(
+            &app,
+            (0..10)
+                .map(|_| login(&site, "target@example.com", "guess"))
+                .collect(),
+        )
+        .await;
+        assert_eq!(replies, [401; 10], "minute {minute}");
+        app.clock.advance(60);
+    }
+    // A hundred failures this hour: even the right password waits.
+    let blocked = app
+        .send(login(&site, "target@example.com", "password-1"))
+        .await;
+    assert_eq!(blocked.status.as_u16(), 429);
+    assert_eq!(
+        blocked.json(),
+        json!({"error": "Too many requests: 100 per 1 hour"})
+    );
+    // Time-bounded: the next hour the owner gets in, and success clears the count.
+    app.clock.set(T0 + 3_600);
+    assert_eq!(
+        app.send(login(&site, "target@example.com", "password-1"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM rate_limit_counters WHERE bucket LIKE 'login-fail:%'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.send(login(&site, "target@example.com", "guess"))
+            .await
+            .status
+            .as_u16(),
+        401
+    );
+}
+
+#[actix_web::test]
+async fn preflights_are_never_limited() {
+    let app = TestApp::with_limits(ClientIpPolicy::default()).await;
+    let site = app.create_site("pre.example.com").await;
+    for _ in 0..12 {
+        app.send(login(&site, "p@example.com", "x")).await;
+    }
+    let preflight = app
+        .send(
+            request("OPTIONS", "/api/auth/login")
+                .insert_header(("Origin", "http://test.example.com"))
+                .insert_header(("Access-Control-Request-Method", "POST")),
+        )
+        .await;
+    assert_ne!(preflight.status.as_u16(), 429);
+}
