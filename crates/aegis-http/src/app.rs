@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::Service as _;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{App, Error, ResponseError as _, web};
 use aegis_domain::password::{Argon2Settings, PasswordAlgorithms, PasswordHasher};
 use aegis_domain::service::accounts::{AccountService, AccountSettings};
@@ -24,6 +25,7 @@ pub struct AppState {
     pub sites: SiteService,
     pub accounts: AccountService,
     pub webhooks: WebhookDelivery,
+    pub cors: Arc<crate::cors::CorsPolicy>,
     /// `None` when `RATELIMIT_ENABLED=false`.
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
     pub master_api_key: Option<SecretString>,
@@ -67,6 +69,9 @@ pub struct AppConfig {
     pub accounts: AccountSettings,
     pub ratelimit_enabled: bool,
     pub client_ip: crate::client_ip::ClientIpPolicy,
+    /// `CORS_ORIGINS` (override) and `CORS_EXTRA_ORIGINS`.
+    pub cors_origins: Option<String>,
+    pub cors_extra_origins: Vec<String>,
 }
 
 impl AppState {
@@ -80,6 +85,11 @@ impl AppState {
             ports.clock.clone(),
             ports.generator.clone(),
         );
+        let cors = Arc::new(crate::cors::CorsPolicy::new(
+            config.cors_origins.as_deref(),
+            &config.cors_extra_origins,
+            sites.clone(),
+        ));
         let limiter = config.ratelimit_enabled.then(|| {
             Arc::new(crate::ratelimit::Limiter {
                 counters: Arc::new(aegis_postgres::PgRateCounters::new(pool.clone())),
@@ -106,6 +116,7 @@ impl AppState {
             sites,
             accounts,
             webhooks,
+            cors,
             limiter,
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
@@ -131,7 +142,7 @@ pub fn build(
     impl ServiceFactory<
         ServiceRequest,
         Config = (),
-        Response = ServiceResponse<EitherBody<BoxBody>>,
+        Response = ServiceResponse<BoxBody>,
         Error = Error,
         InitError = (),
     >,
@@ -141,7 +152,19 @@ pub fn build(
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
         .wrap(ErrorHandlers::new().default_handler(json_errors))
+        .wrap(crate::cors::Cors)
+        .wrap(
+            DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Referrer-Policy", "no-referrer"))
+                .add(("Cache-Control", "no-store")),
+        )
         .wrap(crate::telemetry::RequestLog)
+        // One concrete body type for whoever runs the application.
+        .wrap_fn(|req, srv| {
+            let call = srv.call(req);
+            async move { call.await.map(ServiceResponse::map_into_boxed_body) }
+        })
         .configure(crate::routes::configure)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found("Not found"))

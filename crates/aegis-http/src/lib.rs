@@ -6,6 +6,7 @@
 pub mod app;
 pub mod client_ip;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod json;

@@ -159,6 +159,8 @@ async fn serve(
             accounts: settings.account_settings(),
             ratelimit_enabled: settings.ratelimit_enabled,
             client_ip: settings.client_ip.clone(),
+            cors_origins: settings.cors_origins.clone(),
+            cors_extra_origins: settings.cors_extra_origins.clone(),
         },
     ));
     let mut workers = Workers::default();
@@ -179,6 +181,10 @@ async fn serve(
         .bind((host.as_str(), settings.port))
         .map_err(|e| format!("cannot listen on {host}:{}: {e}", settings.port))?
         .shutdown_timeout(30)
+        // A client has 10 s to send its request head; idle keep-alive connections close after 30 s.
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .keep_alive(std::time::Duration::from_secs(30))
         .run();
     tracing::info!(%host, port = settings.port, "Aegis listening");
     println!("Aegis is listening on http://{host}:{}", settings.port);

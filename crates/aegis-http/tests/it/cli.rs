@@ -125,6 +125,41 @@ async fn migrate_then_serve_then_stop_on_sigterm() {
     let sites = get("/api/sites", Some(MASTER_KEY)).unwrap();
     assert!(sites.ends_with("\r\n\r\n[]\n"), "{sites}");
 
+    // Oversized request heads are refused by the HTTP layer, never a 500.
+    let huge = {
+        let mut stream = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+        let filler = "a".repeat(200_000);
+        let _ = write!(
+            stream,
+            "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: {filler}\r\n\r\n"
+        );
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    };
+    assert!(
+        huge.is_empty() || huge.starts_with("HTTP/1.1 4"),
+        "{}",
+        &huge[..huge.len().min(200)]
+    );
+    let many = {
+        let mut stream = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+        let mut head = String::from("GET /api/health HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..200 {
+            head.push_str(&format!("X-H{i}: v\r\n"));
+        }
+        head.push_str("\r\n");
+        let _ = stream.write_all(head.as_bytes());
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    };
+    assert!(
+        many.is_empty() || many.starts_with("HTTP/1.1 4"),
+        "{}",
+        &many[..many.len().min(200)]
+    );
+
     // The health probe subcommand agrees.
     let probe = run(&["healthcheck"], &[("APP_PORT", &port)]);
     assert!(probe.status.success());

@@ -4,6 +4,7 @@
 mod adoption;
 mod auth;
 mod cli;
+mod cors;
 mod credentials;
 mod database_down;
 mod delivery;

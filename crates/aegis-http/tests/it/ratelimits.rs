@@ -320,5 +320,5 @@ async fn preflights_are_never_limited() {
                 .insert_header(("Access-Control-Request-Method", "POST")),
         )
         .await;
-    assert_ne!(preflight.status.as_u16(), 429);
+    assert_eq!(preflight.status.as_u16(), 200);
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use actix_service::boxed::{self, RcService};
-use actix_web::body::{BoxBody, EitherBody, MessageBody as _};
+use actix_web::body::{BoxBody, MessageBody as _};
 use actix_web::dev::{Service as _, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 pub const MASTER_KEY: &str = "test-master-key-0123456789abcdef0123456789";
 pub const T0: i64 = 1_800_000_000;
 
-type AppService = RcService<actix_http::Request, ServiceResponse<EitherBody<BoxBody>>, Error>;
+type AppService = RcService<actix_http::Request, ServiceResponse<BoxBody>, Error>;
 
 pub struct TestApp {
     service: AppService,
@@ -219,6 +219,8 @@ impl TestApp {
                 accounts: aegis_domain::service::accounts::AccountSettings::default(),
                 ratelimit_enabled: limits.is_some(),
                 client_ip: limits.clone().unwrap_or_default(),
+                cors_origins: None,
+                cors_extra_origins: vec!["https://extra.example.com".into()],
             },
         );
         let service = test::init_service(app::build(web::Data::new(state))).await;

@@ -29,6 +29,7 @@ pub async fn create(
         CreateSiteError::DomainTaken => ApiError::bad_request("Domain already exists"),
         CreateSiteError::Repo(e) => ApiError::internal("Failed to create site", e),
     })?;
+    state.cors.invalidate();
     tracing::info!(site = %site.id, "site created");
     Ok(json::response(
         StatusCode::CREATED,
@@ -96,6 +97,7 @@ pub async fn update(
         UpdateSiteError::DomainTaken => ApiError::bad_request("Domain already exists"),
         UpdateSiteError::Repo(e) => ApiError::internal("Failed to update site", e),
     })?;
+    state.cors.invalidate();
     tracing::info!(site = %site.id, "site updated");
     Ok(json::response(StatusCode::OK, &SiteAdminView::from(&site)))
 }
@@ -123,6 +125,7 @@ pub async fn delete(
         }
         DeleteSiteError::Repo(e) => ApiError::internal("Failed to delete site", e),
     })?;
+    state.cors.invalidate();
     tracing::info!(site = %id, "site deleted");
     Ok(json::response(
         StatusCode::OK,

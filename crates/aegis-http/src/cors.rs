@@ -1,0 +1,234 @@
+//! CORS (§9.1, decision 11): allowed origins derived from every site's `frontend_url` plus
+//! `CORS_EXTRA_ORIGINS`, or the `CORS_ORIGINS` override; the request's origin echoed with
+//! `Vary: Origin`; preflights answered here, never rate-limited, with PATCH among the methods.
+
+use std::collections::HashSet;
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{Error, HttpResponse, web};
+use aegis_domain::SiteService;
+
+use crate::app::AppState;
+
+/// How long the derived origin set is reused before the sites are read again.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// `scheme://host[:port]` of a URL, as browsers send it in `Origin`; `None` for anything without a
+/// scheme and host.
+pub fn origin_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url.trim()).ok()?;
+    parsed.host_str()?;
+    let origin = parsed.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// Which origins may call from a browser.
+pub struct CorsPolicy {
+    /// `CORS_ORIGINS`: `Some(None)` for `*`, `Some(Some(set))` for a fixed list.
+    fixed: Option<Option<HashSet<String>>>,
+    extra: HashSet<String>,
+    sites: SiteService,
+    cache: Mutex<Option<(Instant, HashSet<String>)>>,
+}
+
+impl CorsPolicy {
+    pub fn new(cors_origins: Option<&str>, extra: &[String], sites: SiteService) -> Self {
+        let fixed = cors_origins.map(|v| {
+            if v.trim() == "*" {
+                None
+            } else {
+                Some(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
+        });
+        Self {
+            fixed,
+            extra: extra.iter().cloned().collect(),
+            sites,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Forgets the derived set, so a site change is seen by the next request.
+    pub fn invalidate(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = None;
+        }
+    }
+
+    /// Whether `origin` may call.
+    pub async fn allows(&self, origin: &str) -> bool {
+        match &self.fixed {
+            Some(None) => return true,
+            Some(Some(list)) => return list.contains(origin),
+            None => {}
+        }
+        if self.extra.contains(origin) {
+            return true;
+        }
+        let fresh = self.cache.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+                .map(|(_, set)| set.contains(origin))
+        });
+        if let Some(allowed) = fresh {
+            return allowed;
+        }
+        match self.sites.list().await {
+            Ok(sites) => {
+                let set: HashSet<String> = sites
+                    .iter()
+                    .filter_map(|s| origin_of(&s.frontend_url))
+                    .collect();
+                let allowed = set.contains(origin);
+                if let Ok(mut cache) = self.cache.lock() {
+                    *cache = Some((Instant::now(), set));
+                }
+                allowed
+            }
+            Err(e) => {
+                // Keep serving the last known set while the database is unreachable.
+                tracing::warn!(error = %e, "CORS origins could not be refreshed; keeping the last set");
+                self.cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.as_ref().map(|(_, set)| set.contains(origin)))
+                    .unwrap_or(false)
+            }
+        }
+    }
+}
+
+const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+const ALLOW_HEADERS: &str = "Content-Type, Authorization, X-API-Key, X-Tenant-Api-Key";
+
+fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue, preflight: bool) {
+    headers.insert(
+        HeaderName::from_static("access-control-allow-origin"),
+        origin.clone(),
+    );
+    headers.append(
+        HeaderName::from_static("vary"),
+        HeaderValue::from_static("Origin"),
+    );
+    if preflight {
+        for (name, value) in [
+            ("access-control-allow-methods", ALLOW_METHODS),
+            ("access-control-allow-headers", ALLOW_HEADERS),
+            ("access-control-max-age", "600"),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+    }
+}
+
+/// The CORS middleware, around the whole application.
+pub struct Cors;
+
+impl<S, B> Transform<S, ServiceRequest> for Cors
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = CorsMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(CorsMiddleware {
+            service: Rc::new(service),
+        }))
+    }
+}
+
+pub struct CorsMiddleware<S> {
+    service: Rc<S>,
+}
+
+impl<S, B> Service<ServiceRequest> for CorsMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = self.service.clone();
+        Box::pin(async move {
+            let origin = req.headers().get("Origin").cloned();
+            let policy = req
+                .app_data::<web::Data<AppState>>()
+                .map(|s| s.cors.clone());
+            let allowed = match (&origin, &policy) {
+                (Some(origin), Some(policy)) => match origin.to_str() {
+                    Ok(o) if !o.is_empty() => policy.allows(o).await,
+                    _ => false,
+                },
+                _ => false,
+            };
+            // Every OPTIONS request to a known route is answered here: 200, empty, with `Allow`,
+            // and the CORS headers when the origin may call. Nothing further runs, so preflights
+            // are never rate-limited.
+            if req.method() == Method::OPTIONS && req.match_pattern().is_some() {
+                let mut response = HttpResponse::build(StatusCode::OK)
+                    .insert_header(("Allow", ALLOW_METHODS))
+                    .finish();
+                if let (true, Some(origin)) = (allowed, &origin) {
+                    add_cors_headers(response.headers_mut(), origin, true);
+                }
+                return Ok(req.into_response(response).map_into_right_body());
+            }
+            let mut res = service.call(req).await?;
+            if let (true, Some(origin)) = (allowed, &origin) {
+                add_cors_headers(res.headers_mut(), origin, false);
+            }
+            Ok(res.map_into_left_body())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://app.example.com/login?next=/x").as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(
+            origin_of("http://localhost:3000/").as_deref(),
+            Some("http://localhost:3000")
+        );
+        assert_eq!(
+            origin_of("https://example.com:443/").as_deref(),
+            Some("https://example.com")
+        );
+        assert_eq!(origin_of("not a url"), None);
+        assert_eq!(origin_of(""), None);
+        assert_eq!(origin_of("mailto:a@b.co"), None);
+    }
+}
