@@ -283,6 +283,13 @@ where
                 }
                 Limited::Login => {
                     let attempt = res.response().extensions().get::<LoginAttempt>().copied();
+                    // The read above says whether there is anything to clear: a normal login costs
+                    // no second round trip.
+                    let failures_so_far = counts
+                        .iter()
+                        .zip(&hits)
+                        .find(|(_, h)| h.by == 0)
+                        .map_or(0, |(c, _)| c.hits);
                     let bucket = failures_bucket(&site, &email);
                     let result = match attempt {
                         Some(LoginAttempt::Failed) => limiter
@@ -297,8 +304,10 @@ where
                             )
                             .await
                             .map(drop),
-                        Some(LoginAttempt::Succeeded) => limiter.counters.reset(bucket).await,
-                        None => Ok(()),
+                        Some(LoginAttempt::Succeeded) if failures_so_far > 0 => {
+                            limiter.counters.reset(bucket).await
+                        }
+                        _ => Ok(()),
                     };
                     if let Err(e) = result {
                         tracing::warn!(error = %e, "failed-login counter not updated");

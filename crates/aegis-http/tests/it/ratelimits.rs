@@ -263,6 +263,28 @@ async fn failed_logins_per_account_are_bounded_per_hour_and_reset_by_success() {
     let site = app.create_site("fail.example.com").await;
     app.verified_user(&site, "target@example.com", "password-1")
         .await;
+    let failures = "SELECT count(*) AS n FROM rate_limit_counters WHERE bucket LIKE 'login-fail:%' AND hits > 0";
+    // A success clears earlier failures.
+    assert_eq!(
+        statuses(
+            &app,
+            (0..3)
+                .map(|_| login(&site, "target@example.com", "guess"))
+                .collect()
+        )
+        .await,
+        [401; 3]
+    );
+    assert_eq!(app.count(failures).await, 1);
+    assert_eq!(
+        app.send(login(&site, "target@example.com", "password-1"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    assert_eq!(app.count(failures).await, 0);
+    app.clock.advance(60);
     for minute in 0..10 {
         let replies = statuses(
             &app,
@@ -292,11 +314,7 @@ async fn failed_logins_per_account_are_bounded_per_hour_and_reset_by_success() {
             .as_u16(),
         200
     );
-    assert_eq!(
-        app.count("SELECT count(*) AS n FROM rate_limit_counters WHERE bucket LIKE 'login-fail:%'")
-            .await,
-        0
-    );
+    assert_eq!(app.count(failures).await, 0);
     assert_eq!(
         app.send(login(&site, "target@example.com", "guess"))
             .await

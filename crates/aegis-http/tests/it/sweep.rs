@@ -67,6 +67,7 @@ async fn no_input_produces_a_server_error() {
                "new_email": "n\u{0}@example.com", "name": "n\u{0}"}).to_string().into_bytes(),
         json!({"site_id": "urn:uuid:0191e1a0-0000-7000-8000-0000000000ff", "email": "a@example.com"}).to_string().into_bytes(),
         json!({"site_id": 99999999999999999999.0_f64, "extra": {"deep": [[[[1]]]]}}).to_string().into_bytes(),
+        format!("{{\"email\": \"{}\"}}", "x".repeat(70_000)).into_bytes(),
     ];
     let users_before = app.count("SELECT count(*) AS n FROM users").await;
     for (method, path) in &routes {
