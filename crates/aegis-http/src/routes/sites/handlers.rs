@@ -47,12 +47,7 @@ pub async fn get_by_domain(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    // The first `domain` parameter, as Flask's `request.args.get` reads it.
-    let domain = form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "domain")
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| !v.is_empty())
-        .ok_or(ApiError::bad_request("Domain parameter is required"))?;
+    let domain = crate::routes::domain_param(&req)?;
     let site = state
         .sites
         .get_by_domain(&domain)
