@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS idx_email_outbox_delivered_updated_at;
+DROP INDEX IF EXISTS idx_webhook_deliveries_delivered_updated_at;
