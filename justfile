@@ -35,6 +35,10 @@ lint:
 ci:
     bash .ci/run
 
+# Measure throughput and latency with wrk (starts its own instance; needs `apt-get install wrk`).
+load SECONDS="10" CONNECTIONS="32":
+    bash scripts/load.sh {{SECONDS}} {{CONNECTIONS}}
+
 # Delete local mode's data (the managed database and the generated master key).
 reset-local:
     rm -rf .aegis-data

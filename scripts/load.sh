@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Load harness: starts a release build of Aegis in local mode on its own data directory and port,
+# creates a site and a verified user, then measures with wrk (Debian: apt-get install wrk):
+#   1. GET /api/health               (no database)
+#   2. GET /api/auth/me              (the bearer check: one indexed query)
+#   3. POST /api/auth/login          (Argon2id at the default costs, on the bounded pool)
+# Rate limits are off for the run. Usage: scripts/load.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-10}
+CONNECTIONS=${2:-32}
+PORT=5699
+B=http://127.0.0.1:$PORT
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release -q
+DATA=$(mktemp -d /tmp/aegis-load-XXXXXX)
+RATELIMIT_ENABLED=false AEGIS_DATA_DIR=$DATA APP_PORT=$PORT LOG_LEVEL=WARNING \
+  target/release/aegis > "$DATA/aegis.log" 2>&1 &
+AEGIS=$!
+trap 'kill -INT $AEGIS 2>/dev/null; wait $AEGIS 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 60); do curl -sf $B/api/health >/dev/null && break; sleep 0.5; done
+KEY=$(cat "$DATA/master_api_key")
+j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+SITE_JSON=$(curl -sf -X POST $B/api/sites -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+  -d '{"name":"Load","domain":"load.example.com","frontend_url":"http://localhost:3000","email_from":"noreply@load.example.com","email_from_name":"Load"}')
+SITE=$(echo "$SITE_JSON" | j '["uuid"]'); TKEY=$(echo "$SITE_JSON" | j '["tenant_api_key"]')
+curl -sf -X POST $B/api/auth/register -H "X-Tenant-Api-Key: $TKEY" -H 'Content-Type: application/json' \
+  -d "{\"site_id\":\"$SITE\",\"email\":\"load@example.com\",\"password\":\"load-password\"}" >/dev/null
+for _ in $(seq 20); do ls "$DATA"/outbox/*.eml >/dev/null 2>&1 && break; sleep 0.5; done
+TOKEN=$(grep -o 'verify-email?token=[A-Za-z0-9_-]*' "$DATA"/outbox/*.eml | head -1 | sed 's/.*token=//')
+curl -sf -X POST $B/api/auth/verify-email -H "X-Tenant-Api-Key: $TKEY" -H 'Content-Type: application/json' \
+  -d "{\"site_id\":\"$SITE\",\"token\":\"$TOKEN\"}" >/dev/null
+LOGIN_BODY="{\"site_id\":\"$SITE\",\"email\":\"load@example.com\",\"password\":\"load-password\"}"
+AUTH=$(curl -sf -X POST $B/api/auth/login -H "X-Tenant-Api-Key: $TKEY" -H 'Content-Type: application/json' \
+  -d "$LOGIN_BODY" | j '["auth_token"]["token"]')
+LUA="$DATA/login.lua"
+cat > "$LUA" <<LUA
+wrk.method = "POST"
+wrk.body = '$LOGIN_BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Tenant-Api-Key"] = "$TKEY"
+LUA
+echo "== GET /api/health"
+wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency $B/api/health | grep -E "Requests/sec|Latency|50%|99%|Non-2xx"
+echo "== GET /api/auth/me (bearer check)"
+wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -H "Authorization: Bearer $AUTH" $B/api/auth/me \
+  | grep -E "Requests/sec|Latency|50%|99%|Non-2xx"
+echo "== POST /api/auth/login (Argon2id m=19456 KiB, t=2, p=1)"
+wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$LUA" $B/api/auth/login \
+  | grep -E "Requests/sec|Latency|50%|99%|Non-2xx"
+echo "== GET /api/health while logins run (hashing must not starve other requests)"
+wrk -t1 -c16 -d"${SECONDS_PER_RUN}s" -s "$LUA" $B/api/auth/login > /dev/null &
+LOGINS=$!
+sleep 1
+wrk -t1 -c8 -d"$((SECONDS_PER_RUN - 2))s" --latency $B/api/health | grep -E "Requests/sec|Latency|50%|99%"
+wait $LOGINS
