@@ -174,9 +174,14 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
         Box::pin(async move {
+            // HEAD is a GET without the body, as the reference answers it.
+            let head = req.method() == Method::HEAD && req.match_pattern().is_some();
+            if head {
+                req.head_mut().method = Method::GET;
+            }
             let origin = req.headers().get("Origin").cloned();
             let policy = req
                 .app_data::<web::Data<AppState>>()
@@ -203,6 +208,16 @@ where
             let mut res = service.call(req).await?;
             if let (true, Some(origin)) = (allowed, &origin) {
                 add_cors_headers(res.headers_mut(), origin, false);
+            }
+            if head {
+                let (req, response) = res.into_parts();
+                let mut empty = HttpResponse::build(response.status()).finish();
+                for (name, value) in response.headers() {
+                    if name != actix_web::http::header::CONTENT_LENGTH {
+                        empty.headers_mut().append(name.clone(), value.clone());
+                    }
+                }
+                return Ok(ServiceResponse::new(req, empty).map_into_right_body());
             }
             Ok(res.map_into_left_body())
         })

@@ -209,7 +209,8 @@ where
         Box::pin(async move {
             let state = req.app_data::<web::Data<AppState>>().cloned();
             let limiter = state.as_ref().and_then(|s| s.limiter.clone());
-            let Some(limiter) = limiter.filter(|_| req.method() != Method::OPTIONS) else {
+            // Only the limited method (POST) counts: a preflight or a wrong method is not an attempt.
+            let Some(limiter) = limiter.filter(|_| req.method() == Method::POST) else {
                 return service
                     .call(req)
                     .await

@@ -137,3 +137,18 @@ async fn every_response_carries_the_hardening_headers() {
         assert_eq!(header(&reply, "cache-control").as_deref(), Some("no-store"));
     }
 }
+
+#[actix_web::test]
+async fn head_is_a_get_without_a_body() {
+    let app = TestApp::new().await;
+    let reply = app.send(request("HEAD", "/api/health")).await;
+    assert_eq!(reply.status.as_u16(), 200);
+    assert!(reply.body.is_empty());
+    assert_eq!(
+        header(&reply, "content-type").as_deref(),
+        Some("application/json")
+    );
+    let reply = app.send(request("HEAD", "/api/sites")).await;
+    assert_eq!(reply.status.as_u16(), 401);
+    assert!(reply.body.is_empty());
+}
