@@ -408,46 +408,6 @@ pub(crate) async fn update_user(
         .map_err(map_diesel_error)
 }
 
-pub(crate) async fn insert_auth_token(
-    conn: &mut AsyncPgConnection,
-    t: &StoredToken,
-) -> Result<(), RepoError> {
-    diesel::insert_into(auth_tokens::table)
-        .values((
-            auth_tokens::site_uuid.eq(t.site_id.as_uuid()),
-            auth_tokens::user_uuid.eq(t.user_id.as_uuid()),
-            auth_tokens::token.eq(&t.digest),
-            auth_tokens::expires_at.eq(t.expires_at),
-            auth_tokens::created_at.eq(t.created_at),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(map_diesel_error)
-}
-
-pub(crate) async fn delete_auth_token(
-    conn: &mut AsyncPgConnection,
-    digest: &str,
-) -> Result<bool, RepoError> {
-    diesel::delete(auth_tokens::table.filter(auth_tokens::token.eq(digest)))
-        .execute(conn)
-        .await
-        .map(|n| n > 0)
-        .map_err(map_diesel_error)
-}
-
-pub(crate) async fn delete_auth_tokens_of_user(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-) -> Result<u64, RepoError> {
-    diesel::delete(auth_tokens::table.filter(auth_tokens::user_uuid.eq(user.as_uuid())))
-        .execute(conn)
-        .await
-        .map(|n| n as u64)
-        .map_err(map_diesel_error)
-}
-
 pub(crate) async fn insert_refresh_token(
     conn: &mut AsyncPgConnection,
     t: &RefreshToken,
@@ -508,51 +468,6 @@ pub(crate) async fn revoke_refresh_family(
         }
     };
     result.map(|n| n as u64).map_err(map_diesel_error)
-}
-
-pub(crate) async fn insert_verification_token(
-    conn: &mut AsyncPgConnection,
-    t: &StoredToken,
-) -> Result<(), RepoError> {
-    diesel::insert_into(email_verification_tokens::table)
-        .values((
-            email_verification_tokens::site_uuid.eq(t.site_id.as_uuid()),
-            email_verification_tokens::user_uuid.eq(t.user_id.as_uuid()),
-            email_verification_tokens::token.eq(&t.digest),
-            email_verification_tokens::expires_at.eq(t.expires_at),
-            email_verification_tokens::created_at.eq(t.created_at),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(map_diesel_error)
-}
-
-pub(crate) async fn take_verification_token(
-    conn: &mut AsyncPgConnection,
-    digest: &str,
-) -> Result<bool, RepoError> {
-    diesel::delete(
-        email_verification_tokens::table.filter(email_verification_tokens::token.eq(digest)),
-    )
-    .execute(conn)
-    .await
-    .map(|n| n > 0)
-    .map_err(map_diesel_error)
-}
-
-pub(crate) async fn delete_verification_tokens_of_user(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-) -> Result<u64, RepoError> {
-    diesel::delete(
-        email_verification_tokens::table
-            .filter(email_verification_tokens::user_uuid.eq(user.as_uuid())),
-    )
-    .execute(conn)
-    .await
-    .map(|n| n as u64)
-    .map_err(map_diesel_error)
 }
 
 pub(crate) async fn enqueue_email(
@@ -627,36 +542,6 @@ pub(crate) async fn email_taken(
         .map_err(map_diesel_error)
 }
 
-pub(crate) async fn delete_refresh_tokens_of_user(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-) -> Result<u64, RepoError> {
-    diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_uuid.eq(user.as_uuid())))
-        .execute(conn)
-        .await
-        .map(|n| n as u64)
-        .map_err(map_diesel_error)
-}
-
-pub(crate) async fn insert_reset_token(
-    conn: &mut AsyncPgConnection,
-    t: &StoredToken,
-) -> Result<(), RepoError> {
-    diesel::insert_into(password_reset_tokens::table)
-        .values((
-            password_reset_tokens::site_uuid.eq(t.site_id.as_uuid()),
-            password_reset_tokens::user_uuid.eq(t.user_id.as_uuid()),
-            password_reset_tokens::token.eq(&t.digest),
-            password_reset_tokens::expires_at.eq(t.expires_at),
-            password_reset_tokens::created_at.eq(t.created_at),
-            password_reset_tokens::used.eq(Some(false)),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(map_diesel_error)
-}
-
 pub(crate) async fn claim_reset_token(
     conn: &mut AsyncPgConnection,
     digest: &str,
@@ -670,19 +555,6 @@ pub(crate) async fn claim_reset_token(
     .execute(conn)
     .await
     .map(|n| n == 1)
-    .map_err(map_diesel_error)
-}
-
-pub(crate) async fn delete_reset_tokens_of_user(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-) -> Result<u64, RepoError> {
-    diesel::delete(
-        password_reset_tokens::table.filter(password_reset_tokens::user_uuid.eq(user.as_uuid())),
-    )
-    .execute(conn)
-    .await
-    .map(|n| n as u64)
     .map_err(map_diesel_error)
 }
 
@@ -703,30 +575,6 @@ pub(crate) async fn insert_email_change(
         .await
         .map(drop)
         .map_err(map_diesel_error)
-}
-
-pub(crate) async fn take_email_change(
-    conn: &mut AsyncPgConnection,
-    digest: &str,
-) -> Result<bool, RepoError> {
-    diesel::delete(email_change_requests::table.filter(email_change_requests::token.eq(digest)))
-        .execute(conn)
-        .await
-        .map(|n| n > 0)
-        .map_err(map_diesel_error)
-}
-
-pub(crate) async fn delete_email_changes_of_user(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-) -> Result<u64, RepoError> {
-    diesel::delete(
-        email_change_requests::table.filter(email_change_requests::user_uuid.eq(user.as_uuid())),
-    )
-    .execute(conn)
-    .await
-    .map(|n| n as u64)
-    .map_err(map_diesel_error)
 }
 
 pub(crate) async fn count_admins(
@@ -760,3 +608,74 @@ pub(crate) async fn delete_user_guarded(
     .map(|n| n == 1)
     .map_err(map_diesel_error)
 }
+
+/// Every token table stores the same columns for a token (site, user, digest, expiry, creation):
+/// one insert for all of them. Extra columns keep their defaults (`used = false` for resets).
+macro_rules! insert_token {
+    ($name:ident, $table:ident) => {
+        pub(crate) async fn $name(
+            conn: &mut AsyncPgConnection,
+            t: &StoredToken,
+        ) -> Result<(), RepoError> {
+            diesel::insert_into($table::table)
+                .values((
+                    $table::site_uuid.eq(t.site_id.as_uuid()),
+                    $table::user_uuid.eq(t.user_id.as_uuid()),
+                    $table::token.eq(&t.digest),
+                    $table::expires_at.eq(t.expires_at),
+                    $table::created_at.eq(t.created_at),
+                ))
+                .execute(conn)
+                .await
+                .map(drop)
+                .map_err(map_diesel_error)
+        }
+    };
+}
+
+/// Deletes one token by digest; whether this call removed it (exactly one caller can).
+macro_rules! delete_token {
+    ($name:ident, $table:ident) => {
+        pub(crate) async fn $name(
+            conn: &mut AsyncPgConnection,
+            digest: &str,
+        ) -> Result<bool, RepoError> {
+            diesel::delete($table::table.filter($table::token.eq(digest)))
+                .execute(conn)
+                .await
+                .map(|n| n > 0)
+                .map_err(map_diesel_error)
+        }
+    };
+}
+
+/// Deletes every token of one user from a token table.
+macro_rules! delete_tokens_of_user {
+    ($name:ident, $table:ident) => {
+        pub(crate) async fn $name(
+            conn: &mut AsyncPgConnection,
+            user: UserId,
+        ) -> Result<u64, RepoError> {
+            diesel::delete($table::table.filter($table::user_uuid.eq(user.as_uuid())))
+                .execute(conn)
+                .await
+                .map(|n| n as u64)
+                .map_err(map_diesel_error)
+        }
+    };
+}
+
+insert_token!(insert_auth_token, auth_tokens);
+insert_token!(insert_verification_token, email_verification_tokens);
+insert_token!(insert_reset_token, password_reset_tokens);
+delete_token!(delete_auth_token, auth_tokens);
+delete_token!(take_verification_token, email_verification_tokens);
+delete_token!(take_email_change, email_change_requests);
+delete_tokens_of_user!(delete_auth_tokens_of_user, auth_tokens);
+delete_tokens_of_user!(delete_refresh_tokens_of_user, refresh_tokens);
+delete_tokens_of_user!(
+    delete_verification_tokens_of_user,
+    email_verification_tokens
+);
+delete_tokens_of_user!(delete_reset_tokens_of_user, password_reset_tokens);
+delete_tokens_of_user!(delete_email_changes_of_user, email_change_requests);

@@ -633,11 +633,6 @@ impl AccountService {
             refresh: successor.map(|(token, _)| token),
         })
     }
-
-    /// The site a user belongs to.
-    pub async fn site_of(&self, user: &User) -> Result<Option<Site>, RepoError> {
-        self.sites.find(user.site_id).await
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -51,11 +51,6 @@ impl AccountService {
             .filter(|u| u.site_id == site))
     }
 
-    /// A user by id.
-    pub async fn user(&self, id: UserId) -> Result<Option<User>, RepoError> {
-        self.accounts().find_user(id).await
-    }
-
     /// Deletes a user after the checks of §4.27, in that order, and queues `user.deleted` in the
     /// same transaction. The site row is locked, so concurrent deletes of a site's admins and
     /// changes of protection are serialised.
