@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{MASTER_KEY, T0, TestApp, request, site_body};
+use crate::support::{T0, TestApp, request, site_body};
 
 const SWEEP: &str = "/api/admin/deliver-pending-webhooks";
 
@@ -74,7 +74,6 @@ async fn the_sweep_needs_the_master_key_and_reports_zeros_when_idle() {
     )
     .await
     .assert_error(401, "Missing X-API-Key header");
-    let _ = MASTER_KEY;
 }
 
 #[actix_web::test]
