@@ -1,6 +1,10 @@
-//! Durable email delivery (decision 18): the outbox is drained by a worker that claims due rows
-//! under a lease, hands them to the mail port, and records the outcome only while it still holds
-//! the lease. A crash mid-delivery leads to a retry after the lease, never to a loss.
+//! Durable email delivery (decision 18): the outbox is drained by workers that claim one due
+//! message at a time under a short lease, hand it to the mail port, and record the outcome only
+//! while they still hold the lease. A crash mid-delivery holds back only the message being sent,
+//! which goes out again once its lease expires: delivery is at least once, never lost.
+//!
+//! A message's body carries a live link; it is cleared when the message is delivered, when its
+//! attempts are exhausted, and when the link's token expires, whichever comes first.
 
 use std::sync::Arc;
 
@@ -11,14 +15,21 @@ use crate::clock::{Clock, UnixTime};
 use crate::mail::{Mailer, OutgoingEmail, redact_email};
 use crate::repo::RepoError;
 
-/// How long a claim is held before another worker may take the row.
-pub const LEASE_SECONDS: i64 = 300;
+/// How long a claim on one message is held before another worker may take it: well beyond any
+/// transport's timeout (10 s), so a live worker never loses a message it is still sending.
+pub const EMAIL_LEASE_SECONDS: i64 = 60;
 
 /// Waits after failure n (1-based) before the next attempt; after the last, the row is exhausted.
 pub const RETRY_SCHEDULE: [i64; 5] = [30, 120, 600, 3_600, 21_600];
 
 /// Total attempts before giving up.
 pub const MAX_ATTEMPTS: i32 = RETRY_SCHEDULE.len() as i32 + 1;
+
+/// Delivered rows older than this are pruned.
+pub const RETENTION_SECONDS: i64 = 30 * 86_400;
+
+/// Rows pruned per pass at most.
+pub const PRUNE_BATCH: i64 = 500;
 
 /// A claimed outbox row.
 #[derive(Debug, Clone)]
@@ -35,16 +46,16 @@ pub struct ClaimedEmail {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EmailOutbox: Send + Sync {
-    /// Claims up to `limit` due pending rows (oldest due first), moving their `next_attempt_at` to
-    /// `lease`. Rows claimed by another worker are skipped, not waited for.
-    async fn claim_due(
+    /// Claims the due pending message that has waited longest, moving its `next_attempt_at` to
+    /// `lease`. A message whose link has expired is not claimed; messages claimed by another
+    /// worker are skipped, not waited for.
+    async fn claim_next(
         &self,
         now: UnixTime,
         lease: UnixTime,
-        limit: i64,
-    ) -> Result<Vec<ClaimedEmail>, RepoError>;
-    /// Marks the row delivered and clears its bodies (they carry live tokens), if the lease is
-    /// still ours. Returns whether it was.
+    ) -> Result<Option<ClaimedEmail>, RepoError>;
+    /// Marks the row delivered and clears its body, if the lease is still ours. Returns whether
+    /// it was.
     async fn mark_delivered(
         &self,
         id: Uuid,
@@ -52,7 +63,7 @@ pub trait EmailOutbox: Send + Sync {
         now: UnixTime,
     ) -> Result<bool, RepoError>;
     /// Records a failed attempt, if the lease is still ours: pending again at `retry_at`, or
-    /// exhausted when `retry_at` is `None`.
+    /// exhausted (and its body cleared) when `retry_at` is `None`.
     async fn mark_failed(
         &self,
         id: Uuid,
@@ -61,17 +72,50 @@ pub trait EmailOutbox: Send + Sync {
         error: &str,
         retry_at: Option<UnixTime>,
     ) -> Result<bool, RepoError>;
+    /// Marks pending messages whose link expired before `now` as expired and clears their
+    /// bodies. Returns how many.
+    async fn expire_links(&self, now: UnixTime) -> Result<u64, RepoError>;
     /// Deletes up to `limit` delivered rows last updated before `before`.
     async fn prune_delivered(&self, before: UnixTime, limit: i64) -> Result<u64, RepoError>;
 }
 
-/// What one pass did.
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Failed; due again later.
+    Retrying,
+    /// Failed for the last time.
+    Exhausted,
+    /// The lease ran out before the outcome could be written (another worker has the message).
+    LeaseLost,
+}
+
+/// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
     pub attempted: u32,
     pub delivered: u32,
     pub retrying: u32,
     pub exhausted: u32,
+    /// Messages whose link expired before they could be sent.
+    pub expired: u64,
+}
+
+/// Housekeeping, needed even where no mail is sent (`MAIL_TRANSPORT=none`): clears the bodies of
+/// messages whose link has expired and prunes old delivered rows. Returns how many expired.
+pub async fn tidy(outbox: &dyn EmailOutbox, now: UnixTime) -> Result<u64, RepoError> {
+    let expired = outbox.expire_links(now).await?;
+    if expired > 0 {
+        tracing::warn!(
+            expired,
+            "emails not delivered before their link expired; their bodies were cleared"
+        );
+    }
+    outbox
+        .prune_delivered(now - RETENTION_SECONDS, PRUNE_BATCH)
+        .await?;
+    Ok(expired)
 }
 
 /// Drains the email outbox.
@@ -95,66 +139,91 @@ impl EmailDelivery {
         }
     }
 
-    /// One pass: claims up to `batch` due messages and attempts each once.
-    pub async fn run_once(&self, batch: i64) -> Result<DeliveryReport, RepoError> {
+    /// Claims the next due message and attempts it once. `None` when nothing is due.
+    pub async fn deliver_next(&self) -> Result<Option<Attempt>, RepoError> {
         let now = self.clock.now();
-        let claimed = self
+        let Some(row) = self
             .outbox
-            .claim_due(now, now + LEASE_SECONDS, batch)
-            .await?;
-        let mut report = DeliveryReport::default();
-        for row in claimed {
-            report.attempted += 1;
-            let result = self.mailer.send(&row.email).await;
-            let now = self.clock.now();
-            match result {
-                Ok(()) => {
+            .claim_next(now, now + EMAIL_LEASE_SECONDS)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let result = self.mailer.send(&row.email).await;
+        let now = self.clock.now();
+        let error = match result {
+            Ok(()) => {
+                return Ok(Some(
                     if self.outbox.mark_delivered(row.id, row.lease, now).await? {
-                        report.delivered += 1;
-                    }
-                }
-                Err(e) => {
-                    let attempt = row.attempts + 1;
-                    let retry_at = usize::try_from(attempt - 1)
-                        .ok()
-                        .and_then(|i| RETRY_SCHEDULE.get(i))
-                        .map(|wait| now + wait);
-                    let message = e.to_string();
-                    if !self
-                        .outbox
-                        .mark_failed(row.id, row.lease, now, &message, retry_at)
-                        .await?
-                    {
-                        continue;
-                    }
-                    if retry_at.is_some() {
-                        report.retrying += 1;
-                        tracing::warn!(
+                        tracing::info!(
                             email = %row.id,
                             to = %redact_email(&row.email.to),
-                            attempt,
-                            error = %message,
-                            "email delivery failed; will retry"
+                            attempt = row.attempts + 1,
+                            "email delivered"
                         );
+                        Attempt::Delivered
                     } else {
-                        report.exhausted += 1;
-                        tracing::error!(
-                            email = %row.id,
-                            to = %redact_email(&row.email.to),
-                            attempts = attempt,
-                            error = %message,
-                            "email delivery gave up"
-                        );
-                    }
-                }
+                        Attempt::LeaseLost
+                    },
+                ));
             }
-        }
-        if let Err(e) = self
+            Err(e) => e.to_string(),
+        };
+        let attempt = row.attempts + 1;
+        let retry_at = usize::try_from(attempt - 1)
+            .ok()
+            .and_then(|i| RETRY_SCHEDULE.get(i))
+            .map(|wait| now + wait);
+        if !self
             .outbox
-            .prune_delivered(now - crate::webhook_delivery::RETENTION_SECONDS, 500)
-            .await
+            .mark_failed(row.id, row.lease, now, &error, retry_at)
+            .await?
         {
-            tracing::warn!(error = %e, "pruning delivered email failed");
+            return Ok(Some(Attempt::LeaseLost));
+        }
+        if retry_at.is_some() {
+            tracing::warn!(
+                email = %row.id,
+                to = %redact_email(&row.email.to),
+                attempt,
+                %error,
+                "email delivery failed; will retry"
+            );
+            Ok(Some(Attempt::Retrying))
+        } else {
+            tracing::error!(
+                email = %row.id,
+                to = %redact_email(&row.email.to),
+                attempts = attempt,
+                %error,
+                "email delivery gave up"
+            );
+            Ok(Some(Attempt::Exhausted))
+        }
+    }
+
+    /// See [`tidy`].
+    pub async fn tidy(&self) -> Result<u64, RepoError> {
+        tidy(self.outbox.as_ref(), self.clock.now()).await
+    }
+
+    /// One pass: [`Self::tidy`], then up to `max` deliveries.
+    pub async fn run_once(&self, max: u32) -> Result<DeliveryReport, RepoError> {
+        let mut report = DeliveryReport {
+            expired: self.tidy().await?,
+            ..DeliveryReport::default()
+        };
+        for _ in 0..max {
+            let Some(attempt) = self.deliver_next().await? else {
+                break;
+            };
+            report.attempted += 1;
+            match attempt {
+                Attempt::Delivered => report.delivered += 1,
+                Attempt::Retrying => report.retrying += 1,
+                Attempt::Exhausted => report.exhausted += 1,
+                Attempt::LeaseLost => {}
+            }
         }
         Ok(report)
     }
@@ -172,7 +241,7 @@ mod tests {
         ClaimedEmail {
             id: Uuid::from_u128(1),
             attempts,
-            lease: 1_300,
+            lease: 1_060,
             email: OutgoingEmail {
                 from_name: "S".into(),
                 from_address: "s@example.com".into(),
@@ -186,7 +255,21 @@ mod tests {
         }
     }
 
-    fn run(mut outbox: MockEmailOutbox, mailer: MockMailer) -> DeliveryReport {
+    /// One pass over an outbox whose `claim_next` yields `rows`, then nothing.
+    fn run(
+        mut outbox: MockEmailOutbox,
+        mailer: MockMailer,
+        rows: Vec<ClaimedEmail>,
+    ) -> DeliveryReport {
+        let rows = std::sync::Mutex::new(rows);
+        outbox
+            .expect_claim_next()
+            .withf(|now, lease| (*now, *lease) == (1_000, 1_060))
+            .returning(move |_, _| Ok(rows.lock().unwrap().pop()));
+        outbox
+            .expect_expire_links()
+            .withf(|now| *now == 1_000)
+            .returning(|_| Ok(0));
         outbox
             .expect_prune_delivered()
             .withf(|before, _| *before == 1_000 - 30 * 86_400)
@@ -206,18 +289,14 @@ mod tests {
     fn a_sent_message_is_marked_delivered_under_its_lease() {
         let mut outbox = MockEmailOutbox::new();
         outbox
-            .expect_claim_due()
-            .withf(|now, lease, limit| (*now, *lease, *limit) == (1_000, 1_300, 10))
-            .returning(|_, _, _| Ok(vec![claimed(0)]));
-        outbox
             .expect_mark_delivered()
-            .withf(|_, lease, _| *lease == 1_300)
-            .times(1)
+            .withf(|_, lease, _| *lease == 1_060)
+            .times(2)
             .returning(|_, _, _| Ok(true));
         let mut mailer = MockMailer::new();
-        mailer.expect_send().times(1).returning(|_| Ok(()));
-        let report = run(outbox, mailer);
-        assert_eq!((report.attempted, report.delivered), (1, 1));
+        mailer.expect_send().times(2).returning(|_| Ok(()));
+        let report = run(outbox, mailer, vec![claimed(0), claimed(0)]);
+        assert_eq!((report.attempted, report.delivered), (2, 2));
     }
 
     #[test]
@@ -230,9 +309,6 @@ mod tests {
         ] {
             let mut outbox = MockEmailOutbox::new();
             outbox
-                .expect_claim_due()
-                .returning(move |_, _, _| Ok(vec![claimed(attempts)]));
-            outbox
                 .expect_mark_failed()
                 .withf(move |_, _, _, error, retry| error.contains("down") && *retry == expected)
                 .times(1)
@@ -241,7 +317,7 @@ mod tests {
             mailer
                 .expect_send()
                 .returning(|_| Err(MailError::Failed("provider down".into())));
-            let report = run(outbox, mailer);
+            let report = run(outbox, mailer, vec![claimed(attempts)]);
             assert_eq!(
                 report.exhausted,
                 u32::from(expected.is_none()),
@@ -255,13 +331,11 @@ mod tests {
     fn a_lost_lease_records_nothing() {
         let mut outbox = MockEmailOutbox::new();
         outbox
-            .expect_claim_due()
-            .returning(|_, _, _| Ok(vec![claimed(0)]));
-        outbox
             .expect_mark_delivered()
             .returning(|_, _, _| Ok(false));
         let mut mailer = MockMailer::new();
         mailer.expect_send().returning(|_| Ok(()));
-        assert_eq!(run(outbox, mailer).delivered, 0);
+        let report = run(outbox, mailer, vec![claimed(0)]);
+        assert_eq!((report.attempted, report.delivered), (1, 0));
     }
 }

@@ -1,10 +1,14 @@
 //! Password hashing (decision 19): Argon2id PHC strings, bcrypt hashes adopted from the reference
 //! verified and flagged for upgrade, and a dummy verification for accounts that do not exist or
 //! have no password (decision 20), so that timing does not tell them apart.
+//!
+//! Argon2's working memory (19 MiB at the default cost) is a [`HashMemory`] that the caller owns,
+//! so a hashing thread can reuse it across a burst of jobs and release it when idle.
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
+use subtle::ConstantTimeEq as _;
 
 use crate::user::PlainPassword;
 
@@ -17,10 +21,17 @@ pub enum Verification {
     NoMatch,
 }
 
-/// Hashing failed (only on exhausted resources; never on user input).
+/// Hashing did not run (never because of user input). Wrap it like [`crate::RepoError`], so that
+/// [`HashError::Busy`] stays in the source chain.
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(pub String);
+pub enum HashError {
+    /// Every hashing worker is busy and the queue is full: try again shortly.
+    #[error("password hashing is saturated")]
+    Busy,
+    /// The hashing machinery failed.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
 
 /// The password port. Implementations run the work off the request threads.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -57,11 +68,58 @@ impl Default for Argon2Settings {
     }
 }
 
+/// Argon2 blocks allocated at once at least: 32 MiB and one block. glibc serves smaller requests
+/// from per-thread arenas once it has seen a block this size freed (its mmap threshold adapts
+/// upwards to at most 32 MiB) and then keeps them: 50 logins once left 660 MiB resident. A larger
+/// request is always mapped from the kernel and returned on drop. Only the pages Argon2 touches
+/// become resident, so the unused tail costs address space, not memory.
+const MIN_ALLOCATED_BLOCKS: usize = 32 * 1024 + 1;
+
+/// Working memory for Argon2 on one thread: grown to the largest cost seen, reused by the next job,
+/// and given back to the operating system by [`HashMemory::release`] or on drop.
+#[derive(Default)]
+pub struct HashMemory {
+    blocks: Vec<Block>,
+}
+
+impl std::fmt::Debug for HashMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashMemory")
+            .field("blocks", &self.blocks.len())
+            .finish()
+    }
+}
+
+impl HashMemory {
+    /// The first `count` blocks, allocating them if this memory holds fewer.
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.blocks.len() < count {
+            // Give back the old allocation before taking the new one.
+            self.blocks = Vec::new();
+            let mut blocks = Vec::with_capacity(count.max(MIN_ALLOCATED_BLOCKS));
+            blocks.resize(count, Block::default());
+            self.blocks = blocks;
+        }
+        &mut self.blocks[..count]
+    }
+
+    /// Bytes of Argon2 memory held now.
+    pub fn held_bytes(&self) -> usize {
+        self.blocks.len() * Block::SIZE
+    }
+
+    /// Gives the memory back.
+    pub fn release(&mut self) {
+        self.blocks = Vec::new();
+    }
+}
+
 /// The synchronous algorithms. Wrap it in an implementation of [`PasswordHasher`] that runs it on a
-/// bounded pool of threads.
+/// bounded set of threads, each with its own [`HashMemory`].
 #[derive(Clone)]
 pub struct PasswordAlgorithms {
     argon2: Argon2<'static>,
+    params: Params,
     settings: Argon2Settings,
     dummy_hash: String,
 }
@@ -74,6 +132,9 @@ impl std::fmt::Debug for PasswordAlgorithms {
     }
 }
 
+/// Length of the Argon2 output in new hashes.
+const OUTPUT_LEN: usize = 32;
+
 impl PasswordAlgorithms {
     /// Algorithms with these Argon2id costs. Fails on parameters Argon2 rejects.
     pub fn new(settings: Argon2Settings) -> Result<Self, HashError> {
@@ -81,31 +142,62 @@ impl PasswordAlgorithms {
             settings.memory_kib,
             settings.iterations,
             settings.parallelism,
-            None,
+            Some(OUTPUT_LEN),
         )
-        .map_err(|e| HashError(e.to_string()))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy_hash = argon2
-            .hash_password(b"aegis-dummy-password")
-            .map_err(|e| HashError(e.to_string()))?
-            .to_string();
-        Ok(Self {
+        .map_err(|e| HashError::Failed(e.to_string()))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let mut algorithms = Self {
             argon2,
+            params,
             settings,
-            dummy_hash,
-        })
+            dummy_hash: String::new(),
+        };
+        algorithms.dummy_hash = algorithms.hash_in(
+            &PlainPassword::new("aegis-dummy-password".into()),
+            &mut HashMemory::default(),
+        )?;
+        Ok(algorithms)
     }
 
-    /// A new Argon2id PHC string (random salt).
-    pub fn hash(&self, password: &PlainPassword) -> Result<String, HashError> {
+    /// The Argon2 memory one job needs at these costs, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.params.block_count() * Block::SIZE
+    }
+
+    /// A new Argon2id PHC string (random salt), computed in `memory`.
+    pub fn hash_in(
+        &self,
+        password: &PlainPassword,
+        memory: &mut HashMemory,
+    ) -> Result<String, HashError> {
+        let failed = |e: &dyn std::fmt::Display| HashError::Failed(e.to_string());
+        let salt = Salt::generate();
+        let mut out = [0u8; OUTPUT_LEN];
         self.argon2
-            .hash_password(password.expose().as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| HashError(e.to_string()))
+            .hash_password_into_with_memory(
+                password.expose().as_bytes(),
+                salt.as_ref(),
+                &mut out,
+                memory.blocks(self.params.block_count()),
+            )
+            .map_err(|e| failed(&e))?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(|e| failed(&e))?,
+            salt: Some(salt),
+            hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        };
+        Ok(hash.to_string())
     }
 
-    /// Verifies; see [`PasswordHasher::verify`].
-    pub fn verify(&self, password: &PlainPassword, stored: Option<&str>) -> Verification {
+    /// Verifies in `memory`; see [`PasswordHasher::verify`].
+    pub fn verify_in(
+        &self,
+        password: &PlainPassword,
+        stored: Option<&str>,
+        memory: &mut HashMemory,
+    ) -> Verification {
         let pw = password.expose().as_bytes();
         match stored {
             Some(hash) if is_bcrypt(hash) => {
@@ -116,21 +208,32 @@ impl PasswordAlgorithms {
                 }
             }
             Some(hash) => match PasswordHash::new(hash) {
-                Ok(parsed) if self.argon2.verify_password(pw, &parsed).is_ok() => {
-                    Verification::Match {
+                Ok(parsed) => match argon2_matches(pw, &parsed, memory) {
+                    Some(true) => Verification::Match {
                         needs_rehash: !self.current(&parsed),
-                    }
-                }
-                Ok(_) => Verification::NoMatch,
-                Err(_) => self.dummy(pw),
+                    },
+                    Some(false) => Verification::NoMatch,
+                    None => self.dummy(pw, memory),
+                },
+                Err(_) => self.dummy(pw, memory),
             },
-            None => self.dummy(pw),
+            None => self.dummy(pw, memory),
         }
     }
 
-    fn dummy(&self, pw: &[u8]) -> Verification {
+    /// [`Self::hash_in`] with memory of its own, released afterwards.
+    pub fn hash(&self, password: &PlainPassword) -> Result<String, HashError> {
+        self.hash_in(password, &mut HashMemory::default())
+    }
+
+    /// [`Self::verify_in`] with memory of its own, released afterwards.
+    pub fn verify(&self, password: &PlainPassword, stored: Option<&str>) -> Verification {
+        self.verify_in(password, stored, &mut HashMemory::default())
+    }
+
+    fn dummy(&self, pw: &[u8], memory: &mut HashMemory) -> Verification {
         if let Ok(parsed) = PasswordHash::new(&self.dummy_hash) {
-            let _ = self.argon2.verify_password(pw, &parsed);
+            let _ = argon2_matches(pw, &parsed, memory);
         }
         Verification::NoMatch
     }
@@ -144,6 +247,25 @@ impl PasswordAlgorithms {
             && params.t_cost() == self.settings.iterations
             && params.p_cost() == self.settings.parallelism
     }
+}
+
+/// Recomputes an Argon2 PHC hash in `memory` and compares in constant time. `None` when the string
+/// is not a usable Argon2 hash.
+fn argon2_matches(pw: &[u8], parsed: &PasswordHash, memory: &mut HashMemory) -> Option<bool> {
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let expected = parsed.hash.as_ref()?;
+    let salt = parsed.salt.as_ref()?;
+    let params = Params::try_from(parsed).ok()?;
+    let blocks = params.block_count();
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(pw, salt.as_ref(), &mut out, memory.blocks(blocks))
+        .ok()?;
+    Some(out.ct_eq(expected.as_bytes()).into())
 }
 
 fn is_bcrypt(hash: &str) -> bool {
@@ -213,6 +335,61 @@ mod tests {
             algs.verify(&pw("legacy-password"), Some(&b2)),
             Verification::Match { .. }
         ));
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crate_in_both_directions() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let algs = fast();
+        let ours = algs.hash(&pw("correct horse")).unwrap();
+        let reference = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(reference.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(reference.verify_password(b"wrong", &parsed).is_err());
+        let theirs = reference.hash_password(b"pw-12345").unwrap().to_string();
+        assert_eq!(
+            algs.verify(&pw("pw-12345"), Some(&theirs)),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        // Argon2i and Argon2d hashes verify too, and are replaced by Argon2id.
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d] {
+            let other = Argon2::new(
+                algorithm,
+                Version::V0x13,
+                Params::new(64, 1, 1, None).unwrap(),
+            )
+            .hash_password(b"pw-12345")
+            .unwrap()
+            .to_string();
+            assert_eq!(
+                algs.verify(&pw("pw-12345"), Some(&other)),
+                Verification::Match { needs_rehash: true },
+                "{algorithm}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_is_reused_across_jobs_and_given_back_on_release() {
+        let algs = fast();
+        let mut memory = HashMemory::default();
+        assert_eq!(memory.held_bytes(), 0);
+        let hash = algs.hash_in(&pw("pw-12345"), &mut memory).unwrap();
+        assert_eq!(memory.held_bytes(), algs.memory_bytes());
+        assert_eq!(algs.memory_bytes(), 64 * 1024);
+        assert!(matches!(
+            algs.verify_in(&pw("pw-12345"), Some(&hash), &mut memory),
+            Verification::Match { .. }
+        ));
+        assert_eq!(memory.held_bytes(), algs.memory_bytes());
+        memory.release();
+        assert_eq!(memory.held_bytes(), 0);
     }
 
     #[test]

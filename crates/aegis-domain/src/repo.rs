@@ -7,6 +7,10 @@ use crate::ids::SiteId;
 use crate::site::Site;
 
 /// What went wrong in storage, as the domain needs to know it.
+///
+/// Errors that wrap it say `#[error("{0}")]` with `#[from]` rather than `#[error(transparent)]`, so
+/// it stays in their [`std::error::Error::source`] chain: that is where callers tell an outage
+/// ([`RepoError::Unavailable`]) from a failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     /// A uniqueness constraint refused the write; carries the constraint name.
@@ -80,6 +84,9 @@ pub struct QueuedEmail {
     pub from_address: String,
     pub message: crate::templates::RenderedEmail,
     pub created_at: crate::clock::UnixTime,
+    /// When the token in the message's link expires (`None` when it carries none): the body is
+    /// cleared then, delivered or not.
+    pub link_expires_at: Option<crate::clock::UnixTime>,
 }
 
 impl std::fmt::Debug for QueuedEmail {

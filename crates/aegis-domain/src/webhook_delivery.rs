@@ -1,5 +1,6 @@
-//! Webhook delivery (§7): leased claims, signed attempts with a fresh timestamp each, the retry
-//! schedule, the attempt log, and the sweep report.
+//! Webhook delivery (§7): claims of one row at a time under a short lease, signed attempts with a
+//! fresh timestamp each, the retry schedule, the attempt log, and the sweep report. As for email, a
+//! crash holds back only the delivery in flight, which is retried after its lease (at least once).
 
 use std::sync::Arc;
 
@@ -7,20 +8,18 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::clock::{Clock, UnixTime};
-use crate::delivery::{LEASE_SECONDS, MAX_ATTEMPTS, RETRY_SCHEDULE};
+use crate::delivery::{Attempt, MAX_ATTEMPTS, PRUNE_BATCH, RETENTION_SECONDS, RETRY_SCHEDULE};
 use crate::ids::SiteId;
 use crate::repo::RepoError;
 use crate::secrets::SecretGenerator;
 use crate::webhook::signature;
 
-/// Rows claimed per sweep.
-pub const SWEEP_BATCH: i64 = 10;
+/// How long a claim on one delivery is held: well beyond the 5 s request timeout.
+pub const WEBHOOK_LEASE_SECONDS: i64 = 30;
+/// Rows attempted per sweep at most.
+pub const SWEEP_BATCH: u64 = 10;
 /// A sweep stops starting new attempts after this many seconds.
 pub const SWEEP_BUDGET_SECONDS: i64 = 150;
-/// Delivered rows older than this are pruned.
-pub const RETENTION_SECONDS: i64 = 30 * 86_400;
-/// Rows pruned per sweep at most.
-pub const PRUNE_BATCH: i64 = 500;
 /// Stored response bodies and errors are cut to this many characters.
 pub const MAX_STORED_TEXT: usize = 1_000;
 
@@ -98,14 +97,13 @@ pub trait WebhookSender: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait WebhookOutbox: Send + Sync {
-    /// Claims up to `limit` due pending rows, oldest due first, moving `next_attempt_at` to `lease`
-    /// (attempts unchanged). Rows held by another sweep are skipped.
-    async fn claim_due(
+    /// Claims the due pending row that has waited longest, moving its `next_attempt_at` to
+    /// `lease` (attempts unchanged). Rows held by another worker are skipped.
+    async fn claim_next(
         &self,
         now: UnixTime,
         lease: UnixTime,
-        limit: i64,
-    ) -> Result<Vec<ClaimedWebhook>, RepoError>;
+    ) -> Result<Option<ClaimedWebhook>, RepoError>;
     /// Writes the attempt to the log (when there was one) and, if the lease is still ours, the
     /// outcome to the row. Returns whether the row was ours.
     async fn record(
@@ -162,40 +160,58 @@ impl WebhookDelivery {
         }
     }
 
-    /// One sweep: claim, attempt each once (within the time budget), prune, count.
+    /// One sweep (§7): up to [`SWEEP_BATCH`] due rows, each claimed and attempted once, starting
+    /// no attempt after [`SWEEP_BUDGET_SECONDS`]; then prune and count.
     pub async fn sweep(&self) -> Result<SweepReport, RepoError> {
         let started = self.clock.now();
-        let claimed = self
-            .outbox
-            .claim_due(started, started + LEASE_SECONDS, SWEEP_BATCH)
-            .await?;
         let mut report = SweepReport::default();
-        for row in claimed {
-            if self.clock.now() - started >= SWEEP_BUDGET_SECONDS {
+        while report.attempted < SWEEP_BATCH && self.clock.now() - started < SWEEP_BUDGET_SECONDS {
+            let Some(attempt) = self.deliver_next().await? else {
                 break;
-            }
+            };
             report.attempted += 1;
-            match self.attempt(&row).await? {
-                Some(WebhookOutcome::Delivered) => report.delivered += 1,
-                Some(WebhookOutcome::Exhausted) => report.exhausted += 1,
-                Some(WebhookOutcome::Retry { .. }) | None => {}
+            match attempt {
+                Attempt::Delivered => report.delivered += 1,
+                Attempt::Exhausted => report.exhausted += 1,
+                Attempt::Retrying | Attempt::LeaseLost => {}
             }
         }
         report.retrying = report.attempted - report.delivered - report.exhausted;
         let now = self.clock.now();
-        report.pruned = self
-            .outbox
-            .prune_delivered(now - RETENTION_SECONDS, PRUNE_BATCH)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "pruning delivered webhooks failed");
-                0
-            });
+        report.pruned = self.prune().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "pruning delivered webhooks failed");
+            0
+        });
         report.still_due = self.outbox.count_due(now).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "counting due webhooks failed");
             0
         });
         Ok(report)
+    }
+
+    /// Claims the next due row and attempts it once. `None` when nothing is due.
+    pub async fn deliver_next(&self) -> Result<Option<Attempt>, RepoError> {
+        let now = self.clock.now();
+        let Some(row) = self
+            .outbox
+            .claim_next(now, now + WEBHOOK_LEASE_SECONDS)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(match self.attempt(&row).await? {
+            Some(WebhookOutcome::Delivered) => Attempt::Delivered,
+            Some(WebhookOutcome::Retry { .. }) => Attempt::Retrying,
+            Some(WebhookOutcome::Exhausted) => Attempt::Exhausted,
+            None => Attempt::LeaseLost,
+        }))
+    }
+
+    /// Deletes delivered rows older than [`RETENTION_SECONDS`], [`PRUNE_BATCH`] at a time.
+    pub async fn prune(&self) -> Result<u64, RepoError> {
+        self.outbox
+            .prune_delivered(self.clock.now() - RETENTION_SECONDS, PRUNE_BATCH)
+            .await
     }
 
     /// Attempts one claimed row. `None` when the lease was lost before the outcome was written.

@@ -14,7 +14,7 @@ use aegis_domain::service::accounts::{AccountService, AccountSettings};
 use aegis_domain::webhook_delivery::{WebhookDelivery, WebhookSender};
 use aegis_domain::{Clock, RandomSecretGenerator, SecretGenerator, SiteService, SystemClock};
 use aegis_postgres::{
-    PgAccountRepository, PgPool, PgSiteRepository, PgUnitOfWork, PgWebhookOutbox,
+    PgAccountRepository, PgPool, PgSiteRepository, PgUnitOfWork, PgWebhookOutbox, SealingKeys,
 };
 use secrecy::SecretString;
 
@@ -44,13 +44,21 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// The real clock and generator, and Argon2id with `argon2` costs on a pool of one job per CPU.
-    pub fn system(argon2: Argon2Settings, block_private_webhooks: bool) -> Result<Self, String> {
+    /// The real clock and generator, and Argon2id with `argon2` costs on a pool of `hash_pool`
+    /// threads.
+    pub fn system(
+        argon2: Argon2Settings,
+        hash_pool: crate::passwords::HashPoolSize,
+        block_private_webhooks: bool,
+    ) -> Result<Self, String> {
         let algorithms = PasswordAlgorithms::new(argon2).map_err(|e| e.to_string())?;
         Ok(Self {
             clock: Arc::new(SystemClock),
             generator: Arc::new(RandomSecretGenerator),
-            hasher: Arc::new(crate::passwords::PooledHasher::per_cpu(algorithms)),
+            hasher: Arc::new(
+                crate::passwords::PooledHasher::new(algorithms, hash_pool)
+                    .map_err(|e| format!("cannot start the hashing threads: {e}"))?,
+            ),
             webhook_sender: Arc::new(aegis_mailgun::HttpWebhookSender::new(
                 block_private_webhooks,
             )?),
@@ -72,13 +80,15 @@ pub struct AppConfig {
     /// `CORS_ORIGINS` (override) and `CORS_EXTRA_ORIGINS`.
     pub cors_origins: Option<String>,
     pub cors_extra_origins: Vec<String>,
+    /// Seal the bodies of queued email (from `SECRET_KEY`).
+    pub outbox_keys: SealingKeys,
 }
 
 impl AppState {
     /// Wires the PostgreSQL adapters into the services.
     pub fn new(pool: PgPool, ports: Ports, config: AppConfig) -> Self {
         let site_repo = Arc::new(PgSiteRepository::new(pool.clone()));
-        let uow = Arc::new(PgUnitOfWork::new(pool.clone()));
+        let uow = Arc::new(PgUnitOfWork::new(pool.clone(), config.outbox_keys.clone()));
         let sites = SiteService::new(
             site_repo.clone(),
             uow.clone(),

@@ -82,9 +82,18 @@ pub struct TokenSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub mode: Mode,
+    /// Why [`Settings::mode`] is what it is, for the startup log.
+    pub mode_reason: String,
     pub master_api_key: Option<SecretString>,
+    /// `SECRET_KEY`: seals outbox bodies (decision 33). In development, when unset, a key is
+    /// generated into the data directory.
+    pub secret_key: Option<SecretString>,
+    /// `SECRET_KEY_PREVIOUS`: still opens what the previous key sealed, during a rotation.
+    pub secret_key_previous: Option<SecretString>,
     pub database: DatabaseSource,
     pub db_pool_size: usize,
+    /// `DB_POOL_TIMEOUT_MS`: how long a request waits for a pooled connection before its 503.
+    pub db_pool_timeout: std::time::Duration,
     /// `APP_HOST` when set; see [`Settings::bind_host`].
     pub host: Option<String>,
     pub port: u16,
@@ -96,6 +105,8 @@ pub struct Settings {
     pub tokens: TokenSettings,
     /// Argon2id costs for new password hashes (decision 19).
     pub argon2: Argon2Settings,
+    /// `PASSWORD_HASH_CONCURRENCY` hashing threads and `PASSWORD_HASH_QUEUE` waiting jobs.
+    pub password_hash_pool: crate::passwords::HashPoolSize,
     pub mailgun_api_key: Option<SecretString>,
     pub mailgun_domain: Option<String>,
     pub mail_transport: MailTransport,
@@ -122,6 +133,7 @@ const KEYS: &[&str] = &[
     "flask_env",
     "master_api_key",
     "secret_key",
+    "secret_key_previous",
     "database_url",
     "db_host",
     "db_port",
@@ -129,6 +141,9 @@ const KEYS: &[&str] = &[
     "db_user",
     "db_password",
     "db_pool_size",
+    "db_pool_timeout_ms",
+    "db_sslmode",
+    "db_sslrootcert",
     "app_host",
     "app_port",
     "max_content_length",
@@ -146,6 +161,8 @@ const KEYS: &[&str] = &[
     "password_hash_memory_kib",
     "password_hash_iterations",
     "password_hash_parallelism",
+    "password_hash_concurrency",
+    "password_hash_queue",
     "mailgun_api_key",
     "mailgun_domain",
     "mail_transport",
@@ -260,11 +277,6 @@ impl Settings {
             .map(|(k, v)| (k.to_lowercase(), v))
             .collect());
 
-        let mode = match raw.get("aegis_env").or_else(|| raw.get("flask_env")) {
-            Some(v) if v.eq_ignore_ascii_case("production") => Mode::Production,
-            _ => Mode::Development,
-        };
-
         let database = if let Some(url) = raw.get("database_url") {
             DatabaseSource::Url(SecretString::from(url.to_owned()))
         } else if ["db_host", "db_port", "db_name", "db_user", "db_password"]
@@ -272,23 +284,45 @@ impl Settings {
             .any(|k| raw.get(k).is_some())
         {
             let port: u16 = raw.parse("db_port", 5432, "a port number")?;
-            DatabaseSource::Url(SecretString::from(format!(
+            let mut url = format!(
                 "postgres://{}:{}@{}:{port}/{}",
                 encode(raw.get("db_user").unwrap_or("aegis_admin")),
                 encode(raw.get("db_password").unwrap_or("aegis_admin")),
                 raw.get("db_host").unwrap_or("localhost"),
                 encode(raw.get("db_name").unwrap_or("aegis")),
-            )))
+            );
+            let tls: Vec<String> = [("db_sslmode", "sslmode"), ("db_sslrootcert", "sslrootcert")]
+                .iter()
+                .filter_map(|(var, param)| raw.get(var).map(|v| format!("{param}={}", encode(v))))
+                .collect();
+            if !tls.is_empty() {
+                url.push('?');
+                url.push_str(&tls.join("&"));
+            }
+            DatabaseSource::Url(SecretString::from(url))
         } else {
             DatabaseSource::Managed
         };
+        if let DatabaseSource::Url(url) = &database {
+            aegis_postgres::ConnectTarget::parse(url.expose_secret())
+                .map_err(|e| ConfigError(format!("DATABASE_URL (or DB_*): {e}")))?;
+        }
+
+        let (mode, mode_reason) = mode(&raw, &database);
 
         let master_api_key = raw
             .get("master_api_key")
             .map(|k| SecretString::from(k.to_owned()));
+        let secret_key = raw
+            .get("secret_key")
+            .map(|k| SecretString::from(k.to_owned()));
+        let secret_key_previous = raw
+            .get("secret_key_previous")
+            .map(|k| SecretString::from(k.to_owned()));
 
         if mode == Mode::Production {
-            check_production_key(master_api_key.as_ref())?;
+            check_production_secret("MASTER_API_KEY", master_api_key.as_ref())?;
+            check_production_secret("SECRET_KEY", secret_key.as_ref())?;
             if matches!(database, DatabaseSource::Managed) {
                 return Err(ConfigError(
                     "production needs an explicit database: set DATABASE_URL or the DB_* variables \
@@ -404,12 +438,30 @@ impl Settings {
         if db_pool_size == 0 {
             return Err(ConfigError("DB_POOL_SIZE must be positive".into()));
         }
+        let db_pool_timeout_ms: u64 =
+            raw.parse("db_pool_timeout_ms", 80, "a number of milliseconds")?;
+        if db_pool_timeout_ms == 0 {
+            return Err(ConfigError("DB_POOL_TIMEOUT_MS must be positive".into()));
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let hash_workers: usize =
+            raw.parse("password_hash_concurrency", cpus, "a number of threads")?;
+        if hash_workers == 0 {
+            return Err(ConfigError(
+                "PASSWORD_HASH_CONCURRENCY must be positive".into(),
+            ));
+        }
+        let hash_queue: usize = raw.parse("password_hash_queue", 256, "a number of jobs")?;
 
         Ok(Self {
             mode,
+            mode_reason,
             master_api_key,
+            secret_key,
+            secret_key_previous,
             database,
             db_pool_size,
+            db_pool_timeout: std::time::Duration::from_millis(db_pool_timeout_ms),
             host: raw.get("app_host").map(str::to_owned),
             port: raw.parse("app_port", 5678, "a port number")?,
             max_content_length,
@@ -438,6 +490,10 @@ impl Settings {
                 memory_kib: raw.parse("password_hash_memory_kib", 19_456, "a number of KiB")?,
                 iterations: raw.parse("password_hash_iterations", 2, "a whole number")?,
                 parallelism: raw.parse("password_hash_parallelism", 1, "a whole number")?,
+            },
+            password_hash_pool: crate::passwords::HashPoolSize {
+                workers: hash_workers,
+                queue: hash_queue,
             },
             mailgun_api_key: raw
                 .get("mailgun_api_key")
@@ -499,11 +555,36 @@ impl Settings {
     }
 }
 
-fn check_production_key(key: Option<&SecretString>) -> Result<(), ConfigError> {
+/// Production unless the environment says development, or there is no database to run against
+/// (local mode): an operator's env file that omits `FLASK_ENV` gets the production checks
+/// (decision 28). `AEGIS_ENV` wins over `FLASK_ENV`; as in Flask, any value but `development` is
+/// production.
+fn mode(raw: &Raw, database: &DatabaseSource) -> (Mode, String) {
+    let named = [("aegis_env", "AEGIS_ENV"), ("flask_env", "FLASK_ENV")]
+        .iter()
+        .find_map(|(key, name)| raw.get(key).map(|v| (*name, v)));
+    match (named, database) {
+        (Some((name, v)), _) if v.eq_ignore_ascii_case("development") => {
+            (Mode::Development, format!("{name}={v}"))
+        }
+        (Some((name, v)), _) => (Mode::Production, format!("{name}={v}")),
+        (None, DatabaseSource::Url(_)) => (
+            Mode::Production,
+            "a database is configured and neither AEGIS_ENV nor FLASK_ENV says development".into(),
+        ),
+        (None, DatabaseSource::Managed) => (
+            Mode::Development,
+            "local mode: no database is configured".into(),
+        ),
+    }
+}
+
+/// Refuses a missing, short or placeholder-looking secret in production.
+fn check_production_secret(name: &str, key: Option<&SecretString>) -> Result<(), ConfigError> {
     let Some(key) = key else {
-        return Err(ConfigError(
-            "MASTER_API_KEY must be set in production (e.g. `openssl rand -hex 32`)".into(),
-        ));
+        return Err(ConfigError(format!(
+            "{name} must be set in production (e.g. `openssl rand -hex 32`)"
+        )));
     };
     let key = key.expose_secret();
     let lower = key.to_ascii_lowercase();
@@ -511,7 +592,7 @@ fn check_production_key(key: Option<&SecretString>) -> Result<(), ConfigError> {
         || PLACEHOLDER_MARKERS.iter().any(|m| lower.contains(m))
     {
         return Err(ConfigError(format!(
-            "MASTER_API_KEY looks like a placeholder: production needs a random secret of at least \
+            "{name} looks like a placeholder: production needs a random secret of at least \
              {MIN_PRODUCTION_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
         )));
     }
@@ -538,6 +619,9 @@ mod tests {
     }
 
     const KEY: &str = "0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a";
+    const SECRET: &str = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d";
+    /// Development with an explicit database.
+    const DEV: (&str, &str) = ("AEGIS_ENV", "development");
 
     #[test]
     fn defaults_match_the_reference() {
@@ -545,7 +629,7 @@ mod tests {
         assert_eq!(s.mode, Mode::Development);
         assert!(matches!(s.database, DatabaseSource::Managed));
         assert_eq!((s.bind_host(), s.port), ("127.0.0.1", 5678));
-        let s = settings(&[("DATABASE_URL", "postgres://x/y")]).unwrap();
+        let s = settings(&[DEV, ("DATABASE_URL", "postgres://x/y")]).unwrap();
         assert_eq!(s.bind_host(), "0.0.0.0");
         assert_eq!(s.max_content_length, 65_536);
         assert_eq!(
@@ -562,11 +646,133 @@ mod tests {
         );
         assert!(s.ratelimit_enabled);
         assert!(s.master_api_key.is_none());
+        assert_eq!(s.db_pool_timeout, std::time::Duration::from_millis(80));
+        assert_eq!(s.password_hash_pool.queue, 256);
+        assert_eq!(
+            s.password_hash_pool.workers,
+            std::thread::available_parallelism().map_or(1, usize::from)
+        );
+    }
+
+    #[test]
+    fn a_configured_database_means_production_unless_development_is_said() {
+        let db = ("DATABASE_URL", "postgres://x/y");
+        let secrets = [("MASTER_API_KEY", KEY), ("SECRET_KEY", SECRET)];
+        // The original's env file often omits FLASK_ENV: the production checks apply to it.
+        let err = settings(&[db, ("MASTER_API_KEY", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MASTER_API_KEY"), "{err}");
+        let err = settings(&[("DB_HOST", "db"), ("MASTER_API_KEY", KEY)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SECRET_KEY"), "{err}");
+        let s = settings(&[db, secrets[0], secrets[1]]).unwrap();
+        assert_eq!(s.mode, Mode::Production);
+        assert!(
+            s.mode_reason.contains("database is configured"),
+            "{}",
+            s.mode_reason
+        );
+        // As in Flask, anything but `development` is production.
+        let s = settings(&[db, ("FLASK_ENV", "staging"), secrets[0], secrets[1]]).unwrap();
+        assert_eq!(
+            (s.mode, s.mode_reason.as_str()),
+            (Mode::Production, "FLASK_ENV=staging")
+        );
+        for env in ["AEGIS_ENV", "FLASK_ENV"] {
+            let s = settings(&[db, (env, "Development"), ("MASTER_API_KEY", "x")]).unwrap();
+            assert_eq!(s.mode, Mode::Development);
+            assert_eq!(s.mode_reason, format!("{env}=Development"));
+        }
+        // Local mode stays development with nothing set.
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.mode, Mode::Development);
+        assert!(s.mode_reason.contains("local mode"), "{}", s.mode_reason);
+    }
+
+    #[test]
+    fn production_refuses_a_weak_or_missing_secret_key() {
+        let base = [
+            ("AEGIS_ENV", "production"),
+            ("DATABASE_URL", "postgres://x/y"),
+            ("MASTER_API_KEY", KEY),
+        ];
+        for bad in [None, Some("dev-secret-key"), Some("short")] {
+            let mut env = base.to_vec();
+            if let Some(v) = bad {
+                env.push(("SECRET_KEY", v));
+            }
+            let err = settings(&env).unwrap_err().to_string();
+            assert!(err.contains("SECRET_KEY"), "{bad:?}: {err}");
+            assert!(!err.contains("dev-secret-key"), "the value is never echoed");
+        }
+        let mut env = base.to_vec();
+        env.extend([("SECRET_KEY", SECRET), ("SECRET_KEY_PREVIOUS", KEY)]);
+        let s = settings(&env).unwrap();
+        assert_eq!(s.secret_key.unwrap().expose_secret(), SECRET);
+        assert_eq!(s.secret_key_previous.unwrap().expose_secret(), KEY);
+    }
+
+    #[test]
+    fn pool_and_hashing_sizes_are_read_and_checked() {
+        let s = settings(&[
+            ("DB_POOL_TIMEOUT_MS", "250"),
+            ("PASSWORD_HASH_CONCURRENCY", "3"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.db_pool_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(
+            s.password_hash_pool,
+            crate::passwords::HashPoolSize {
+                workers: 3,
+                queue: 0
+            }
+        );
+        for (var, value) in [
+            ("DB_POOL_TIMEOUT_MS", "0"),
+            ("PASSWORD_HASH_CONCURRENCY", "0"),
+            ("PASSWORD_HASH_QUEUE", "many"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn tls_settings_for_the_database() {
+        let s = settings(&[
+            DEV,
+            ("DB_HOST", "db.example.com"),
+            ("DB_SSLMODE", "verify-full"),
+            ("DB_SSLROOTCERT", "/etc/ssl/certs/ca-certificates.crt"),
+        ])
+        .unwrap();
+        let DatabaseSource::Url(url) = s.database else {
+            panic!()
+        };
+        assert_eq!(
+            url.expose_secret(),
+            "postgres://aegis_admin:aegis_admin@db.example.com:5432/aegis\
+             ?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Fcerts%2Fca-certificates.crt"
+        );
+        for env in [
+            [DEV, ("DB_HOST", "db"), ("DB_SSLMODE", "sometimes")],
+            [
+                DEV,
+                ("DATABASE_URL", "postgres://db/a?sslmode=sometimes"),
+                ("X", ""),
+            ],
+        ] {
+            let err = settings(&env).unwrap_err().to_string();
+            assert!(err.contains("sslmode"), "{err}");
+        }
     }
 
     #[test]
     fn db_variables_build_a_url_and_database_url_wins() {
-        let s = settings(&[("DB_HOST", "db"), ("DB_PASSWORD", "p@ss word")]).unwrap();
+        let s = settings(&[DEV, ("DB_HOST", "db"), ("DB_PASSWORD", "p@ss word")]).unwrap();
         let DatabaseSource::Url(url) = s.database else {
             panic!()
         };
@@ -574,7 +780,7 @@ mod tests {
             url.expose_secret(),
             "postgres://aegis_admin:p%40ss%20word@db:5432/aegis"
         );
-        let s = settings(&[("DB_HOST", "db"), ("DATABASE_URL", "postgres://x/y")]).unwrap();
+        let s = settings(&[DEV, ("DB_HOST", "db"), ("DATABASE_URL", "postgres://x/y")]).unwrap();
         let DatabaseSource::Url(url) = s.database else {
             panic!()
         };
@@ -589,8 +795,10 @@ mod tests {
             assert!(settings(&[(env, "production"), db, ("MASTER_API_KEY", "short")]).is_err());
             let placeholder = "your-secure-master-api-key-change-me";
             assert!(settings(&[(env, "production"), db, ("MASTER_API_KEY", placeholder)]).is_err());
-            assert!(settings(&[(env, "production"), ("MASTER_API_KEY", KEY)]).is_err());
-            let s = settings(&[(env, "production"), db, ("MASTER_API_KEY", KEY)]).unwrap();
+            let key = ("MASTER_API_KEY", KEY);
+            let secret = ("SECRET_KEY", SECRET);
+            assert!(settings(&[(env, "production"), key, secret]).is_err());
+            let s = settings(&[(env, "production"), db, key, secret]).unwrap();
             assert_eq!(s.mode, Mode::Production);
         }
         // AEGIS_ENV wins over FLASK_ENV.
@@ -614,6 +822,7 @@ mod tests {
             ("AEGIS_ENV", "production"),
             ("DATABASE_URL", "postgres://x/y"),
             ("MASTER_API_KEY", KEY),
+            ("SECRET_KEY", SECRET),
         ];
         assert_eq!(
             settings(&prod).unwrap().mail_transport,

@@ -100,8 +100,11 @@ impl CorsPolicy {
                 allowed
             }
             Err(e) => {
-                // Keep serving the last known set while the database is unreachable.
-                tracing::warn!(error = %e, "CORS origins could not be refreshed; keeping the last set");
+                // Keep serving the last known set while the database is unreachable (an outage is
+                // reported by the pool, once).
+                if !matches!(e, aegis_domain::RepoError::Unavailable(_)) {
+                    tracing::warn!(error = %e, "CORS origins could not be refreshed; keeping the last set");
+                }
                 self.cache
                     .lock()
                     .ok()

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use aegis_domain::RepoError;
+use aegis_domain::password::HashError;
 use aegis_domain::validation::FieldErrors;
 use serde::Serialize;
 
@@ -28,6 +30,33 @@ pub enum ApiError {
         message: &'static str,
         cause: String,
     },
+    /// 503 `{"error":"Service temporarily unavailable"}` with `Retry-After` (decision 27): the
+    /// database cannot be reached or has no connection free in time, or every password-hashing
+    /// thread is busy. Not logged per request: the database's health and the hashing pool report
+    /// outages themselves.
+    #[error("service temporarily unavailable")]
+    Unavailable,
+}
+
+/// The body of every 503.
+pub const UNAVAILABLE: &str = "Service temporarily unavailable";
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Whether `error` or anything in its source chain is an outage rather than a failure: storage
+/// unavailable, or hashing saturated.
+pub fn is_outage(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if matches!(e.downcast_ref(), Some(RepoError::Unavailable(_)))
+            || matches!(e.downcast_ref(), Some(HashError::Busy))
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 impl ApiError {
@@ -43,10 +72,23 @@ impl ApiError {
         Self::Client(StatusCode::NOT_FOUND, message)
     }
 
-    pub fn internal(message: &'static str, cause: impl std::fmt::Display) -> Self {
+    /// A failure on the server's side: [`ApiError::Unavailable`] when `cause` is an outage (see
+    /// [`is_outage`]), else a 500 with `message`.
+    pub fn internal(message: &'static str, cause: impl std::error::Error + 'static) -> Self {
+        if is_outage(&cause) {
+            return Self::Unavailable;
+        }
         Self::Internal {
             message,
             cause: cause.to_string(),
+        }
+    }
+
+    /// A 500 for a state the code should never reach.
+    pub fn bug(message: &'static str, cause: &'static str) -> Self {
+        Self::Internal {
+            message,
+            cause: cause.to_owned(),
         }
     }
 
@@ -74,6 +116,7 @@ impl ResponseError for ApiError {
             Self::Client(status, _) | Self::ClientOwned(status, _) => *status,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -106,6 +149,21 @@ impl ResponseError for ApiError {
                     code: None,
                     details: None,
                 }
+            }
+            Self::Unavailable => {
+                let mut response = crate::json::response(
+                    self.status_code(),
+                    &ErrorBody {
+                        error: UNAVAILABLE,
+                        code: None,
+                        details: None,
+                    },
+                );
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(RETRY_AFTER_SECONDS),
+                );
+                return response;
             }
         };
         crate::json::response(self.status_code(), &body)

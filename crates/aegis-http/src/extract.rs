@@ -130,7 +130,7 @@ fn check_master_key(req: &HttpRequest) -> Result<MasterKey, ApiError> {
     );
     let state = req
         .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal("Internal server error", "application state missing"))?;
+        .ok_or_else(|| ApiError::bug("Internal server error", "application state missing"))?;
     let expected = state.master_api_key.as_ref().ok_or(not_configured)?;
     let presented = req
         .headers()
@@ -155,7 +155,7 @@ fn tenant_denied() -> ApiError {
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| ApiError::internal("Internal server error", "application state missing"))
+        .ok_or_else(|| ApiError::bug("Internal server error", "application state missing"))
 }
 
 /// Resolves the site and checks the key in constant time. Every failure is the same 401; a bogus

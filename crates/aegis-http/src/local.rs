@@ -69,3 +69,14 @@ pub fn start(data_dir: &Path) -> Result<LocalMode, String> {
         key_generated,
     })
 }
+
+/// The development sealing key: `<data dir>/secret_key`, generated on first use (decision 33).
+pub fn development_secret_key(data_dir: &Path) -> Result<String, String> {
+    fs::create_dir_all(data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            data_dir.display()
+        )
+    })?;
+    kept_secret(&data_dir.join("secret_key")).map(|(secret, _)| secret)
+}

@@ -6,13 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use actix_web::{HttpServer, web};
+use aegis_domain::delivery::EmailDelivery;
 use aegis_http::app::{self, AppConfig, AppState, Ports};
 use aegis_http::config::{DatabaseSource, Mode, Settings};
 use aegis_http::workers::Workers;
 use aegis_http::{local, telemetry};
-use aegis_postgres::{PoolSettings, build_pool, run_migrations};
+use aegis_postgres::{
+    ConnectTarget, PgEmailOutbox, PgPool, PoolSettings, SealingKeys, SslMode, build_pool,
+    run_migrations,
+};
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +66,14 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, settings: Settings) -> Result<(), String> {
+    tracing::info!(
+        "mode: {} ({})",
+        match settings.mode {
+            Mode::Production => "production",
+            Mode::Development => "development",
+        },
+        settings.mode_reason
+    );
     if settings.loki_endpoint.is_some() {
         tracing::warn!(
             "LOKI_ENDPOINT is set, but Aegis does not ship logs itself: set LOG_FORMAT=json and \
@@ -70,7 +83,10 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
     // Local mode owns the managed server for the whole run; dropping it stops the server.
     let mut local_mode = None;
     let (database_url, master_api_key) = match &settings.database {
-        DatabaseSource::Url(url) => (url.clone(), settings.master_api_key.clone()),
+        DatabaseSource::Url(url) => {
+            warn_about_unverified_tls(&settings, url);
+            (url.clone(), settings.master_api_key.clone())
+        }
         DatabaseSource::Managed => {
             let mode = local::start(&settings.data_dir)?;
             let url = SecretString::from(mode.server.url(local::DATABASE));
@@ -87,6 +103,7 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
     if master_api_key.is_none() && settings.mode == Mode::Development {
         tracing::warn!("MASTER_API_KEY is not set: master-key routes will answer 500");
     }
+    let outbox_keys = outbox_keys(&settings)?;
 
     let result = actix_web::rt::System::new().block_on(async {
         if let Some((_, admin_url)) = &local_mode {
@@ -100,14 +117,66 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
         for name in &applied {
             tracing::info!(migration = %name, "migration applied");
         }
+        let pool = build_pool(
+            database_url.expose_secret(),
+            PoolSettings {
+                max_size: settings.db_pool_size,
+                timeout: settings.db_pool_timeout,
+                ..PoolSettings::default()
+            },
+        )?;
+        // Waiting email written by an earlier version, or under the previous SECRET_KEY, is
+        // sealed under the current key before anything else runs.
+        let sealed = PgEmailOutbox::new(pool.clone(), outbox_keys.clone())
+            .seal_stored()
+            .await
+            .map_err(|e| format!("cannot seal stored email: {e}"))?;
+        if sealed.sealed + sealed.resealed > 0 {
+            tracing::info!(
+                sealed = sealed.sealed,
+                resealed = sealed.resealed,
+                "stored email bodies sealed under the current SECRET_KEY"
+            );
+        }
         if command == Command::Migrate {
             tracing::info!(applied = applied.len(), "database is up to date");
             return Ok(());
         }
-        serve(&settings, &database_url, master_api_key).await
+        serve(&settings, pool, master_api_key, outbox_keys).await
     });
     drop(local_mode);
     result
+}
+
+/// The keys that seal queued email: from `SECRET_KEY` (required in production), or in development
+/// a key generated into the data directory.
+fn outbox_keys(settings: &Settings) -> Result<SealingKeys, String> {
+    let secret = match &settings.secret_key {
+        Some(key) => key.expose_secret().to_owned(),
+        None => local::development_secret_key(&settings.data_dir)?,
+    };
+    SealingKeys::new(
+        &secret,
+        settings
+            .secret_key_previous
+            .as_ref()
+            .map(|k| k.expose_secret()),
+    )
+}
+
+/// Production over the network should check who it talks to: says so once when it does not.
+fn warn_about_unverified_tls(settings: &Settings, url: &SecretString) {
+    let Ok(target) = ConnectTarget::parse(url.expose_secret()) else {
+        return;
+    };
+    let verified = matches!(target.ssl_mode(), SslMode::VerifyCa | SslMode::VerifyFull);
+    if settings.mode == Mode::Production && !verified && !target.is_local() {
+        tracing::warn!(
+            sslmode = target.ssl_mode().as_str(),
+            "the database connection does not verify the server's certificate; set \
+             sslmode=verify-full (DB_SSLMODE) and, for a private CA, sslrootcert (DB_SSLROOTCERT)"
+        );
+    }
 }
 
 fn announce_local_mode(mode: &local::LocalMode, key_from_data_dir: bool) {
@@ -137,18 +206,17 @@ fn announce_local_mode(mode: &local::LocalMode, key_from_data_dir: bool) {
 
 async fn serve(
     settings: &Settings,
-    database_url: &SecretString,
+    pool: PgPool,
     master_api_key: Option<SecretString>,
+    outbox_keys: SealingKeys,
 ) -> Result<(), String> {
-    let pool = build_pool(
-        database_url.expose_secret(),
-        PoolSettings {
-            max_size: settings.db_pool_size,
-            ..PoolSettings::default()
-        },
-    )?;
-    let ports = Ports::system(settings.argon2, settings.webhook_block_private_networks)
-        .map_err(|e| format!("cannot set up the service: {e}"))?;
+    let ports = Ports::system(
+        settings.argon2,
+        settings.password_hash_pool,
+        settings.webhook_block_private_networks,
+    )
+    .map_err(|e| format!("cannot set up the service: {e}"))?;
+    let clock = ports.clock.clone();
     let state = web::Data::new(AppState::new(
         pool.clone(),
         ports,
@@ -161,18 +229,16 @@ async fn serve(
             client_ip: settings.client_ip.clone(),
             cors_origins: settings.cors_origins.clone(),
             cors_extra_origins: settings.cors_extra_origins.clone(),
+            outbox_keys: outbox_keys.clone(),
         },
     ));
     let mut workers = Workers::default();
+    let outbox = Arc::new(PgEmailOutbox::new(pool.clone(), outbox_keys));
     if let Some(mailer) = aegis_http::wiring::mailer(settings)? {
-        let delivery = aegis_domain::delivery::EmailDelivery::new(
-            std::sync::Arc::new(aegis_postgres::PgEmailOutbox::new(pool.clone())),
-            mailer,
-            std::sync::Arc::new(aegis_domain::SystemClock),
-        );
-        workers.spawn_email(delivery, std::time::Duration::from_secs(1), 20);
+        workers.spawn_email(EmailDelivery::new(outbox.clone(), mailer, clock.clone()));
     }
-    workers.spawn_webhooks(state.webhooks.clone(), std::time::Duration::from_secs(2));
+    workers.spawn_email_housekeeping(outbox, clock);
+    workers.spawn_webhooks(state.webhooks.clone());
     if let Some(limiter) = &state.limiter {
         workers.spawn_housekeeping(limiter.counters.clone(), limiter.clock.clone());
     }
@@ -181,20 +247,58 @@ async fn serve(
         .bind((host.as_str(), settings.port))
         .map_err(|e| format!("cannot listen on {host}:{}: {e}", settings.port))?
         .shutdown_timeout(30)
+        // Signals are handled below, so the workers stop together with the server.
+        .disable_signals()
         // A client has 10 s to send its request head; idle keep-alive connections close after 30 s.
-        .client_request_timeout(std::time::Duration::from_secs(10))
-        .client_disconnect_timeout(std::time::Duration::from_secs(2))
-        .keep_alive(std::time::Duration::from_secs(30))
+        .client_request_timeout(Duration::from_secs(10))
+        .client_disconnect_timeout(Duration::from_secs(2))
+        .keep_alive(Duration::from_secs(30))
         .run();
     tracing::info!(%host, port = settings.port, "Aegis listening");
     println!("Aegis is listening on http://{host}:{}", settings.port);
-    // actix-web stops on SIGINT/SIGTERM, letting in-flight requests finish (up to 30 s); then the
-    // workers finish their current pass.
-    let served = server.await.map_err(|e| e.to_string());
-    workers.stop().await;
-    served?;
+    let handle = server.handle();
+    let mut server = actix_web::rt::spawn(server);
+    let served = tokio::select! {
+        served = &mut server => Some(served),
+        () = shutdown_signal() => None,
+    };
+    // SIGINT/SIGTERM: stop accepting connections and let in-flight requests finish (up to 30 s),
+    // while the workers finish the message in hand and stop.
+    let served = match served {
+        Some(served) => {
+            workers.stop().await;
+            served
+        }
+        None => {
+            tracing::info!("stopping: finishing in-flight requests and deliveries");
+            tokio::join!(handle.stop(true), workers.stop());
+            server.await
+        }
+    };
+    pool.close();
+    served
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     tracing::info!("Aegis stopped");
     Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
 }
 
 /// A dependency-free HTTP probe, so slim container images need no curl.

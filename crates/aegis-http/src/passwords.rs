@@ -1,49 +1,125 @@
-//! The password port on a bounded pool: at most one hashing job per CPU runs at a time, on tokio's
-//! blocking threads, so a burst of logins queues instead of starving request handling or exhausting
-//! memory (each Argon2id job holds its memory cost, 19 MiB by default).
+//! The password port on a fixed set of hashing threads.
+//!
+//! `PASSWORD_HASH_CONCURRENCY` threads (one per CPU by default) take jobs from one bounded queue.
+//! Each thread keeps its Argon2 memory (19 MiB at the default cost) while more jobs are waiting and
+//! gives it back to the operating system as soon as the queue is empty, so memory at rest does not
+//! grow with the number of logins, and a burst holds at most one block per thread. When the queue
+//! is full, a job is refused at once with [`HashError::Busy`] (503) instead of waiting without
+//! limit.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use aegis_domain::password::{HashError, PasswordAlgorithms, PasswordHasher, Verification};
+use aegis_domain::password::{
+    HashError, HashMemory, PasswordAlgorithms, PasswordHasher, Verification,
+};
 use aegis_domain::user::PlainPassword;
 use async_trait::async_trait;
-use tokio::sync::Semaphore;
 
-/// [`PasswordHasher`] running [`PasswordAlgorithms`] off the request threads.
+/// Sizes of the hashing pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashPoolSize {
+    /// Hashing threads: jobs that run at once.
+    pub workers: usize,
+    /// Jobs that may wait for a thread; beyond this, [`HashError::Busy`].
+    pub queue: usize,
+}
+
+impl HashPoolSize {
+    /// One thread per available CPU, and `queue` waiting jobs.
+    pub fn per_cpu(queue: usize) -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            queue,
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
+
+/// [`PasswordHasher`] running [`PasswordAlgorithms`] on a fixed set of threads.
 #[derive(Clone)]
 pub struct PooledHasher {
     algorithms: Arc<PasswordAlgorithms>,
-    permits: Arc<Semaphore>,
+    jobs: SyncSender<Job>,
 }
 
 impl PooledHasher {
-    /// A pool running at most `concurrency` jobs at once (at least one).
-    pub fn new(algorithms: PasswordAlgorithms, concurrency: usize) -> Self {
-        Self {
+    /// Starts `size.workers` hashing threads (at least one). They end when the last clone of the
+    /// hasher is dropped.
+    pub fn new(algorithms: PasswordAlgorithms, size: HashPoolSize) -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(size.queue);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..size.workers.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("aegis-hash-{i}"))
+                .spawn(move || work(&queue))?;
+        }
+        Ok(Self {
             algorithms: Arc::new(algorithms),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
+        })
+    }
+
+    /// Runs `job` on a hashing thread with that thread's memory. Refused with
+    /// [`HashError::Busy`] when the queue is full; skipped if the caller has gone by the time a
+    /// thread takes it.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&PasswordAlgorithms, &mut HashMemory) -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let algorithms = self.algorithms.clone();
+        let job: Job = Box::new(move |memory| {
+            if !reply.is_closed() {
+                let _ = reply.send(job(&algorithms, memory));
+            }
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(HashError::Failed("the hashing threads have stopped".into()));
+            }
+        }
+        answer
+            .await
+            .map_err(|_| HashError::Failed("a hashing job did not finish".into()))
+    }
+}
+
+/// A hashing thread: keeps its memory while jobs follow one another, releases it when the queue
+/// runs dry, and ends when every sender is gone.
+fn work(queue: &Mutex<Receiver<Job>>) {
+    let mut memory = HashMemory::default();
+    loop {
+        let next = match take(queue, false) {
+            Some(job) => Some(job),
+            None => {
+                memory.release();
+                take(queue, true)
+            }
+        };
+        let Some(job) = next else {
+            return;
+        };
+        // A panicking job loses its answer (the caller sees a failure), not the thread.
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
+            memory.release();
         }
     }
+}
 
-    /// One job per available CPU.
-    pub fn per_cpu(algorithms: PasswordAlgorithms) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        Self::new(algorithms, cpus)
-    }
-
-    async fn run<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&PasswordAlgorithms) -> T + Send + 'static,
-    ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
-        let algorithms = self.algorithms.clone();
-        tokio::task::spawn_blocking(move || job(&algorithms))
-            .await
-            .map_err(|e| HashError(e.to_string()))
+fn take(queue: &Mutex<Receiver<Job>>, wait: bool) -> Option<Job> {
+    let queue = queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if wait {
+        queue.recv().ok()
+    } else {
+        queue.try_recv().ok()
     }
 }
 
@@ -51,7 +127,8 @@ impl PooledHasher {
 impl PasswordHasher for PooledHasher {
     async fn hash(&self, password: &PlainPassword) -> Result<String, HashError> {
         let password = password.clone();
-        self.run(move |a| a.hash(&password)).await?
+        self.run(move |a, memory| a.hash_in(&password, memory))
+            .await?
     }
 
     async fn verify(
@@ -60,7 +137,87 @@ impl PasswordHasher for PooledHasher {
         stored: Option<String>,
     ) -> Result<Verification, HashError> {
         let password = password.clone();
-        self.run(move |a| a.verify(&password, stored.as_deref()))
+        self.run(move |a, memory| a.verify_in(&password, stored.as_deref(), memory))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aegis_domain::password::Argon2Settings;
+
+    use super::*;
+
+    fn hasher(workers: usize, queue: usize) -> PooledHasher {
+        let algorithms = PasswordAlgorithms::new(Argon2Settings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        PooledHasher::new(algorithms, HashPoolSize { workers, queue }).unwrap()
+    }
+
+    /// Occupies one hashing thread until the returned sender is dropped or sent to.
+    async fn occupy(hasher: &PooledHasher) -> std::sync::mpsc::Sender<()> {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        let h = hasher.clone();
+        tokio::spawn(async move {
+            h.run(move |_, _| {
+                let _ = started.send(());
+                let _ = wait.recv();
+            })
+            .await
+        });
+        running.await.unwrap();
+        release
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once_and_work_resumes_after() {
+        let h = hasher(1, 1);
+        let release = occupy(&h).await;
+        // One job may wait; the next is refused without waiting.
+        let waiting = tokio::spawn({
+            let h = h.clone();
+            async move { h.hash(&PlainPassword::new("pw-12345".into())).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = h.hash(&PlainPassword::new("pw-12345".into())).await;
+        assert!(matches!(refused, Err(HashError::Busy)), "{refused:?}");
+        drop(release);
+        let hash = waiting.await.unwrap().unwrap();
+        let verified = h
+            .verify(&PlainPassword::new("pw-12345".into()), Some(hash))
+            .await
+            .unwrap();
+        assert!(matches!(verified, Verification::Match { .. }));
+    }
+
+    #[tokio::test]
+    async fn threads_keep_memory_only_while_jobs_follow_one_another() {
+        let h = hasher(1, 4);
+        let release = occupy(&h).await;
+        let held = |h: &PooledHasher| {
+            let h = h.clone();
+            async move { h.run(|_, memory| memory.held_bytes()).await.unwrap() }
+        };
+        // Queued behind the blocker: a hash, then a probe that sees the memory kept for it.
+        let hashed = tokio::spawn({
+            let h = h.clone();
+            async move { h.hash(&PlainPassword::new("pw-12345".into())).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let kept = tokio::spawn(held(&h));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(release);
+        hashed.await.unwrap().unwrap();
+        assert_eq!(kept.await.unwrap(), 64 * 1024);
+        // Once the queue has run dry the thread holds nothing, so a job alone starts from zero.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(held(&h).await, 0);
     }
 }

@@ -5,7 +5,8 @@
 //! the unauthenticated body. Counters live in PostgreSQL, so every instance shares them; one
 //! statement per request hits every bucket. Invite-user charges only responses that are not 401.
 //! Preflights are never limited. If the counter store fails, requests pass (and a warning is logged)
-//! rather than every login failing with it.
+//! rather than every login failing with it; if the database is unreachable, the answer is the 503
+//! the route would give.
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
@@ -251,8 +252,13 @@ where
             let now = limiter.clock.now();
             let counts = match limiter.counters.hit(hits.clone(), now).await {
                 Ok(counts) => counts,
+                // With the database unreachable the route cannot work either: answer its 503 now.
+                Err(aegis_domain::RepoError::Unavailable(_)) => {
+                    let response = ApiError::Unavailable.error_response();
+                    return Ok(req.into_response(response).map_into_right_body());
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "rate-limit counters unavailable; request not limited");
+                    tracing::warn!(error = %e, "rate-limit counters failed; request not limited");
                     return service
                         .call(req)
                         .await

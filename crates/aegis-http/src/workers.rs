@@ -1,14 +1,36 @@
-//! Background workers inside the service: started with it, stopped with it, each pass finished
-//! before stopping.
+//! Background workers inside the service: delivery of queued email and webhooks, and housekeeping.
+//!
+//! Each delivery task claims one message at a time under a short lease, so stopping waits only for
+//! the message in hand, and a crash holds back only that message until its lease runs out (at
+//! least once, never lost). Failures are not logged per pass: while the database is unreachable the
+//! pool reports the outage and the workers only back off; any other failure is logged once, then
+//! summarised at most every 10 s, and its end is logged once.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use aegis_domain::delivery::EmailDelivery;
+use aegis_domain::delivery::{EmailDelivery, EmailOutbox, tidy};
+use aegis_domain::ratelimit::RateCounters;
 use aegis_domain::webhook_delivery::WebhookDelivery;
+use aegis_domain::{Clock, RepoError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Running workers. [`Workers::stop`] lets the current pass finish, then ends them.
+/// Delivery tasks per kind: messages sent at once, so one slow provider call does not hold up the
+/// rest of the queue.
+pub const DELIVERY_TASKS: usize = 4;
+/// How long a delivery task rests when nothing is due.
+pub const EMAIL_IDLE: Duration = Duration::from_secs(1);
+pub const WEBHOOK_IDLE: Duration = Duration::from_secs(2);
+/// How often expired links are cleared and old rows pruned.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+/// The longest a failing worker waits before trying again.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Ongoing failures are summarised at most this often.
+const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Running workers. [`Workers::stop`] lets each finish the message in hand, then ends them.
 pub struct Workers {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
@@ -24,83 +46,152 @@ impl Default for Workers {
 }
 
 impl Workers {
-    /// Starts the email outbox worker: a pass every `interval`, up to `batch` messages each.
-    pub fn spawn_email(&mut self, delivery: EmailDelivery, interval: Duration, batch: i64) {
-        let mut stop = self.stop.subscribe();
-        self.handles.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    () = tokio::time::sleep(interval) => {}
-                }
-                match delivery.run_once(batch).await {
-                    Ok(report) if report.attempted > 0 => tracing::info!(
-                        attempted = report.attempted,
-                        delivered = report.delivered,
-                        retrying = report.retrying,
-                        exhausted = report.exhausted,
-                        "email outbox pass"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "email outbox pass failed; retrying later")
-                    }
-                }
-            }
-        }));
+    /// Starts [`DELIVERY_TASKS`] email delivery tasks, when there is a transport.
+    pub fn spawn_email(&mut self, delivery: EmailDelivery) {
+        for _ in 0..DELIVERY_TASKS {
+            let delivery = delivery.clone();
+            self.spawn("email delivery", EMAIL_IDLE, move || {
+                let delivery = delivery.clone();
+                async move { delivery.deliver_next().await.map(|a| a.is_some()) }
+            });
+        }
     }
 
-    /// Starts the webhook worker: a sweep every `interval`.
-    pub fn spawn_webhooks(&mut self, delivery: WebhookDelivery, interval: Duration) {
-        let mut stop = self.stop.subscribe();
-        self.handles.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    () = tokio::time::sleep(interval) => {}
-                }
-                match delivery.sweep().await {
-                    Ok(r) if r.attempted > 0 || r.pruned > 0 => tracing::info!(
-                        attempted = r.attempted,
-                        delivered = r.delivered,
-                        retrying = r.retrying,
-                        exhausted = r.exhausted,
-                        still_due = r.still_due,
-                        pruned = r.pruned,
-                        "webhook sweep"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "webhook sweep failed; retrying later"),
-                }
-            }
-        }));
-    }
-
-    /// Starts housekeeping: deletes rate-limit counters of finished windows every minute.
-    pub fn spawn_housekeeping(
+    /// Starts the email housekeeping (expired links cleared, old rows pruned), which runs even
+    /// when no mail is sent.
+    pub fn spawn_email_housekeeping(
         &mut self,
-        counters: std::sync::Arc<dyn aegis_domain::ratelimit::RateCounters>,
-        clock: std::sync::Arc<dyn aegis_domain::Clock>,
+        outbox: Arc<dyn EmailOutbox>,
+        clock: Arc<dyn Clock>,
     ) {
+        self.spawn("email housekeeping", HOUSEKEEPING_INTERVAL, move || {
+            let (outbox, clock) = (outbox.clone(), clock.clone());
+            async move { tidy(outbox.as_ref(), clock.now()).await.map(|_| false) }
+        });
+    }
+
+    /// Starts [`DELIVERY_TASKS`] webhook delivery tasks and the webhook housekeeping.
+    pub fn spawn_webhooks(&mut self, delivery: WebhookDelivery) {
+        for _ in 0..DELIVERY_TASKS {
+            let delivery = delivery.clone();
+            self.spawn("webhook delivery", WEBHOOK_IDLE, move || {
+                let delivery = delivery.clone();
+                async move { delivery.deliver_next().await.map(|a| a.is_some()) }
+            });
+        }
+        self.spawn("webhook housekeeping", HOUSEKEEPING_INTERVAL, move || {
+            let delivery = delivery.clone();
+            async move {
+                let pruned = delivery.prune().await?;
+                if pruned > 0 {
+                    tracing::info!(pruned, "delivered webhooks pruned");
+                }
+                Ok(false)
+            }
+        });
+    }
+
+    /// Starts housekeeping of rate-limit counters: those of finished windows are deleted every
+    /// minute.
+    pub fn spawn_housekeeping(&mut self, counters: Arc<dyn RateCounters>, clock: Arc<dyn Clock>) {
+        self.spawn(
+            "rate-limit housekeeping",
+            Duration::from_secs(60),
+            move || {
+                let (counters, clock) = (counters.clone(), clock.clone());
+                async move { counters.prune(clock.now()).await.map(|_| false) }
+            },
+        );
+    }
+
+    /// Runs `step` until stopped: again at once when it did some work (`Ok(true)`), after `idle`
+    /// when there was none, and after a growing pause when it failed.
+    fn spawn<F, Fut>(&mut self, what: &'static str, idle: Duration, step: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<bool, RepoError>> + Send,
+    {
         let mut stop = self.stop.subscribe();
         self.handles.push(tokio::spawn(async move {
+            let mut failures = FailureLog::new(what);
             loop {
+                if *stop.borrow() {
+                    break;
+                }
+                let pause = match step().await {
+                    Ok(true) => {
+                        failures.succeeded();
+                        continue;
+                    }
+                    Ok(false) => {
+                        failures.succeeded();
+                        idle
+                    }
+                    Err(e) => failures.failed(&e, idle),
+                };
                 tokio::select! {
                     _ = stop.changed() => break,
-                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
-                if let Err(e) = counters.prune(clock.now()).await {
-                    tracing::warn!(error = %e, "pruning rate-limit counters failed");
+                    () = tokio::time::sleep(pause) => {}
                 }
             }
         }));
     }
 
-    /// Asks every worker to stop and waits for them.
+    /// Asks every worker to stop and waits for them: each finishes the message in hand.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for handle in self.handles {
             let _ = handle.await;
+        }
+    }
+}
+
+/// A worker's failures, reported without flooding the log.
+struct FailureLog {
+    what: &'static str,
+    consecutive: u32,
+    /// When the current run of failures was last reported, and how many came since.
+    reported: Option<(Instant, u64)>,
+}
+
+impl FailureLog {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            consecutive: 0,
+            reported: None,
+        }
+    }
+
+    /// Records a failure; returns how long to wait before the next try.
+    fn failed(&mut self, error: &RepoError, idle: Duration) -> Duration {
+        self.consecutive = self.consecutive.saturating_add(1);
+        let backoff = idle
+            .saturating_mul(2u32.saturating_pow(self.consecutive.min(8)))
+            .min(MAX_BACKOFF);
+        // The pool reports database outages itself.
+        if matches!(error, RepoError::Unavailable(_)) {
+            return backoff;
+        }
+        match &mut self.reported {
+            Some((at, since)) if at.elapsed() < REPORT_INTERVAL => *since += 1,
+            Some((at, since)) => {
+                tracing::warn!(worker = self.what, %error, failures = *since + 1, "still failing");
+                *at = Instant::now();
+                *since = 0;
+            }
+            None => {
+                tracing::warn!(worker = self.what, %error, "failed; retrying with backoff");
+                self.reported = Some((Instant::now(), 0));
+            }
+        }
+        backoff
+    }
+
+    fn succeeded(&mut self) {
+        self.consecutive = 0;
+        if self.reported.take().is_some() {
+            tracing::info!(worker = self.what, "working again");
         }
     }
 }

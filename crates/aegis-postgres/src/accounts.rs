@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use aegis_domain::repo::{AccountRepository, CleanupCounts, QueuedEmail};
+use aegis_domain::repo::{AccountRepository, CleanupCounts};
 use aegis_domain::token::{EmailChangeRequest, RefreshToken, ResetToken, StoredToken};
 use aegis_domain::user::{Email, Role, User};
 use aegis_domain::webhook::WebhookEvent;
@@ -16,12 +16,12 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::{map_diesel_error, map_pool_error};
+use crate::error::map_diesel_error;
 use crate::pool::PgPool;
 use crate::schema::sql_types::UserRole;
 use crate::schema::{
-    auth_tokens, email_change_requests, email_outbox, email_verification_tokens,
-    password_reset_tokens, refresh_tokens, users, webhook_deliveries,
+    auth_tokens, email_change_requests, email_verification_tokens, password_reset_tokens,
+    refresh_tokens, users, webhook_deliveries,
 };
 
 /// The `user_role` enum of the reference schema.
@@ -210,7 +210,7 @@ impl PgAccountRepository {
 #[async_trait]
 impl AccountRepository for PgAccountRepository {
     async fn find_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         find_user(&mut conn, id, false).await
     }
 
@@ -219,12 +219,12 @@ impl AccountRepository for PgAccountRepository {
         site: SiteId,
         email: &Email,
     ) -> Result<Option<User>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         find_user_by_email(&mut conn, site, email, false).await
     }
 
     async fn user_by_auth_token(&self, digest: &str, now: i64) -> Result<Option<User>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         auth_tokens::table
             .inner_join(users::table.on(users::uuid.eq(auth_tokens::user_uuid)))
             .filter(auth_tokens::token.eq(digest))
@@ -238,7 +238,7 @@ impl AccountRepository for PgAccountRepository {
     }
 
     async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         refresh_tokens::table
             .filter(refresh_tokens::token.eq(digest))
             .select(RefreshRow::as_select())
@@ -250,7 +250,7 @@ impl AccountRepository for PgAccountRepository {
     }
 
     async fn find_reset_token(&self, digest: &str) -> Result<Option<ResetToken>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         password_reset_tokens::table
             .filter(password_reset_tokens::token.eq(digest))
             .select(ResetRow::as_select())
@@ -265,7 +265,7 @@ impl AccountRepository for PgAccountRepository {
         &self,
         digest: &str,
     ) -> Result<Option<EmailChangeRequest>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         email_change_requests::table
             .filter(email_change_requests::token.eq(digest))
             .select(EmailChangeRow::as_select())
@@ -277,7 +277,7 @@ impl AccountRepository for PgAccountRepository {
     }
 
     async fn list_users(&self, site: SiteId) -> Result<Vec<User>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         users::table
             .filter(users::site_uuid.eq(site.as_uuid()))
             .order((users::created_at.asc(), users::uuid.asc()))
@@ -289,7 +289,7 @@ impl AccountRepository for PgAccountRepository {
     }
 
     async fn delete_expired_tokens(&self, now: i64) -> Result<CleanupCounts, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         let n = |r: QueryResult<usize>| r.map(|n| n as u64).map_err(map_diesel_error);
         Ok(CleanupCounts {
             auth_tokens: n(diesel::delete(
@@ -327,7 +327,7 @@ impl AccountRepository for PgAccountRepository {
         email: &Email,
         except: Option<UserId>,
     ) -> Result<bool, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         email_taken(&mut conn, site, email, except).await
     }
 
@@ -335,7 +335,7 @@ impl AccountRepository for PgAccountRepository {
         &self,
         digest: &str,
     ) -> Result<Option<StoredToken>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         email_verification_tokens::table
             .filter(email_verification_tokens::token.eq(digest))
             .select(VerificationRow::as_select())
@@ -468,33 +468,6 @@ pub(crate) async fn revoke_refresh_family(
         }
     };
     result.map(|n| n as u64).map_err(map_diesel_error)
-}
-
-pub(crate) async fn enqueue_email(
-    conn: &mut AsyncPgConnection,
-    e: &QueuedEmail,
-) -> Result<(), RepoError> {
-    diesel::insert_into(email_outbox::table)
-        .values((
-            email_outbox::id.eq(e.id),
-            email_outbox::site_uuid.eq(e.site_id.as_uuid()),
-            email_outbox::kind.eq(e.message.kind.as_str()),
-            email_outbox::recipient.eq(&e.message.to),
-            email_outbox::from_name.eq(&e.from_name),
-            email_outbox::from_address.eq(&e.from_address),
-            email_outbox::subject.eq(&e.message.subject),
-            email_outbox::text_body.eq(&e.message.text),
-            email_outbox::html_body.eq(&e.message.html),
-            email_outbox::status.eq("pending"),
-            email_outbox::attempts.eq(0),
-            email_outbox::next_attempt_at.eq(e.created_at),
-            email_outbox::created_at.eq(e.created_at),
-            email_outbox::updated_at.eq(e.created_at),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(map_diesel_error)
 }
 
 pub(crate) async fn enqueue_webhook(

@@ -1,6 +1,13 @@
 use aegis_domain::RepoError;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::pooled_connection::deadpool::PoolError;
+
+/// Messages with which the server ends or refuses a session because it is stopping, restarting or
+/// not ready (SQLSTATE class 57P, which diesel does not expose): an outage, not a failure.
+const SERVER_GOING_AWAY: [&str; 3] = [
+    "terminating connection",
+    "the database system is",
+    "canceling statement due to conflict with recovery",
+];
 
 /// Translates a diesel error at the adapter boundary.
 pub(crate) fn map_diesel_error(err: DieselError) -> RepoError {
@@ -8,14 +15,17 @@ pub(crate) fn map_diesel_error(err: DieselError) -> RepoError {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
             RepoError::Conflict(info.constraint_name().unwrap_or("unique").to_owned())
         }
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            info,
+        ) => RepoError::Unavailable(info.message().to_owned()),
+        DieselError::DatabaseError(_, info)
+            if SERVER_GOING_AWAY
+                .iter()
+                .any(|m| info.message().starts_with(m)) =>
+        {
             RepoError::Unavailable(info.message().to_owned())
         }
         other => RepoError::Other(other.to_string()),
     }
-}
-
-/// Translates a failure to get a pooled connection: the database is unreachable or saturated.
-pub fn map_pool_error(err: PoolError) -> RepoError {
-    RepoError::Unavailable(err.to_string())
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL adapters for the Aegis ports, on diesel + diesel-async + deadpool.
 //!
-//! - [`pool`]: the connection pool;
+//! - [`connect`]: opening connections, with TLS as `sslmode` asks;
+//! - [`pool`]: the connection pool and the database's health;
 //! - [`migrate`]: the embedded migrations, run under an advisory lock;
 //! - [`sites`] and [`uow`]: the repository and unit-of-work ports;
 //! - [`local`]: a managed PostgreSQL server in a data directory (local mode and tests);
@@ -8,6 +9,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod connect;
 mod error;
 pub mod local;
 pub mod migrate;
@@ -15,17 +17,19 @@ pub mod outbox;
 pub mod pool;
 pub mod ratelimit;
 mod schema;
+pub mod seal;
 pub mod sites;
 pub mod uow;
 pub mod webhooks;
 
 pub use accounts::PgAccountRepository;
-pub use error::map_pool_error;
+pub use connect::{ConnectTarget, SslMode};
 pub use local::{LocalPostgres, LocalPostgresError, LocalPostgresOptions};
 pub use migrate::{MigrationError, run_migrations};
-pub use outbox::PgEmailOutbox;
-pub use pool::{PgPool, PoolSettings, build_pool};
+pub use outbox::{PgEmailOutbox, SealReport};
+pub use pool::{PgConnection, PgPool, PoolSettings, build_pool};
 pub use ratelimit::PgRateCounters;
+pub use seal::SealingKeys;
 pub use sites::PgSiteRepository;
 pub use uow::PgUnitOfWork;
 pub use webhooks::PgWebhookOutbox;

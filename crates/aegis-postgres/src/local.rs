@@ -120,6 +120,36 @@ impl LocalPostgres {
         }
     }
 
+    /// Stops the server but keeps its cluster, so that [`Self::resume`] can start it again on the
+    /// same port: for tests of database outages.
+    pub fn pause(&mut self) -> Result<(), LocalPostgresError> {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
+            .map(drop)
+    }
+
+    /// Starts a server stopped by [`Self::pause`] again, on the same port.
+    pub fn resume(&mut self) -> Result<(), LocalPostgresError> {
+        self.start_server()?;
+        self.spawn_watchdog();
+        Ok(())
+    }
+
+    /// Writes a file into the cluster directory, readable by the server's user only (for example
+    /// a TLS certificate and key, named then in `ssl_cert_file` and `ssl_key_file`).
+    pub fn write_file(&self, name: &str, contents: &[u8]) -> Result<PathBuf, LocalPostgresError> {
+        let path = self.options.data_dir.join(name);
+        let mut file = fs::File::create(&path)?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(contents)?;
+        drop(file);
+        self.chown(&path)?;
+        Ok(path)
+    }
+
     /// Stops the server (fast shutdown: open sessions are ended, data is safe). Idempotent.
     pub fn stop(&mut self) -> Result<(), LocalPostgresError> {
         if self.stopped {

@@ -1,10 +1,12 @@
 //! Embedded migrations, run under a PostgreSQL advisory lock so that several instances starting at
 //! once migrate one after another and all come up.
 
-use diesel::{Connection as _, RunQueryDsl as _};
+use diesel::RunQueryDsl as _;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+use crate::connect::ConnectTarget;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
@@ -46,10 +48,22 @@ pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Migration
     rx.await.map_err(|e| MigrationError::Task(e.to_string()))?
 }
 
-/// The synchronous core of [`run_migrations`], for callers outside any async runtime.
+/// The synchronous core of [`run_migrations`], for callers outside any async runtime. Connects as
+/// the pool does (TLS included).
 pub fn run_blocking(database_url: &str) -> Result<Vec<String>, MigrationError> {
-    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(database_url)
+    let target = ConnectTarget::parse(database_url).map_err(MigrationError::Connect)?;
+    // The connection's I/O task runs on this runtime's worker, and the synchronous harness blocks
+    // on it through the handle entered here.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| MigrationError::Task(e.to_string()))?;
+    let _entered = runtime.enter();
+    let conn = runtime
+        .block_on(target.connect())
         .map_err(|e| MigrationError::Connect(e.to_string()))?;
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(&mut conn)
         .map_err(|e| MigrationError::Migrate(e.to_string()))?;

@@ -1,43 +1,208 @@
-//! The connection pool.
+//! The connection pool, and the database's health as the service sees it.
+//!
+//! While the database is unreachable, [`PgPool::get`] answers [`RepoError::Unavailable`] at once
+//! without touching the network (callers turn that into a 503), and one background task probes
+//! the database every 100 ms, so service resumes within a fraction of a second of its return. The
+//! log says once that the database is unreachable, gives a counted summary at most every 10 s
+//! while the outage lasts, and says once that it is back.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use aegis_domain::RepoError;
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use futures_util::FutureExt as _;
 
-/// A deadpool pool of async PostgreSQL connections.
-pub type PgPool = Pool<AsyncPgConnection>;
+use crate::connect::ConnectTarget;
+
+/// A pooled connection.
+pub type PgConnection = Object<AsyncPgConnection>;
+
+/// How often an unreachable database is probed.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often an ongoing outage or saturation is summarised in the log, at most.
+const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Pool sizing and patience.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
     /// Most connections held at once.
     pub max_size: usize,
-    /// How long a request waits for a connection (and for a new connection to open) before the
-    /// database counts as unavailable.
+    /// How long a caller waits for a free connection before it is told the database is
+    /// unavailable.
     pub timeout: Duration,
+    /// How long opening a new connection may take.
+    pub connect_timeout: Duration,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
             max_size: 10,
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_millis(80),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
 
+/// A pool of PostgreSQL connections that knows whether the database is reachable.
+#[derive(Clone)]
+pub struct PgPool {
+    pool: Pool<AsyncPgConnection>,
+    health: Arc<Health>,
+}
+
 /// Builds a pool. No connection is opened until one is needed, so this succeeds while the database
-/// is down; requests then fail as unavailable until it is back.
+/// is down; callers are then told it is unavailable until it is back.
 pub fn build_pool(database_url: &str, settings: PoolSettings) -> Result<PgPool, String> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
-    Pool::builder(manager)
+    let target = ConnectTarget::parse(database_url)?;
+    let mut config = ManagerConfig::default();
+    let setup = target.clone();
+    config.custom_setup = Box::new(move |_| {
+        let target = setup.clone();
+        async move { target.connect().await }.boxed()
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
+    let pool = Pool::builder(manager)
         .max_size(settings.max_size)
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(settings.timeout))
-        .create_timeout(Some(settings.timeout))
-        .recycle_timeout(Some(settings.timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.connect_timeout))
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(PgPool {
+        pool,
+        health: Arc::new(Health {
+            target,
+            connect_timeout: settings.connect_timeout,
+            wait: settings.timeout,
+            down: AtomicBool::new(false),
+            refused: AtomicU64::new(0),
+            saturation: Mutex::new(None),
+        }),
+    })
+}
+
+impl PgPool {
+    /// A connection, or [`RepoError::Unavailable`] when the database cannot be reached or no
+    /// connection is free within the pool's timeout.
+    pub async fn get(&self) -> Result<PgConnection, RepoError> {
+        if self.health.down.load(Ordering::Acquire) {
+            self.health.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(RepoError::Unavailable("the database is unreachable".into()));
+        }
+        match self.pool.get().await {
+            Ok(conn) => Ok(conn),
+            Err(PoolError::Timeout(deadpool::managed::TimeoutType::Wait)) => {
+                Err(self.health.saturated())
+            }
+            Err(e @ (PoolError::Backend(_) | PoolError::Timeout(_))) => {
+                Err(Health::unreachable(&self.health, &e))
+            }
+            Err(e) => Err(RepoError::Other(e.to_string())),
+        }
+    }
+
+    /// Whether the database is known to be unreachable right now.
+    pub fn is_down(&self) -> bool {
+        self.health.down.load(Ordering::Acquire)
+    }
+
+    /// Closes the pool: idle connections are dropped, and later calls fail.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+struct Health {
+    target: ConnectTarget,
+    connect_timeout: Duration,
+    wait: Duration,
+    down: AtomicBool,
+    /// Calls refused since the outage was last reported.
+    refused: AtomicU64,
+    /// Since when the pool has been saturated, and how many calls it refused meanwhile.
+    saturation: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Health {
+    /// The first caller to see the database unreachable reports it and starts the probe.
+    fn unreachable(health: &Arc<Self>, cause: &PoolError) -> RepoError {
+        if !health.down.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                error = %cause,
+                "database unreachable: answering 503 until it is back"
+            );
+            health.refused.store(1, Ordering::Relaxed);
+            tokio::spawn(Self::probe(health.clone()));
+        } else {
+            health.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        RepoError::Unavailable(cause.to_string())
+    }
+
+    /// Probes until the database answers, summarising the outage every [`REPORT_INTERVAL`].
+    async fn probe(self: Arc<Self>) {
+        let started = Instant::now();
+        let mut reported = started;
+        let mut total = 0;
+        loop {
+            tokio::time::sleep(PROBE_INTERVAL).await;
+            let connected = tokio::time::timeout(self.connect_timeout, self.target.connect()).await;
+            if let Ok(Ok(_connection)) = connected {
+                total += self.refused.swap(0, Ordering::Relaxed);
+                self.down.store(false, Ordering::Release);
+                tracing::info!(
+                    outage_seconds = started.elapsed().as_secs_f64(),
+                    refused = total,
+                    "database reachable again"
+                );
+                return;
+            }
+            if reported.elapsed() >= REPORT_INTERVAL {
+                let refused = self.refused.swap(0, Ordering::Relaxed);
+                total += refused;
+                reported = Instant::now();
+                let error = match connected {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {:?}", self.connect_timeout),
+                };
+                tracing::warn!(
+                    outage_seconds = started.elapsed().as_secs(),
+                    refused_since_last_report = refused,
+                    %error,
+                    "database still unreachable"
+                );
+            }
+        }
+    }
+
+    /// No connection came free in time. Reported once, then at most every [`REPORT_INTERVAL`].
+    fn saturated(&self) -> RepoError {
+        let mut saturation = self
+            .saturation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match saturation.as_mut() {
+            Some((since, count)) if since.elapsed() < REPORT_INTERVAL => *count += 1,
+            _ => {
+                let refused = saturation.map_or(1, |(_, count)| count + 1);
+                tracing::warn!(
+                    wait_ms = self.wait.as_millis() as u64,
+                    refused,
+                    "database pool saturated: no connection came free in time, answering 503"
+                );
+                *saturation = Some((Instant::now(), 0));
+            }
+        }
+        RepoError::Unavailable(format!(
+            "no database connection free within {:?}",
+            self.wait
+        ))
+    }
 }

@@ -7,7 +7,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Integer, Text};
 use diesel_async::RunQueryDsl;
 
-use crate::error::{map_diesel_error, map_pool_error};
+use crate::error::map_diesel_error;
 use crate::pool::PgPool;
 
 #[derive(QueryableByName)]
@@ -45,7 +45,7 @@ impl RateCounters for PgRateCounters {
             .map(|h| i32::try_from(h.rate.window_seconds).unwrap_or(i32::MAX))
             .collect();
         let increments: Vec<i32> = hits.iter().map(|h| h.by).collect();
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         // A hit in a new window restarts the count; a refund never goes below zero.
         let rows: Vec<Row> = diesel::sql_query(
             "WITH t AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]) \
@@ -82,7 +82,7 @@ impl RateCounters for PgRateCounters {
     }
 
     async fn reset(&self, bucket: String) -> Result<(), RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         diesel::sql_query("DELETE FROM rate_limit_counters WHERE bucket = $1")
             .bind::<Text, _>(bucket)
             .execute(&mut conn)
@@ -92,7 +92,7 @@ impl RateCounters for PgRateCounters {
     }
 
     async fn prune(&self, now: i64) -> Result<u64, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         diesel::sql_query(
             "DELETE FROM rate_limit_counters WHERE window_start + window_seconds < $1",
         )

@@ -98,22 +98,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    // The columns the query builder touches (diesel's limit is 16); rows are written and claimed
+    // with plain SQL.
     email_outbox (id) {
         id -> Uuid,
-        site_uuid -> Uuid,
-        kind -> Varchar,
-        recipient -> Varchar,
-        from_name -> Varchar,
-        from_address -> Varchar,
-        subject -> Text,
         text_body -> Text,
         html_body -> Text,
         status -> Varchar,
         attempts -> Int4,
         next_attempt_at -> Int8,
         last_error -> Nullable<Text>,
-        created_at -> Int8,
         updated_at -> Int8,
+        sealed_body -> Nullable<Bytea>,
+        sealed_with -> Nullable<Varchar>,
+        link_expires_at -> Nullable<Int8>,
     }
 }
 

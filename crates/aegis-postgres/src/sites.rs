@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::{map_diesel_error, map_pool_error};
+use crate::error::map_diesel_error;
 use crate::pool::PgPool;
 use crate::schema::{sites, users};
 
@@ -92,7 +92,7 @@ impl PgSiteRepository {
 #[async_trait]
 impl SiteRepository for PgSiteRepository {
     async fn insert(&self, site: &Site) -> Result<(), RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         diesel::insert_into(sites::table)
             .values(SiteRow::from(site))
             .execute(&mut conn)
@@ -102,7 +102,7 @@ impl SiteRepository for PgSiteRepository {
     }
 
     async fn list(&self) -> Result<Vec<Site>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         let rows: Vec<SiteRow> = sites::table
             .select(SiteRow::as_select())
             .order((sites::created_at.desc(), sites::uuid.desc()))
@@ -113,12 +113,12 @@ impl SiteRepository for PgSiteRepository {
     }
 
     async fn find(&self, id: SiteId) -> Result<Option<Site>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         find_site(&mut conn, id, Lock::None).await
     }
 
     async fn find_by_domain(&self, domain: &str) -> Result<Option<Site>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         sites::table
             .filter(sites::domain.eq(domain))
             .select(SiteRow::as_select())

@@ -1,46 +1,52 @@
 //! The unit-of-work port on PostgreSQL: a pooled connection with an open transaction.
 
+use crate::pool::PgConnection;
 use aegis_domain::repo::{AccountTxRepository, QueuedEmail};
 use aegis_domain::token::{EmailChangeRequest, RefreshToken, StoredToken};
 use aegis_domain::user::{Email, User};
 use aegis_domain::webhook::WebhookEvent;
 use aegis_domain::{RepoError, Site, SiteId, SiteTxRepository, Transaction, UnitOfWork, UserId};
 use async_trait::async_trait;
-use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 
-use crate::error::{map_diesel_error, map_pool_error};
+use crate::error::map_diesel_error;
 use crate::pool::PgPool;
+use crate::seal::SealingKeys;
 use crate::{accounts, sites};
 
-type Conn = Object<AsyncPgConnection>;
+type Conn = PgConnection;
 
-/// Begins transactions on pooled connections.
+/// Begins transactions on pooled connections. Emails queued in them are sealed with `keys`.
 #[derive(Clone)]
 pub struct PgUnitOfWork {
     pool: PgPool,
+    keys: SealingKeys,
 }
 
 impl PgUnitOfWork {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, keys: SealingKeys) -> Self {
+        Self { pool, keys }
     }
 }
 
 #[async_trait]
 impl UnitOfWork for PgUnitOfWork {
     async fn begin(&self) -> Result<Box<dyn Transaction>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         AnsiTransactionManager::begin_transaction(&mut *conn)
             .await
             .map_err(map_diesel_error)?;
-        Ok(Box::new(PgTransaction { conn: Some(conn) }))
+        Ok(Box::new(PgTransaction {
+            conn: Some(conn),
+            keys: self.keys.clone(),
+        }))
     }
 }
 
 /// An open transaction. Dropped without [`Transaction::commit`], it is rolled back.
 pub struct PgTransaction {
     conn: Option<Conn>,
+    keys: SealingKeys,
 }
 
 impl PgTransaction {
@@ -220,7 +226,8 @@ impl AccountTxRepository for PgTransaction {
     }
 
     async fn enqueue_email(&mut self, email: &QueuedEmail) -> Result<(), RepoError> {
-        accounts::enqueue_email(self.conn()?, email).await
+        let keys = self.keys.clone();
+        crate::outbox::enqueue_email(self.conn()?, &keys, email).await
     }
 
     async fn enqueue_webhook(&mut self, event: &WebhookEvent) -> Result<(), RepoError> {

@@ -5,12 +5,12 @@ use aegis_domain::webhook_delivery::{
 };
 use aegis_domain::{RepoError, SiteId};
 use async_trait::async_trait;
-use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
+use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use crate::error::{map_diesel_error, map_pool_error};
+use crate::error::map_diesel_error;
 use crate::pool::PgPool;
 
 #[derive(QueryableByName)]
@@ -53,19 +53,14 @@ impl PgWebhookOutbox {
 
 #[async_trait]
 impl WebhookOutbox for PgWebhookOutbox {
-    async fn claim_due(
-        &self,
-        now: i64,
-        lease: i64,
-        limit: i64,
-    ) -> Result<Vec<ClaimedWebhook>, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
-        let rows: Vec<ClaimRow> = diesel::sql_query(
+    async fn claim_next(&self, now: i64, lease: i64) -> Result<Option<ClaimedWebhook>, RepoError> {
+        let mut conn = self.pool.get().await?;
+        let row: Option<ClaimRow> = diesel::sql_query(
             "UPDATE webhook_deliveries d SET next_attempt_at = $2, updated_at = $1 \
-             WHERE d.event_id IN ( \
+             WHERE d.event_id = ( \
                  SELECT event_id FROM webhook_deliveries \
                  WHERE status = 'pending' AND next_attempt_at <= $1 \
-                 ORDER BY next_attempt_at, event_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 ORDER BY next_attempt_at, event_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING d.event_id, d.site_uuid, d.event_type::text AS event_type, d.payload, \
                  d.attempts, d.next_attempt_at, \
                  (SELECT s.webhook_url::text FROM sites s WHERE s.uuid = d.site_uuid) AS webhook_url, \
@@ -73,30 +68,27 @@ impl WebhookOutbox for PgWebhookOutbox {
         )
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(lease)
-        .bind::<BigInt, _>(limit)
-        .load(&mut conn)
+        .get_result(&mut conn)
         .await
+        .optional()
         .map_err(map_diesel_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let target = match (r.webhook_url, r.webhook_secret) {
-                    (Some(url), Some(secret)) if !url.is_empty() && !secret.is_empty() => {
-                        Some(WebhookTarget { url, secret })
-                    }
-                    _ => None,
-                };
-                ClaimedWebhook {
-                    event_id: r.event_id,
-                    site_id: SiteId::from_uuid(r.site_uuid),
-                    event_type: r.event_type,
-                    payload: r.payload,
-                    attempts: r.attempts,
-                    lease: r.next_attempt_at,
-                    target,
+        Ok(row.map(|r| {
+            let target = match (r.webhook_url, r.webhook_secret) {
+                (Some(url), Some(secret)) if !url.is_empty() && !secret.is_empty() => {
+                    Some(WebhookTarget { url, secret })
                 }
-            })
-            .collect())
+                _ => None,
+            };
+            ClaimedWebhook {
+                event_id: r.event_id,
+                site_id: SiteId::from_uuid(r.site_uuid),
+                event_type: r.event_type,
+                payload: r.payload,
+                attempts: r.attempts,
+                lease: r.next_attempt_at,
+                target,
+            }
+        }))
     }
 
     async fn record(
@@ -108,7 +100,7 @@ impl WebhookOutbox for PgWebhookOutbox {
         last_error: Option<String>,
         now: i64,
     ) -> Result<bool, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         let attempted = log.is_some();
         if let Some(log) = log {
             diesel::sql_query(
@@ -155,7 +147,7 @@ impl WebhookOutbox for PgWebhookOutbox {
     }
 
     async fn prune_delivered(&self, before: i64, limit: i64) -> Result<u64, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         diesel::sql_query(
             "DELETE FROM webhook_deliveries WHERE event_id IN ( \
                  SELECT event_id FROM webhook_deliveries \
@@ -170,7 +162,7 @@ impl WebhookOutbox for PgWebhookOutbox {
     }
 
     async fn count_due(&self, now: i64) -> Result<u64, RepoError> {
-        let mut conn = self.pool.get().await.map_err(map_pool_error)?;
+        let mut conn = self.pool.get().await?;
         diesel::sql_query(
             "SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1",
         )

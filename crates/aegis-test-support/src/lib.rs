@@ -157,6 +157,66 @@ pub async fn empty_database() -> TestDatabase {
     }
 }
 
+/// A PostgreSQL server of a test's own, for tests that stop and restart it or change its settings
+/// (outages, TLS). About a second to start; gone when dropped.
+pub struct DedicatedServer {
+    server: LocalPostgres,
+}
+
+impl DedicatedServer {
+    /// Starts a throw-away server trusting local connections.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "aegis-test-pg-own-{}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst),
+            nanos()
+        ));
+        let server = LocalPostgres::start(LocalPostgresOptions {
+            data_dir: dir,
+            persistent: false,
+            durable: false,
+            password: None,
+        })
+        .expect("start a dedicated PostgreSQL server");
+        Self { server }
+    }
+
+    /// The URL of database `name` on this server (as the `postgres` superuser, no password).
+    pub fn url(&self, name: &str) -> String {
+        self.server.url(name)
+    }
+
+    /// Creates database `name` with every migration applied, and returns its URL.
+    pub async fn migrated_database(&self, name: &str) -> String {
+        ensure_database(&self.server.url("postgres"), name)
+            .await
+            .expect("create the database");
+        let url = self.server.url(name);
+        aegis_postgres::run_migrations(&url)
+            .await
+            .expect("migrate the database");
+        url
+    }
+
+    /// Stops the server, keeping its data and port.
+    pub fn stop(&mut self) {
+        self.server.pause().expect("stop the server");
+    }
+
+    /// Starts it again after [`Self::stop`]; returns once it accepts connections.
+    pub fn restart(&mut self) {
+        self.server.resume().expect("restart the server");
+    }
+
+    /// Writes a file readable only by the server into its data directory.
+    pub fn write_file(&self, name: &str, contents: &[u8]) {
+        self.server
+            .write_file(name, contents)
+            .expect("write into the data directory");
+    }
+}
+
 /// The schema a database gets from the reference service (ByteForge Aegis), written as that service
 /// writes it: plain `CREATE` statements and no migration bookkeeping.
 pub const REFERENCE_SCHEMA: &str = include_str!("../fixtures/reference_schema.sql");

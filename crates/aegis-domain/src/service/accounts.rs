@@ -48,9 +48,9 @@ impl Default for AccountSettings {
 /// Failures every account use case can have besides its own outcomes.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    #[error(transparent)]
+    #[error("{0}")]
     Repo(#[from] RepoError),
-    #[error(transparent)]
+    #[error("{0}")]
     Hash(#[from] HashError),
 }
 
@@ -199,7 +199,14 @@ impl AccountService {
         self.generator.as_ref()
     }
 
-    fn queued(&self, site: &Site, message: RenderedEmail, now: UnixTime) -> QueuedEmail {
+    /// A message to queue; `link_expires_at` is the expiry of the token its link carries.
+    fn queued(
+        &self,
+        site: &Site,
+        message: RenderedEmail,
+        now: UnixTime,
+        link_expires_at: Option<UnixTime>,
+    ) -> QueuedEmail {
         QueuedEmail {
             id: self.generator.new_id(),
             site_id: site.id,
@@ -207,6 +214,7 @@ impl AccountService {
             from_address: site.email_from.clone(),
             message,
             created_at: now,
+            link_expires_at,
         }
     }
 
@@ -219,12 +227,13 @@ impl AccountService {
         now: UnixTime,
     ) -> Result<(), RepoError> {
         let issued = IssuedToken::generate(self.generator.as_ref());
+        let expires_at = now + self.settings.verification_ttl;
         tx.accounts()
             .insert_verification_token(&StoredToken {
                 digest: issued.digest.clone(),
                 site_id: site.id,
                 user_id: user.id,
-                expires_at: now + self.settings.verification_ttl,
+                expires_at,
                 created_at: now,
             })
             .await?;
@@ -235,7 +244,7 @@ impl AccountService {
             self.settings.verification_link_base.as_deref(),
         );
         tx.accounts()
-            .enqueue_email(&self.queued(site, message, now))
+            .enqueue_email(&self.queued(site, message, now, Some(expires_at)))
             .await
     }
 
@@ -266,7 +275,7 @@ impl AccountService {
         {
             let message = templates::sign_in_attempt(site, typed_email);
             tx.accounts()
-                .enqueue_email(&self.queued(site, message, now))
+                .enqueue_email(&self.queued(site, message, now, None))
                 .await?;
             tx.commit().await?;
             return Ok(());
@@ -722,13 +731,14 @@ impl AccountService {
         };
         let now = self.clock.now();
         let issued = IssuedToken::generate(self.generator.as_ref());
+        let expires_at = now + self.settings.password_reset_ttl;
         let mut tx = self.uow.begin().await?;
         tx.accounts()
             .insert_reset_token(&StoredToken {
                 digest: issued.digest.clone(),
                 site_id: site.id,
                 user_id: user.id,
-                expires_at: now + self.settings.password_reset_ttl,
+                expires_at,
                 created_at: now,
             })
             .await?;
@@ -739,7 +749,7 @@ impl AccountService {
             self.settings.password_reset_ttl,
         );
         tx.accounts()
-            .enqueue_email(&self.queued(site, message, now))
+            .enqueue_email(&self.queued(site, message, now, Some(expires_at)))
             .await?;
         tx.commit().await?;
         Ok(())
@@ -812,6 +822,7 @@ impl AccountService {
             .ok_or(EmailChangeError::InvalidPassword)?;
         let now = self.clock.now();
         let issued = IssuedToken::generate(self.generator.as_ref());
+        let expires_at = now + self.settings.email_change_ttl;
         let mut tx = self.uow.begin().await?;
         tx.accounts()
             .insert_email_change(&token::EmailChangeRequest {
@@ -819,7 +830,7 @@ impl AccountService {
                     digest: issued.digest.clone(),
                     site_id: user.site_id,
                     user_id: user.id,
-                    expires_at: now + self.settings.email_change_ttl,
+                    expires_at,
                     created_at: now,
                 },
                 new_email: typed.to_owned(),
@@ -832,7 +843,7 @@ impl AccountService {
             self.settings.email_change_ttl,
         );
         tx.accounts()
-            .enqueue_email(&self.queued(&site, message, now))
+            .enqueue_email(&self.queued(&site, message, now, Some(expires_at)))
             .await?;
         tx.commit().await?;
         Ok(())

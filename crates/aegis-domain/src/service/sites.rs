@@ -13,7 +13,7 @@ use crate::site::{NewSite, Site, SitePatch, normalize_domain};
 pub enum CreateSiteError {
     #[error("domain already exists")]
     DomainTaken,
-    #[error(transparent)]
+    #[error("{0}")]
     Repo(#[from] RepoError),
 }
 
@@ -26,7 +26,7 @@ pub enum UpdateSiteError {
     NotFound,
     #[error("domain already exists")]
     DomainTaken,
-    #[error(transparent)]
+    #[error("{0}")]
     Repo(#[from] RepoError),
 }
 
@@ -42,7 +42,7 @@ pub enum DeleteSiteError {
     /// A protection appeared between the checks and the delete statement, which refused.
     #[error("a deletion protection appeared concurrently")]
     ProtectionRace,
-    #[error(transparent)]
+    #[error("{0}")]
     Repo(#[from] RepoError),
 }
 

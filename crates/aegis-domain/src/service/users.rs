@@ -22,7 +22,7 @@ pub enum DeleteUserError {
     /// A protection appeared between the checks and the delete statement, which refused.
     #[error("a deletion guard refused concurrently")]
     Race,
-    #[error(transparent)]
+    #[error("{0}")]
     Repo(#[from] RepoError),
 }
 
@@ -32,7 +32,7 @@ pub enum ResendError {
     NotFound,
     #[error("user is already verified")]
     AlreadyVerified,
-    #[error(transparent)]
+    #[error("{0}")]
     Repo(#[from] RepoError),
 }
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use aegis_test_support::empty_database;
 
-use crate::support::MASTER_KEY;
+/// Secrets production accepts.
+const STRONG_KEY: &str = "5f0c1c8e2b7a4d6f9e3a1b0c8d7e6f5a4b3c2d1e0f9a8b7c";
+const STRONG_SECRET: &str = "c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0";
 
 fn aegis(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
@@ -30,8 +32,23 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
 #[test]
 fn production_refuses_missing_or_default_secrets_and_a_managed_database() {
     let db = ("DATABASE_URL", "postgres://aegis@127.0.0.1:1/aegis");
-    let strong = "5f0c1c8e2b7a4d6f9e3a1b0c8d7e6f5a4b3c2d1e0f9a8b7c";
+    let strong = STRONG_KEY;
+    let secret = ("SECRET_KEY", STRONG_SECRET);
     for (env, needle) in [
+        // The original's env file often has no FLASK_ENV: with a database, that is production.
+        (
+            vec![db, ("MASTER_API_KEY", "change-me"), secret],
+            "MASTER_API_KEY",
+        ),
+        (
+            vec![
+                ("DB_HOST", "127.0.0.1"),
+                ("DB_PORT", "1"),
+                ("MASTER_API_KEY", strong),
+                ("SECRET_KEY", "dev-secret-key"),
+            ],
+            "SECRET_KEY",
+        ),
         (vec![("AEGIS_ENV", "production"), db], "MASTER_API_KEY"),
         (
             vec![
@@ -50,7 +67,11 @@ fn production_refuses_missing_or_default_secrets_and_a_managed_database() {
             "MASTER_API_KEY",
         ),
         (
-            vec![("AEGIS_ENV", "production"), ("MASTER_API_KEY", strong)],
+            vec![
+                ("AEGIS_ENV", "production"),
+                ("MASTER_API_KEY", strong),
+                secret,
+            ],
             "DATABASE_URL",
         ),
     ] {
@@ -59,6 +80,7 @@ fn production_refuses_missing_or_default_secrets_and_a_managed_database() {
         assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
         assert!(stderr.contains(needle), "{env:?}: {stderr}");
         assert!(!stderr.contains(strong), "the key itself is never printed");
+        assert!(!stderr.contains("dev-secret-key"), "nor the secret");
     }
 }
 
@@ -69,14 +91,31 @@ fn a_bad_value_names_its_variable() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("APP_PORT"));
 }
 
+/// With a database and strong secrets but no AEGIS_ENV/FLASK_ENV, the service runs in
+/// production and says why in one line.
 #[actix_web::test]
 async fn migrate_then_serve_then_stop_on_sigterm() {
     let db = empty_database().await;
-    let out = run(&["migrate"], &[("DATABASE_URL", db.url())]);
+    let env = [
+        ("DATABASE_URL", db.url()),
+        ("MASTER_API_KEY", STRONG_KEY),
+        ("SECRET_KEY", STRONG_SECRET),
+    ];
+    let out = run(&["migrate"], &env);
+    let log = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let mode_lines: Vec<&str> = log.lines().filter(|l| l.contains("mode: ")).collect();
+    assert_eq!(mode_lines.len(), 1, "{log}");
+    assert!(
+        mode_lines[0].contains(
+            "mode: production (a database is configured and neither AEGIS_ENV nor FLASK_ENV \
+             says development)"
+        ),
+        "{log}"
     );
 
     let port = TcpListener::bind("127.0.0.1:0")
@@ -88,8 +127,10 @@ async fn migrate_then_serve_then_stop_on_sigterm() {
     let mut child = aegis(
         &[],
         &[
-            ("DATABASE_URL", db.url()),
-            ("MASTER_API_KEY", MASTER_KEY),
+            env[0],
+            env[1],
+            env[2],
+            ("MAIL_TRANSPORT", "none"),
             ("APP_HOST", "127.0.0.1"),
             ("APP_PORT", &port),
         ],
@@ -122,7 +163,7 @@ async fn migrate_then_serve_then_stop_on_sigterm() {
         health.ends_with("\"status\":\"healthy\",\"version\":\"unknown\"}\n"),
         "{health}"
     );
-    let sites = get("/api/sites", Some(MASTER_KEY)).unwrap();
+    let sites = get("/api/sites", Some(STRONG_KEY)).unwrap();
     assert!(sites.ends_with("\r\n\r\n[]\n"), "{sites}");
 
     // Oversized request heads are refused by the HTTP layer, never a 500.

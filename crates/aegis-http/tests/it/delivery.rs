@@ -35,7 +35,7 @@ impl Mailer for FlakyMailer {
 fn delivery(app: &TestApp, mailer: Arc<dyn Mailer>) -> EmailDelivery {
     let pool = build_pool(app.db.url(), PoolSettings::default()).unwrap();
     EmailDelivery::new(
-        Arc::new(PgEmailOutbox::new(pool)),
+        Arc::new(PgEmailOutbox::new(pool, crate::support::sealing_keys())),
         mailer,
         Arc::new(app.clock.clone()),
     )

@@ -17,8 +17,8 @@ use aegis_domain::password::{
 use aegis_domain::user::PlainPassword;
 use aegis_domain::{ManualClock, RandomSecretGenerator};
 use aegis_http::app::{self, AppConfig, AppState, Ports};
-use aegis_http::passwords::PooledHasher;
-use aegis_postgres::{PoolSettings, build_pool};
+use aegis_http::passwords::{HashPoolSize, PooledHasher};
+use aegis_postgres::{PgPool, PoolSettings, SealingKeys, build_pool};
 use aegis_test_support::{TestDatabase, fresh_database};
 use async_trait::async_trait;
 use diesel::QueryableByName;
@@ -30,6 +30,13 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 pub const MASTER_KEY: &str = "test-master-key-0123456789abcdef0123456789";
+/// The `SECRET_KEY` of test applications.
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
+
+/// The sealing keys of test applications.
+pub fn sealing_keys() -> SealingKeys {
+    SealingKeys::new(SECRET_KEY, None).unwrap()
+}
 pub const T0: i64 = 1_800_000_000;
 
 type AppService = RcService<actix_http::Request, ServiceResponse<BoxBody>, Error>;
@@ -37,6 +44,8 @@ type AppService = RcService<actix_http::Request, ServiceResponse<BoxBody>, Error
 pub struct TestApp {
     service: AppService,
     pub db: Arc<TestDatabase>,
+    /// The application's own pool.
+    pub pool: PgPool,
     url: String,
     limits: Option<aegis_http::client_ip::ClientIpPolicy>,
     pub clock: ManualClock,
@@ -59,7 +68,14 @@ impl CountingHasher {
         })
         .unwrap();
         Self {
-            inner: PooledHasher::new(algorithms, 2),
+            inner: PooledHasher::new(
+                algorithms,
+                HashPoolSize {
+                    workers: 2,
+                    queue: 64,
+                },
+            )
+            .unwrap(),
             hashes: AtomicUsize::new(0),
             verifications: AtomicUsize::new(0),
         }
@@ -140,7 +156,30 @@ impl TestApp {
 
     pub async fn with_options(db: TestDatabase, master_key: Option<&str>) -> Self {
         let url = db.url().to_owned();
-        Self::build(Arc::new(db), &url, master_key, None, ManualClock::new(T0)).await
+        Self::build(
+            Arc::new(db),
+            &url,
+            master_key,
+            None,
+            ManualClock::new(T0),
+            4,
+        )
+        .await
+    }
+
+    /// An application whose pool holds at most `size` connections.
+    pub async fn with_pool_size(size: usize) -> Self {
+        let db = fresh_database().await;
+        let url = db.url().to_owned();
+        Self::build(
+            Arc::new(db),
+            &url,
+            Some(MASTER_KEY),
+            None,
+            ManualClock::new(T0),
+            size,
+        )
+        .await
     }
 
     /// An application with rate limits on, finding client addresses with `policy`.
@@ -153,6 +192,7 @@ impl TestApp {
             Some(MASTER_KEY),
             Some(policy),
             ManualClock::new(T0),
+            4,
         )
         .await
     }
@@ -165,6 +205,7 @@ impl TestApp {
             Some(MASTER_KEY),
             self.limits.clone(),
             self.clock.clone(),
+            4,
         )
         .await
     }
@@ -172,6 +213,15 @@ impl TestApp {
     /// An application whose database refuses connections (the test database is only kept for the
     /// helpers' sake).
     pub async fn with_database_down() -> Self {
+        Self::refused(None).await
+    }
+
+    /// [`Self::with_database_down`], with rate limits on.
+    pub async fn with_limits_and_database_down() -> Self {
+        Self::refused(Some(aegis_http::client_ip::ClientIpPolicy::default())).await
+    }
+
+    async fn refused(limits: Option<aegis_http::client_ip::ClientIpPolicy>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -182,8 +232,9 @@ impl TestApp {
             Arc::new(fresh_database().await),
             &url,
             Some(MASTER_KEY),
-            None,
+            limits,
             ManualClock::new(T0),
+            4,
         )
         .await
     }
@@ -194,18 +245,19 @@ impl TestApp {
         master_key: Option<&str>,
         limits: Option<aegis_http::client_ip::ClientIpPolicy>,
         clock: ManualClock,
+        pool_size: usize,
     ) -> Self {
         let pool = build_pool(
             url,
             PoolSettings {
-                max_size: 4,
+                max_size: pool_size,
                 ..PoolSettings::default()
             },
         )
         .unwrap();
         let hasher = Arc::new(CountingHasher::new());
         let state = AppState::new(
-            pool,
+            pool.clone(),
             Ports {
                 clock: Arc::new(clock.clone()),
                 generator: Arc::new(RandomSecretGenerator),
@@ -221,12 +273,14 @@ impl TestApp {
                 client_ip: limits.clone().unwrap_or_default(),
                 cors_origins: None,
                 cors_extra_origins: vec!["https://extra.example.com".into()],
+                outbox_keys: sealing_keys(),
             },
         );
         let service = test::init_service(app::build(web::Data::new(state))).await;
         Self {
             service: boxed::rc_service(service),
             db,
+            pool,
             url: url.to_owned(),
             limits,
             clock,
@@ -329,26 +383,39 @@ impl TestApp {
         self.send(req).await
     }
 
-    /// The newest queued email of `kind` to `recipient`: (subject, text body).
+    /// The newest queued email of `kind` to `recipient`: (subject, text body). Its body is stored
+    /// only sealed: the plaintext columns are empty and the sealed bytes do not show the link.
     pub async fn last_email(&self, kind: &str, recipient: &str) -> (String, String) {
         #[derive(QueryableByName)]
         struct Row {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: uuid::Uuid,
             #[diesel(sql_type = diesel::sql_types::Text)]
             subject: String,
             #[diesel(sql_type = diesel::sql_types::Text)]
-            text_body: String,
+            plain: String,
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            sealed_body: Vec<u8>,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            sealed_with: String,
         }
         let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
         let row: Row = diesel::sql_query(
-            "SELECT subject, text_body FROM email_outbox WHERE kind = $1 AND recipient = $2 \
+            "SELECT id, subject, text_body || html_body AS plain, sealed_body, sealed_with \
+             FROM email_outbox WHERE kind = $1 AND recipient = $2 \
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind::<diesel::sql_types::Text, _>(kind)
         .bind::<diesel::sql_types::Text, _>(recipient)
         .get_result(&mut conn)
         .await
-        .unwrap_or_else(|e| panic!("no {kind} email to {recipient}: {e}"));
-        (row.subject, row.text_body)
+        .unwrap_or_else(|e| panic!("no sealed {kind} email to {recipient}: {e}"));
+        assert_eq!(row.plain, "", "no plaintext body at rest");
+        assert!(!String::from_utf8_lossy(&row.sealed_body).contains("token="));
+        let (text, _) = sealing_keys()
+            .open(&row.sealed_with, row.id, recipient, &row.sealed_body)
+            .unwrap();
+        (row.subject, text)
     }
 
     /// The token in the newest queued email of `kind` to `recipient`.

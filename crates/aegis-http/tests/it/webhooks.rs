@@ -1,7 +1,7 @@
 //! Webhook delivery (§7) through the sweep endpoint, against a real receiver on 127.0.0.1.
 
-use aegis_domain::delivery::LEASE_SECONDS;
 use aegis_domain::webhook::signature;
+use aegis_domain::webhook_delivery::WEBHOOK_LEASE_SECONDS as LEASE_SECONDS;
 use aegis_domain::webhook_delivery::{WebhookOutbox, WebhookOutcome};
 use aegis_postgres::{PgWebhookOutbox, PoolSettings, build_pool};
 use serde_json::{Value, json};
@@ -262,10 +262,10 @@ async fn leases_keep_claims_apart_and_release_dead_workers() {
     site_with_event(&app, &format!("{}/hook", server.uri())).await;
     let dead_worker = outbox(&app);
     let claimed = dead_worker
-        .claim_due(T0, T0 + LEASE_SECONDS, 10)
+        .claim_next(T0, T0 + LEASE_SECONDS)
         .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
+        .unwrap()
+        .expect("a due delivery");
     assert_eq!(
         app.count("SELECT count(*) AS n FROM webhook_deliveries WHERE attempts = 0")
             .await,
@@ -286,7 +286,7 @@ async fn leases_keep_claims_apart_and_release_dead_workers() {
     // The dead worker wakes up: its stale lease can overwrite nothing.
     let owned = dead_worker
         .record(
-            &claimed[0],
+            &claimed,
             None,
             WebhookOutcome::Retry { at: T0 + 1 },
             Some(500),

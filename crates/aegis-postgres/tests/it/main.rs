@@ -6,6 +6,11 @@ mod sites;
 
 use aegis_postgres::{PgPool, PoolSettings, build_pool};
 
+/// Sealing keys for tests.
+pub fn keys() -> aegis_postgres::SealingKeys {
+    aegis_postgres::SealingKeys::new("test-secret-key-0123456789abcdef0123456789", None).unwrap()
+}
+
 pub fn pool(url: &str) -> PgPool {
     build_pool(url, PoolSettings::default()).unwrap()
 }

@@ -29,7 +29,7 @@ fn service(url: &str, clock: ManualClock) -> SiteService {
     let pool = pool(url);
     SiteService::new(
         Arc::new(PgSiteRepository::new(pool.clone())),
-        Arc::new(PgUnitOfWork::new(pool)),
+        Arc::new(PgUnitOfWork::new(pool, crate::keys())),
         Arc::new(clock),
         Arc::new(RandomSecretGenerator),
     )
@@ -150,7 +150,7 @@ async fn the_delete_statement_refuses_a_protection_that_appeared_after_the_check
         ))
         .await
         .unwrap();
-    let uow = PgUnitOfWork::new(pool(db.url()));
+    let uow = PgUnitOfWork::new(pool(db.url()), crate::keys());
 
     let mut tx = uow.begin().await.unwrap();
     assert!(tx.sites().lock_for_delete(site.id).await.unwrap().is_some());
@@ -175,7 +175,7 @@ async fn an_update_lock_does_not_block_new_users() {
     let db = fresh_database().await;
     let svc = service(db.url(), ManualClock::new(1));
     let site = svc.create(new_site("busy.example.com")).await.unwrap();
-    let uow = PgUnitOfWork::new(pool(db.url()));
+    let uow = PgUnitOfWork::new(pool(db.url()), crate::keys());
     let mut tx = uow.begin().await.unwrap();
     assert!(tx.sites().lock(site.id).await.unwrap().is_some());
     let mut other = AsyncPgConnection::establish(db.url()).await.unwrap();
@@ -202,13 +202,16 @@ async fn a_dropped_transaction_rolls_back_and_releases_its_locks() {
     let pool = pool(db.url());
     let svc = SiteService::new(
         Arc::new(PgSiteRepository::new(pool.clone())),
-        Arc::new(PgUnitOfWork::new(pool.clone())),
+        Arc::new(PgUnitOfWork::new(pool.clone(), crate::keys())),
         Arc::new(ManualClock::new(1)),
         Arc::new(RandomSecretGenerator),
     );
     let mut site = svc.create(new_site("rollback.example.com")).await.unwrap();
     {
-        let mut tx = PgUnitOfWork::new(pool.clone()).begin().await.unwrap();
+        let mut tx = PgUnitOfWork::new(pool.clone(), crate::keys())
+            .begin()
+            .await
+            .unwrap();
         let mut locked = tx.sites().lock(site.id).await.unwrap().unwrap();
         locked.name = "Changed".into();
         tx.sites().update(&locked).await.unwrap();

@@ -18,7 +18,7 @@ use crate::validation::{Rule, Schema};
 
 const EMAIL: &[Rule] = &[Rule::Email, Rule::Max255];
 
-fn failed(e: impl std::fmt::Display) -> ApiError {
+fn failed(e: impl std::error::Error + 'static) -> ApiError {
     ApiError::internal("Internal server error", e)
 }
 
@@ -42,7 +42,7 @@ fn schema(body: Value, declared: &[&str]) -> Result<Schema, ApiError> {
 }
 
 fn validated<T>(value: Option<T>) -> Result<T, ApiError> {
-    value.ok_or_else(|| failed("validated field missing"))
+    value.ok_or_else(|| ApiError::bug("Internal server error", "validated field missing"))
 }
 
 pub async fn register(

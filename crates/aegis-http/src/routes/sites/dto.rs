@@ -79,7 +79,7 @@ pub fn new_site(mut body: Value) -> Result<NewSite, ApiError> {
                 mailgun_api_key: mailgun_api_key.flatten(),
             })
         }
-        _ => Err(ApiError::internal(
+        _ => Err(ApiError::bug(
             "Internal server error",
             "validated site fields missing",
         )),

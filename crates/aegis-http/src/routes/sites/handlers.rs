@@ -10,7 +10,7 @@ use crate::json;
 
 const SITE_NOT_FOUND: &str = "Site not found";
 
-fn read_failed(e: impl std::fmt::Display) -> ApiError {
+fn read_failed(e: impl std::error::Error + 'static) -> ApiError {
     ApiError::internal("Internal server error", e)
 }
 
@@ -116,7 +116,7 @@ pub async fn delete(
             code: "site_has_protected_users",
         },
         DeleteSiteError::ProtectionRace => {
-            ApiError::internal("Failed to delete site", "a deletion protection appeared concurrently")
+            ApiError::bug("Failed to delete site", "a deletion protection appeared concurrently")
         }
         DeleteSiteError::Repo(e) => ApiError::internal("Failed to delete site", e),
     })?;

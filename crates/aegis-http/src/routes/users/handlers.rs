@@ -19,7 +19,7 @@ use crate::validation::{Rule, Schema};
 const USER_NOT_FOUND: &str = "User not found";
 const SITE_NOT_FOUND: &str = "Site not found";
 
-fn failed(e: impl std::fmt::Display) -> ApiError {
+fn failed(e: impl std::error::Error + 'static) -> ApiError {
     ApiError::internal("Internal server error", e)
 }
 
@@ -136,7 +136,10 @@ pub async fn admin_register(
     s.finish()?;
     match (site, email, role) {
         (Some(site), Some(email), Some(role)) => create_user(&state, &site, &email, role).await,
-        _ => Err(failed("validated fields missing")),
+        _ => Err(ApiError::bug(
+            "Internal server error",
+            "validated fields missing",
+        )),
     }
 }
 
@@ -157,7 +160,10 @@ pub async fn admin_register_user(
         .ok_or(ApiError::bad_request(SITE_NOT_FOUND))?;
     match (email, role) {
         (Some(email), Some(role)) => create_user(&state, &site, &email, role).await,
-        _ => Err(failed("validated fields missing")),
+        _ => Err(ApiError::bug(
+            "Internal server error",
+            "validated fields missing",
+        )),
     }
 }
 
@@ -203,7 +209,7 @@ pub async fn delete_user(
             message: "Cannot delete the last admin of a site".into(),
             code: "last_site_admin",
         },
-        DeleteUserError::Race => ApiError::internal(
+        DeleteUserError::Race => ApiError::bug(
             "Failed to delete user",
             "a deletion guard refused concurrently",
         ),
@@ -227,7 +233,8 @@ pub async fn patch_user(
     let mut s = Schema::new(body.0, &["deletion_protected"])?;
     let protected = s.required_bool("deletion_protected");
     s.finish()?;
-    let protected = protected.ok_or_else(|| failed("validated field missing"))?;
+    let protected = protected
+        .ok_or_else(|| ApiError::bug("Internal server error", "validated field missing"))?;
     let id = user_id(&path)?;
     let user = state
         .accounts
