@@ -8,8 +8,9 @@
 //! limit.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use aegis_domain::password::{
     HashError, HashMemory, PasswordAlgorithms, PasswordHasher, Verification,
@@ -42,15 +43,14 @@ type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 #[derive(Clone)]
 pub struct PooledHasher {
     algorithms: Arc<PasswordAlgorithms>,
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
 }
 
 impl PooledHasher {
     /// Starts `size.workers` hashing threads (at least one). They end when the last clone of the
     /// hasher is dropped.
     pub fn new(algorithms: PasswordAlgorithms, size: HashPoolSize) -> std::io::Result<Self> {
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(size.queue);
-        let queue = Arc::new(Mutex::new(queue));
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(size.queue);
         for i in 0..size.workers.max(1) {
             let queue = queue.clone();
             std::thread::Builder::new()
@@ -92,34 +92,23 @@ impl PooledHasher {
 
 /// A hashing thread: keeps its memory while jobs follow one another, releases it when the queue
 /// runs dry, and ends when every sender is gone.
-fn work(queue: &Mutex<Receiver<Job>>) {
+fn work(queue: &Receiver<Job>) {
     let mut memory = HashMemory::default();
     loop {
-        let next = match take(queue, false) {
-            Some(job) => Some(job),
-            None => {
+        let job = match queue.try_recv() {
+            Ok(job) => job,
+            Err(_) => {
                 memory.release();
-                take(queue, true)
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
             }
-        };
-        let Some(job) = next else {
-            return;
         };
         // A panicking job loses its answer (the caller sees a failure), not the thread.
         if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
             memory.release();
         }
-    }
-}
-
-fn take(queue: &Mutex<Receiver<Job>>, wait: bool) -> Option<Job> {
-    let queue = queue
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if wait {
-        queue.recv().ok()
-    } else {
-        queue.try_recv().ok()
     }
 }
 

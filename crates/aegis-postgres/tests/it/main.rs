@@ -3,6 +3,7 @@
 
 mod migrations;
 mod sites;
+mod tls;
 
 use aegis_postgres::{PgPool, PoolSettings, build_pool};
 
