@@ -866,3 +866,37 @@ async fn user_verified_fires_only_on_the_transition() {
         1
     );
 }
+
+/// With every hashing thread busy and the queue full, a login is refused at once with the 503
+/// and `Retry-After`, rather than queued without limit; it works again when a thread is free.
+#[actix_web::test]
+async fn a_saturated_hashing_pool_answers_503() {
+    let app = crate::support::TestApp::with_hash_pool(aegis_http::passwords::HashPoolSize {
+        workers: 1,
+        queue: 0,
+    })
+    .await;
+    let site = app.create_site("busy-hash.example.com").await;
+    app.verified_user(&site, "hash@example.com", "password-1")
+        .await;
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel();
+    let pool = app.hasher.inner.clone();
+    let blocker = actix_web::rt::spawn(async move {
+        pool.run(move |_, _| {
+            let _ = started.send(());
+            let _ = wait.recv();
+        })
+        .await
+    });
+    running.await.unwrap();
+    let login =
+        json!({"site_id": site["uuid"], "email": "hash@example.com", "password": "password-1"});
+    let reply = app.tenant("/api/auth/login", &site, login.clone()).await;
+    reply.assert_error(503, "Service temporarily unavailable");
+    assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
+    drop(release);
+    blocker.await.unwrap().unwrap();
+    let reply = app.tenant("/api/auth/login", &site, login).await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
+}

@@ -38,6 +38,11 @@ pub fn sealing_keys() -> SealingKeys {
     SealingKeys::new(SECRET_KEY, None).unwrap()
 }
 pub const T0: i64 = 1_800_000_000;
+/// The hashing pool of test applications.
+pub const HASH_POOL: HashPoolSize = HashPoolSize {
+    workers: 2,
+    queue: 64,
+};
 
 type AppService = RcService<actix_http::Request, ServiceResponse<BoxBody>, Error>;
 
@@ -54,13 +59,13 @@ pub struct TestApp {
 
 /// The real hasher with test-sized costs, counting its calls.
 pub struct CountingHasher {
-    inner: PooledHasher,
+    pub inner: PooledHasher,
     pub hashes: AtomicUsize,
     pub verifications: AtomicUsize,
 }
 
 impl CountingHasher {
-    fn new() -> Self {
+    fn new(size: HashPoolSize) -> Self {
         let algorithms = PasswordAlgorithms::new(Argon2Settings {
             memory_kib: 256,
             iterations: 1,
@@ -68,14 +73,7 @@ impl CountingHasher {
         })
         .unwrap();
         Self {
-            inner: PooledHasher::new(
-                algorithms,
-                HashPoolSize {
-                    workers: 2,
-                    queue: 64,
-                },
-            )
-            .unwrap(),
+            inner: PooledHasher::new(algorithms, size).unwrap(),
             hashes: AtomicUsize::new(0),
             verifications: AtomicUsize::new(0),
         }
@@ -163,6 +161,23 @@ impl TestApp {
             None,
             ManualClock::new(T0),
             4,
+            HASH_POOL,
+        )
+        .await
+    }
+
+    /// An application hashing on a pool of this size.
+    pub async fn with_hash_pool(size: HashPoolSize) -> Self {
+        let db = fresh_database().await;
+        let url = db.url().to_owned();
+        Self::build(
+            Arc::new(db),
+            &url,
+            Some(MASTER_KEY),
+            None,
+            ManualClock::new(T0),
+            4,
+            size,
         )
         .await
     }
@@ -178,6 +193,7 @@ impl TestApp {
             None,
             ManualClock::new(T0),
             size,
+            HASH_POOL,
         )
         .await
     }
@@ -193,6 +209,7 @@ impl TestApp {
             Some(policy),
             ManualClock::new(T0),
             4,
+            HASH_POOL,
         )
         .await
     }
@@ -206,6 +223,7 @@ impl TestApp {
             self.limits.clone(),
             self.clock.clone(),
             4,
+            HASH_POOL,
         )
         .await
     }
@@ -235,6 +253,7 @@ impl TestApp {
             limits,
             ManualClock::new(T0),
             4,
+            HASH_POOL,
         )
         .await
     }
@@ -246,6 +265,7 @@ impl TestApp {
         limits: Option<aegis_http::client_ip::ClientIpPolicy>,
         clock: ManualClock,
         pool_size: usize,
+        hash_pool: HashPoolSize,
     ) -> Self {
         let pool = build_pool(
             url,
@@ -255,7 +275,7 @@ impl TestApp {
             },
         )
         .unwrap();
-        let hasher = Arc::new(CountingHasher::new());
+        let hasher = Arc::new(CountingHasher::new(hash_pool));
         let state = AppState::new(
             pool.clone(),
             Ports {
