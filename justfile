@@ -35,7 +35,7 @@ lint:
 ci:
     bash .ci/run
 
-# Measure throughput and latency with wrk (starts its own instance; needs `apt-get install wrk`).
+# Measure throughput, latency and memory with wrk (starts its own instance; needs `apt-get install wrk`).
 load SECONDS="10" CONNECTIONS="32":
     bash scripts/load.sh {{SECONDS}} {{CONNECTIONS}}
 

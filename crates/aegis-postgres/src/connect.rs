@@ -5,8 +5,8 @@
 //! | `sslmode` | TLS | certificate checked |
 //! |---|---|---|
 //! | `disable` | never | – |
-//! | `prefer` (the default) | when the server offers it | only with `sslrootcert` |
-//! | `require` | always | only with `sslrootcert` |
+//! | `prefer` (the default) | when the server offers it | chain, only with `sslrootcert` |
+//! | `require` | always | chain, only with `sslrootcert` |
 //! | `verify-ca` | always | chain, against `sslrootcert` or the bundled Mozilla roots |
 //! | `verify-full` | always | chain and host name |
 //!
@@ -231,12 +231,13 @@ fn client_config(mode: SslMode, root_cert: Option<&str>) -> Result<ClientConfig,
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
+    let mozilla = || RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     let roots = match (mode, root_cert) {
-        (_, Some(path)) if path != "system" => Some(load_roots(path)?),
-        (SslMode::VerifyCa | SslMode::VerifyFull, _) => Some(RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        }),
-        _ => None,
+        (_, Some("system")) | (SslMode::VerifyCa | SslMode::VerifyFull, None) => Some(mozilla()),
+        (_, Some(path)) => Some(load_roots(path)?),
+        (_, None) => None,
     };
     let config = match (mode, roots) {
         (SslMode::VerifyFull, Some(roots)) => builder.with_root_certificates(roots),

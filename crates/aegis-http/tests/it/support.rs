@@ -38,6 +38,13 @@ pub fn sealing_keys() -> SealingKeys {
     SealingKeys::new(SECRET_KEY, None).unwrap()
 }
 pub const T0: i64 = 1_800_000_000;
+/// The connection pool of test applications: patient, so that a machine loaded by parallel tests
+/// does not turn a wait into a 503 (`with_pool_size` keeps the service's default).
+pub const POOL: PoolSettings = PoolSettings {
+    max_size: 4,
+    timeout: std::time::Duration::from_secs(5),
+    connect_timeout: std::time::Duration::from_secs(5),
+};
 /// The hashing pool of test applications.
 pub const HASH_POOL: HashPoolSize = HashPoolSize {
     workers: 2,
@@ -160,7 +167,7 @@ impl TestApp {
             master_key,
             None,
             ManualClock::new(T0),
-            4,
+            POOL,
             HASH_POOL,
         )
         .await
@@ -176,7 +183,7 @@ impl TestApp {
             Some(MASTER_KEY),
             None,
             ManualClock::new(T0),
-            4,
+            POOL,
             size,
         )
         .await
@@ -192,7 +199,11 @@ impl TestApp {
             Some(MASTER_KEY),
             None,
             ManualClock::new(T0),
-            size,
+            // The service's own default patience, which the saturation test measures.
+            PoolSettings {
+                max_size: size,
+                ..PoolSettings::default()
+            },
             HASH_POOL,
         )
         .await
@@ -208,7 +219,7 @@ impl TestApp {
             Some(MASTER_KEY),
             Some(policy),
             ManualClock::new(T0),
-            4,
+            POOL,
             HASH_POOL,
         )
         .await
@@ -222,7 +233,7 @@ impl TestApp {
             Some(MASTER_KEY),
             self.limits.clone(),
             self.clock.clone(),
-            4,
+            POOL,
             HASH_POOL,
         )
         .await
@@ -252,7 +263,7 @@ impl TestApp {
             Some(MASTER_KEY),
             limits,
             ManualClock::new(T0),
-            4,
+            POOL,
             HASH_POOL,
         )
         .await
@@ -264,17 +275,10 @@ impl TestApp {
         master_key: Option<&str>,
         limits: Option<aegis_http::client_ip::ClientIpPolicy>,
         clock: ManualClock,
-        pool_size: usize,
+        pool: PoolSettings,
         hash_pool: HashPoolSize,
     ) -> Self {
-        let pool = build_pool(
-            url,
-            PoolSettings {
-                max_size: pool_size,
-                ..PoolSettings::default()
-            },
-        )
-        .unwrap();
+        let pool = build_pool(url, pool).unwrap();
         let hasher = Arc::new(CountingHasher::new(hash_pool));
         let state = AppState::new(
             pool.clone(),

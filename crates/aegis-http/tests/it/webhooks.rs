@@ -351,3 +351,36 @@ async fn delivered_rows_are_pruned_after_thirty_days_and_exhausted_ones_kept() {
         1
     );
 }
+
+/// A worker that dies mid-delivery holds only the row it claimed: the others go out at once, and
+/// the claimed one after its 30 s lease (at least once).
+#[actix_web::test]
+async fn a_dead_worker_holds_back_only_the_delivery_it_claimed() {
+    let app = TestApp::new().await;
+    let server = receiver(200).await;
+    let site = site_with_event(&app, &format!("{}/hook", server.uri())).await;
+    for i in 0..3 {
+        app.verified_user(&site, &format!("more{i}@example.com"), "password-1")
+            .await;
+    }
+    let dead_worker = outbox(&app);
+    let claimed = dead_worker
+        .claim_next(T0, T0 + LEASE_SECONDS)
+        .await
+        .unwrap()
+        .expect("a due delivery");
+    assert_eq!(LEASE_SECONDS, 30);
+    assert_eq!(sweep(&app).await, report(3, 3, 0, 0, 0, 0));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending' \
+             AND event_id = '{}' AND attempts = 0",
+            claimed.event_id
+        ))
+        .await,
+        1
+    );
+    app.clock.advance(LEASE_SECONDS + 1);
+    assert_eq!(sweep(&app).await, report(1, 1, 0, 0, 0, 0));
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+}
