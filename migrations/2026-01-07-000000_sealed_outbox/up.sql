@@ -1,8 +1,11 @@
 -- Outbox bodies carry live links (verification, password reset, email change), so they are no
 -- longer kept in plaintext (decision 33). New rows store the bodies only sealed (AES-256-GCM under a
 -- key derived from SECRET_KEY) in `sealed_body`, with `sealed_with` naming the key; the plaintext
--- columns stay empty. `link_expires_at` is the expiry of the token the message carries: past it, the
--- worker clears the body and marks the row `expired`.
+-- columns stay empty. They wait with status `queued`, which earlier versions do not claim, so an
+-- instance not yet upgraded never sends a sealed (to it, empty) message; `pending` now only marks
+-- a plaintext row written by an earlier version, until Aegis seals it at startup. `link_expires_at`
+-- is the expiry of the token the message carries: past it, the worker clears the body and marks the
+-- row `expired`.
 ALTER TABLE email_outbox ADD COLUMN IF NOT EXISTS sealed_body BYTEA;
 ALTER TABLE email_outbox ADD COLUMN IF NOT EXISTS sealed_with VARCHAR(16);
 ALTER TABLE email_outbox ADD COLUMN IF NOT EXISTS link_expires_at BIGINT;
@@ -40,5 +43,12 @@ WHERE status = 'pending' AND kind IN ('verification', 'password_reset', 'email_c
   AND (link_expires_at IS NULL OR link_expires_at < extract(epoch FROM now())::bigint);
 
 -- The remaining plaintext bodies are sealed by Aegis itself right after migrating (it needs the key).
+CREATE INDEX IF NOT EXISTS idx_email_outbox_waiting
+    ON email_outbox(next_attempt_at) WHERE status IN ('pending', 'queued');
 CREATE INDEX IF NOT EXISTS idx_email_outbox_link_expires_at
-    ON email_outbox(link_expires_at) WHERE status = 'pending' AND link_expires_at IS NOT NULL;
+    ON email_outbox(link_expires_at)
+    WHERE status IN ('pending', 'queued') AND link_expires_at IS NOT NULL;
+-- Finished rows (delivered, exhausted, expired) are pruned after 30 days, by age.
+DROP INDEX IF EXISTS idx_email_outbox_delivered_updated_at;
+CREATE INDEX IF NOT EXISTS idx_email_outbox_finished_updated_at
+    ON email_outbox(updated_at) WHERE status IN ('delivered', 'exhausted', 'expired');

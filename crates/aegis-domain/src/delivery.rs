@@ -25,7 +25,7 @@ pub const RETRY_SCHEDULE: [i64; 5] = [30, 120, 600, 3_600, 21_600];
 /// Total attempts before giving up.
 pub const MAX_ATTEMPTS: i32 = RETRY_SCHEDULE.len() as i32 + 1;
 
-/// Delivered rows older than this are pruned.
+/// Finished rows (delivered; for email also exhausted and expired) older than this are pruned.
 pub const RETENTION_SECONDS: i64 = 30 * 86_400;
 
 /// Rows pruned per pass at most.
@@ -75,8 +75,9 @@ pub trait EmailOutbox: Send + Sync {
     /// Marks pending messages whose link expired before `now` as expired and clears their
     /// bodies. Returns how many.
     async fn expire_links(&self, now: UnixTime) -> Result<u64, RepoError>;
-    /// Deletes up to `limit` delivered rows last updated before `before`.
-    async fn prune_delivered(&self, before: UnixTime, limit: i64) -> Result<u64, RepoError>;
+    /// Deletes up to `limit` finished rows (delivered, exhausted, expired) last updated before
+    /// `before`.
+    async fn prune_finished(&self, before: UnixTime, limit: i64) -> Result<u64, RepoError>;
 }
 
 /// How one attempt ended.
@@ -103,7 +104,7 @@ pub struct DeliveryReport {
 }
 
 /// Housekeeping, needed even where no mail is sent (`MAIL_TRANSPORT=none`): clears the bodies of
-/// messages whose link has expired and prunes old delivered rows. Returns how many expired.
+/// messages whose link has expired and prunes old finished rows. Returns how many expired.
 pub async fn tidy(outbox: &dyn EmailOutbox, now: UnixTime) -> Result<u64, RepoError> {
     let expired = outbox.expire_links(now).await?;
     if expired > 0 {
@@ -113,7 +114,7 @@ pub async fn tidy(outbox: &dyn EmailOutbox, now: UnixTime) -> Result<u64, RepoEr
         );
     }
     outbox
-        .prune_delivered(now - RETENTION_SECONDS, PRUNE_BATCH)
+        .prune_finished(now - RETENTION_SECONDS, PRUNE_BATCH)
         .await?;
     Ok(expired)
 }
@@ -271,7 +272,7 @@ mod tests {
             .withf(|now| *now == 1_000)
             .returning(|_| Ok(0));
         outbox
-            .expect_prune_delivered()
+            .expect_prune_finished()
             .withf(|before, _| *before == 1_000 - 30 * 86_400)
             .returning(|_, _| Ok(0));
         EmailDelivery::new(

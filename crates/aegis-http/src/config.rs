@@ -319,10 +319,22 @@ impl Settings {
         let secret_key_previous = raw
             .get("secret_key_previous")
             .map(|k| SecretString::from(k.to_owned()));
+        if let (Some(current), Some(previous)) = (&secret_key, &secret_key_previous)
+            && current.expose_secret() == previous.expose_secret()
+        {
+            return Err(ConfigError(
+                "SECRET_KEY_PREVIOUS must differ from SECRET_KEY (unset it once a rotation is done)"
+                    .into(),
+            ));
+        }
 
         if mode == Mode::Production {
             check_production_secret("MASTER_API_KEY", master_api_key.as_ref())?;
             check_production_secret("SECRET_KEY", secret_key.as_ref())?;
+            if secret_key_previous.is_some() {
+                // It still opens sealed mail: as sensitive as the current key.
+                check_production_secret("SECRET_KEY_PREVIOUS", secret_key_previous.as_ref())?;
+            }
             if matches!(database, DatabaseSource::Managed) {
                 return Err(ConfigError(
                     "production needs an explicit database: set DATABASE_URL or the DB_* variables \
@@ -452,6 +464,9 @@ impl Settings {
             ));
         }
         let hash_queue: usize = raw.parse("password_hash_queue", 256, "a number of jobs")?;
+        if hash_queue == 0 {
+            return Err(ConfigError("PASSWORD_HASH_QUEUE must be positive".into()));
+        }
 
         Ok(Self {
             mode,
@@ -707,6 +722,13 @@ mod tests {
             assert!(err.contains("SECRET_KEY"), "{bad:?}: {err}");
             assert!(!err.contains("dev-secret-key"), "the value is never echoed");
         }
+        for previous in ["dev-secret-key", SECRET] {
+            let mut env = base.to_vec();
+            env.extend([("SECRET_KEY", SECRET), ("SECRET_KEY_PREVIOUS", previous)]);
+            let err = settings(&env).unwrap_err().to_string();
+            assert!(err.contains("SECRET_KEY_PREVIOUS"), "{err}");
+            assert!(!err.contains(previous), "the value is never echoed");
+        }
         let mut env = base.to_vec();
         env.extend([("SECRET_KEY", SECRET), ("SECRET_KEY_PREVIOUS", KEY)]);
         let s = settings(&env).unwrap();
@@ -719,7 +741,7 @@ mod tests {
         let s = settings(&[
             ("DB_POOL_TIMEOUT_MS", "250"),
             ("PASSWORD_HASH_CONCURRENCY", "3"),
-            ("PASSWORD_HASH_QUEUE", "0"),
+            ("PASSWORD_HASH_QUEUE", "1"),
         ])
         .unwrap();
         assert_eq!(s.db_pool_timeout, std::time::Duration::from_millis(250));
@@ -727,13 +749,14 @@ mod tests {
             s.password_hash_pool,
             crate::passwords::HashPoolSize {
                 workers: 3,
-                queue: 0
+                queue: 1
             }
         );
         for (var, value) in [
             ("DB_POOL_TIMEOUT_MS", "0"),
             ("PASSWORD_HASH_CONCURRENCY", "0"),
             ("PASSWORD_HASH_QUEUE", "many"),
+            ("PASSWORD_HASH_QUEUE", "0"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{err}");

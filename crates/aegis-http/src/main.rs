@@ -12,8 +12,7 @@ use aegis_http::config::{DatabaseSource, Mode, Settings};
 use aegis_http::workers::Workers;
 use aegis_http::{local, telemetry};
 use aegis_postgres::{
-    ConnectTarget, PgEmailOutbox, PgPool, PoolSettings, SealingKeys, SslMode, build_pool,
-    run_migrations,
+    ConnectTarget, PgEmailOutbox, PgPool, PoolSettings, SealingKeys, build_pool, run_migrations,
 };
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -164,17 +163,17 @@ fn outbox_keys(settings: &Settings) -> Result<SealingKeys, String> {
     )
 }
 
-/// Production over the network should check who it talks to: says so once when it does not.
+/// Production over the network should check who it talks to: says so once when no `sslmode`
+/// was chosen for a database on another host (a chosen one is the operator's decision).
 fn warn_about_unverified_tls(settings: &Settings, url: &SecretString) {
     let Ok(target) = ConnectTarget::parse(url.expose_secret()) else {
         return;
     };
-    let verified = matches!(target.ssl_mode(), SslMode::VerifyCa | SslMode::VerifyFull);
-    if settings.mode == Mode::Production && !verified && !target.is_local() {
+    if settings.mode == Mode::Production && !target.ssl_mode_given() && !target.is_local() {
         tracing::warn!(
-            sslmode = target.ssl_mode().as_str(),
-            "the database connection does not verify the server's certificate; set \
-             sslmode=verify-full (DB_SSLMODE) and, for a private CA, sslrootcert (DB_SSLROOTCERT)"
+            "no sslmode is set for a database on another host: TLS is used if the server offers \
+             it, without checking its certificate; set sslmode=verify-full (DB_SSLMODE) and, for \
+             a private CA, sslrootcert (DB_SSLROOTCERT)"
         );
     }
 }

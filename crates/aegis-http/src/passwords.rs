@@ -9,6 +9,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -27,16 +28,6 @@ pub struct HashPoolSize {
     pub queue: usize,
 }
 
-impl HashPoolSize {
-    /// One thread per available CPU, and `queue` waiting jobs.
-    pub fn per_cpu(queue: usize) -> Self {
-        Self {
-            workers: std::thread::available_parallelism().map_or(1, usize::from),
-            queue,
-        }
-    }
-}
-
 type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 
 /// [`PasswordHasher`] running [`PasswordAlgorithms`] on a fixed set of threads.
@@ -44,6 +35,8 @@ type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 pub struct PooledHasher {
     algorithms: Arc<PasswordAlgorithms>,
     jobs: Sender<Job>,
+    /// Bytes of Argon2 memory the threads hold.
+    held: Arc<AtomicUsize>,
 }
 
 impl PooledHasher {
@@ -51,16 +44,28 @@ impl PooledHasher {
     /// hasher is dropped.
     pub fn new(algorithms: PasswordAlgorithms, size: HashPoolSize) -> std::io::Result<Self> {
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(size.queue);
+        let held = Arc::new(AtomicUsize::new(0));
         for i in 0..size.workers.max(1) {
-            let queue = queue.clone();
+            let (queue, held) = (queue.clone(), held.clone());
             std::thread::Builder::new()
                 .name(format!("aegis-hash-{i}"))
-                .spawn(move || work(&queue))?;
+                .spawn(move || work(&queue, &held))?;
         }
         Ok(Self {
             algorithms: Arc::new(algorithms),
             jobs,
+            held,
         })
+    }
+
+    /// Jobs waiting for a thread.
+    pub fn waiting(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Bytes of Argon2 memory the threads hold right now.
+    pub fn memory_held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Runs `job` on a hashing thread with that thread's memory. Refused with
@@ -91,14 +96,25 @@ impl PooledHasher {
 }
 
 /// A hashing thread: keeps its memory while jobs follow one another, releases it when the queue
-/// runs dry, and ends when every sender is gone.
-fn work(queue: &Receiver<Job>) {
+/// runs dry, and ends when every sender is gone. `held` counts what all threads hold.
+fn work(queue: &Receiver<Job>, held: &AtomicUsize) {
     let mut memory = HashMemory::default();
+    let mut counted = 0;
+    let mut count = |memory: &HashMemory| {
+        let now = memory.held_bytes();
+        if now > counted {
+            held.fetch_add(now - counted, Ordering::Relaxed);
+        } else {
+            held.fetch_sub(counted - now, Ordering::Relaxed);
+        }
+        counted = now;
+    };
     loop {
         let job = match queue.try_recv() {
             Ok(job) => job,
             Err(_) => {
                 memory.release();
+                count(&memory);
                 match queue.recv() {
                     Ok(job) => job,
                     Err(_) => return,
@@ -109,6 +125,7 @@ fn work(queue: &Receiver<Job>) {
         if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
             memory.release();
         }
+        count(&memory);
     }
 }
 
@@ -165,6 +182,17 @@ mod tests {
         release
     }
 
+    /// Waits (a few seconds at most) until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{what}: not within 5 s");
+    }
+
     #[tokio::test]
     async fn a_full_queue_is_refused_at_once_and_work_resumes_after() {
         let h = hasher(1, 1);
@@ -174,7 +202,7 @@ mod tests {
             let h = h.clone();
             async move { h.hash(&PlainPassword::new("pw-12345".into())).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        until("the job queued", || h.waiting() == 1).await;
         let refused = h.hash(&PlainPassword::new("pw-12345".into())).await;
         assert!(matches!(refused, Err(HashError::Busy)), "{refused:?}");
         drop(release);
@@ -199,14 +227,14 @@ mod tests {
             let h = h.clone();
             async move { h.hash(&PlainPassword::new("pw-12345".into())).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        until("the hash queued", || h.waiting() == 1).await;
         let kept = tokio::spawn(held(&h));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        until("the probe queued", || h.waiting() == 2).await;
         drop(release);
         hashed.await.unwrap().unwrap();
         assert_eq!(kept.await.unwrap(), 64 * 1024);
-        // Once the queue has run dry the thread holds nothing, so a job alone starts from zero.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Once the queue has run dry, the thread gives its memory back.
+        until("the memory given back", || h.memory_held() == 0).await;
         assert_eq!(held(&h).await, 0);
     }
 }

@@ -130,6 +130,13 @@ fn hits(route: Limited, site: &str, email: &str, ip: Option<IpAddr>) -> Vec<Hit>
     hits
 }
 
+/// Logs a counter failure, except an outage, which the pool reports once.
+fn warn_unless_outage(error: &aegis_domain::RepoError, what: &str) {
+    if !matches!(error, aegis_domain::RepoError::Unavailable(_)) {
+        tracing::warn!(%error, "{what}");
+    }
+}
+
 /// The counter a response reports: the exceeded one, else the one closest to its limit.
 fn reported<'a>(counts: &'a [Count], hits: &[Hit]) -> Option<&'a Count> {
     counts
@@ -285,7 +292,7 @@ where
                         })
                         .collect();
                     if let Err(e) = limiter.counters.hit(refunds, now).await {
-                        tracing::warn!(error = %e, "rate-limit refund failed");
+                        warn_unless_outage(&e, "rate-limit refund failed");
                     }
                 }
                 Limited::Login => {
@@ -317,7 +324,7 @@ where
                         _ => Ok(()),
                     };
                     if let Err(e) = result {
-                        tracing::warn!(error = %e, "failed-login counter not updated");
+                        warn_unless_outage(&e, "failed-login counter not updated");
                     }
                 }
                 _ => {}

@@ -7,16 +7,18 @@
 //! | `disable` | never | – |
 //! | `prefer` (the default) | when the server offers it | chain, only with `sslrootcert` |
 //! | `require` | always | chain, only with `sslrootcert` |
-//! | `verify-ca` | always | chain, against `sslrootcert` or the bundled Mozilla roots |
-//! | `verify-full` | always | chain and host name |
+//! | `verify-ca` | always | chain, against the CA file `sslrootcert` names (required) |
+//! | `verify-full` | always | chain and host name, against `sslrootcert` or the bundled Mozilla roots |
 //!
 //! TLS is rustls with the aws-lc-rs provider, the workspace's one crypto provider. Without a check
-//! of the certificate, SCRAM channel binding still ties the login to the TLS session when the
-//! server supports it. `sslrootcert=system` names the bundled Mozilla roots.
+//! of the certificate, TLS stops a passive eavesdropper but not an active one. `sslrootcert=system`
+//! names the bundled Mozilla roots and, as in libpq, needs `verify-full`: a public CA vouches for
+//! names, so checking its chain without the name proves nothing.
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use diesel::ConnectionError;
 use diesel_async::AsyncPgConnection;
@@ -69,6 +71,8 @@ impl SslMode {
 pub struct ConnectTarget {
     config: tokio_postgres::Config,
     ssl_mode: SslMode,
+    /// Whether the connection string named the mode (rather than defaulting to `prefer`).
+    ssl_mode_given: bool,
     tls: Option<Arc<ClientConfig>>,
 }
 
@@ -88,20 +92,40 @@ impl ConnectTarget {
     /// and never contain the password.
     pub fn parse(connection: &str) -> Result<Self, String> {
         let (rest, tls_params) = split_tls_parameters(connection)?;
-        let mut ssl_mode = SslMode::Prefer;
+        let mut ssl_mode = None;
         let mut root_cert = None;
         for (key, value) in tls_params {
             match key.as_str() {
-                "sslmode" => ssl_mode = SslMode::parse(&value)?,
+                "sslmode" => ssl_mode = Some(SslMode::parse(&value)?),
                 _ => root_cert = Some(value),
             }
         }
         let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| e.to_string())?;
+        // A mode the driver parsed itself (a spelling not taken out above) is kept, never
+        // weakened.
+        let ssl_mode_given =
+            ssl_mode.is_some() || config.get_ssl_mode() != tokio_postgres::config::SslMode::Prefer;
+        let ssl_mode = ssl_mode.unwrap_or(match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => SslMode::Disable,
+            tokio_postgres::config::SslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        });
         config.ssl_mode(match ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             _ => tokio_postgres::config::SslMode::Require,
         });
+        // A peer that vanishes without closing the connection (a network partition) is noticed in
+        // about a minute rather than after the system's two hours, unless the URL says otherwise.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config
+                .keepalives_idle(Duration::from_secs(30))
+                .keepalives_interval(Duration::from_secs(10))
+                .keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
         let tls = match ssl_mode {
             SslMode::Disable => None,
             mode => Some(Arc::new(client_config(mode, root_cert.as_deref())?)),
@@ -109,6 +133,7 @@ impl ConnectTarget {
         Ok(Self {
             config,
             ssl_mode,
+            ssl_mode_given,
             tls,
         })
     }
@@ -116,6 +141,11 @@ impl ConnectTarget {
     /// The TLS mode.
     pub fn ssl_mode(&self) -> SslMode {
         self.ssl_mode
+    }
+
+    /// Whether the connection string chose the mode, rather than leaving the default.
+    pub fn ssl_mode_given(&self) -> bool {
+        self.ssl_mode_given
     }
 
     /// Whether every host is this machine (where an unverified certificate matters less).
@@ -235,7 +265,17 @@ fn client_config(mode: SslMode, root_cert: Option<&str>) -> Result<ClientConfig,
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     let roots = match (mode, root_cert) {
-        (_, Some("system")) | (SslMode::VerifyCa | SslMode::VerifyFull, None) => Some(mozilla()),
+        (SslMode::VerifyFull, Some("system") | None) => Some(mozilla()),
+        (_, Some("system")) => {
+            return Err("sslrootcert=system needs sslmode=verify-full".into());
+        }
+        (SslMode::VerifyCa, None) => {
+            return Err(
+                "sslmode=verify-ca needs sslrootcert, the file of the CA that signed the server's \
+                 certificate (with a public CA, use verify-full)"
+                    .into(),
+            );
+        }
         (_, Some(path)) => Some(load_roots(path)?),
         (_, None) => None,
     };
@@ -397,7 +437,6 @@ mod tests {
             ("postgres://db/a", SslMode::Prefer),
             ("postgres://db/a?sslmode=disable", SslMode::Disable),
             ("postgres://db/a?sslmode=require", SslMode::Require),
-            ("postgres://db/a?sslmode=verify-ca", SslMode::VerifyCa),
             ("postgres://db/a?sslmode=verify-full", SslMode::VerifyFull),
         ] {
             assert_eq!(ConnectTarget::parse(url).unwrap().ssl_mode(), mode, "{url}");
@@ -410,6 +449,29 @@ mod tests {
         assert!(err.contains("sslrootcert"), "{err}");
         let err = ConnectTarget::parse("postgres://db/a?sslcert=/c.pem").unwrap_err();
         assert!(err.contains("sslcert"), "{err}");
+        // A public CA's chain without the name proves nothing: refused, as libpq does.
+        for url in [
+            "postgres://db/a?sslmode=verify-ca",
+            "postgres://db/a?sslmode=verify-ca&sslrootcert=system",
+            "postgres://db/a?sslmode=require&sslrootcert=system",
+        ] {
+            let err = ConnectTarget::parse(url).unwrap_err();
+            assert!(err.contains("verify"), "{url}: {err}");
+        }
+        let target =
+            ConnectTarget::parse("postgres://db/a?sslmode=verify-full&sslrootcert=system").unwrap();
+        assert_eq!(target.ssl_mode(), SslMode::VerifyFull);
+        // The default is known as such; a mode the driver parses itself is kept, not weakened.
+        assert!(
+            !ConnectTarget::parse("postgres://db/a")
+                .unwrap()
+                .ssl_mode_given()
+        );
+        let spaced = ConnectTarget::parse("host=db user=u sslmode = require").unwrap();
+        assert_eq!(
+            (spaced.ssl_mode(), spaced.ssl_mode_given()),
+            (SslMode::Require, true)
+        );
         assert!(
             ConnectTarget::parse("postgres://127.0.0.1/a")
                 .unwrap()

@@ -21,6 +21,12 @@ use crate::seal::{OpenError, SealingKeys};
 const UNKNOWN_KEY_DEFER_SECONDS: i64 = 300;
 /// Rows passed over (unknown key, damaged) within one claim before giving up for this pass.
 const MAX_SKIPPED_PER_CLAIM: usize = 20;
+/// Rows whose link expired, cleared per statement at most.
+const EXPIRE_BATCH: i64 = 500;
+
+/// A row waiting to be sent: `queued` (sealed), or `pending` (plaintext, written by a version
+/// before sealing and not yet sealed).
+const WAITING: [&str; 2] = ["queued", "pending"];
 
 #[derive(QueryableByName)]
 struct ClaimRow {
@@ -65,7 +71,7 @@ pub(crate) async fn enqueue_email(
         "INSERT INTO email_outbox (id, site_uuid, kind, recipient, from_name, from_address, \
              subject, text_body, html_body, sealed_body, sealed_with, link_expires_at, status, \
              attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', $8, $9, $10, 'pending', 0, $11, $11, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', $8, $9, $10, 'queued', 0, $11, $11, $11)",
     )
     .bind::<diesel::sql_types::Uuid, _>(e.id)
     .bind::<diesel::sql_types::Uuid, _>(e.site_id.as_uuid())
@@ -121,9 +127,9 @@ impl PgEmailOutbox {
         Self { pool, keys }
     }
 
-    /// Seals the plaintext bodies of waiting messages (written before bodies were sealed) and
-    /// moves bodies sealed under the previous key to the current one. Run at startup, after the
-    /// migrations; several instances may run it at once.
+    /// Seals the plaintext bodies of waiting messages (written before bodies were sealed), which
+    /// become `queued`, and moves bodies sealed under the previous key to the current one. Run at
+    /// startup, after the migrations; several instances may run it at once.
     pub async fn seal_stored(&self) -> Result<SealReport, RepoError> {
         let mut report = SealReport::default();
         let mut conn = self.pool.get().await?;
@@ -134,12 +140,13 @@ impl PgEmailOutbox {
                     let rows: Vec<StoredRow> = diesel::sql_query(
                         "SELECT id, recipient::text AS recipient, text_body, html_body, \
                              sealed_body, sealed_with::text AS sealed_with \
-                         FROM email_outbox WHERE status = 'pending' AND ( \
-                             (sealed_body IS NULL AND (text_body <> '' OR html_body <> '')) \
-                             OR (sealed_body IS NOT NULL AND sealed_with = $1)) \
+                         FROM email_outbox WHERE \
+                             (status = 'pending' AND sealed_body IS NULL) \
+                             OR (status = 'queued' AND sealed_with = $1 AND sealed_with <> $2) \
                          LIMIT 100 FOR UPDATE SKIP LOCKED",
                     )
                     .bind::<Text, _>(keys.previous_id().unwrap_or(""))
+                    .bind::<Text, _>(keys.current_id())
                     .load(c)
                     .await?;
                     let mut done = SealReport::default();
@@ -158,6 +165,7 @@ impl PgEmailOutbox {
                         };
                         diesel::update(email_outbox::table.find(row.id))
                             .set((
+                                email_outbox::status.eq("queued"),
                                 email_outbox::sealed_body.eq(Some(sealed)),
                                 email_outbox::sealed_with.eq(Some(keys.current_id())),
                                 email_outbox::text_body.eq(""),
@@ -196,6 +204,9 @@ impl PgEmailOutbox {
             // Written by an earlier version and not sealed yet.
             return Ok(Some((row.text_body.clone(), row.html_body.clone())));
         };
+        let ours = email_outbox::table
+            .find(row.id)
+            .filter(email_outbox::next_attempt_at.eq(row.next_attempt_at));
         let outcome = match self.keys.open(key, row.id, &row.recipient, body) {
             Ok(bodies) => return Ok(Some(bodies)),
             Err(OpenError::UnknownKey) => {
@@ -203,35 +214,28 @@ impl PgEmailOutbox {
                     email = %row.id,
                     key,
                     "email sealed under a key this instance does not hold (SECRET_KEY changed \
-                     without SECRET_KEY_PREVIOUS?); left for an instance that holds it"
+                     without SECRET_KEY_PREVIOUS, or another instance has a newer key); left for \
+                     an instance that holds it"
                 );
-                diesel::update(
-                    email_outbox::table
-                        .find(row.id)
-                        .filter(email_outbox::next_attempt_at.eq(row.next_attempt_at)),
-                )
-                .set(email_outbox::next_attempt_at.eq(now + UNKNOWN_KEY_DEFER_SECONDS))
-                .execute(conn)
-                .await
+                diesel::update(ours)
+                    .set(email_outbox::next_attempt_at.eq(now + UNKNOWN_KEY_DEFER_SECONDS))
+                    .execute(conn)
+                    .await
             }
             Err(OpenError::Damaged) => {
                 tracing::error!(
                     email = %row.id,
                     "a sealed email body failed authentication (altered in the database); not sent"
                 );
-                diesel::update(
-                    email_outbox::table
-                        .find(row.id)
-                        .filter(email_outbox::next_attempt_at.eq(row.next_attempt_at)),
-                )
-                .set((
-                    email_outbox::status.eq("exhausted"),
-                    email_outbox::sealed_body.eq(None::<Vec<u8>>),
-                    email_outbox::last_error.eq(Some("sealed body failed authentication")),
-                    email_outbox::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .await
+                diesel::update(ours)
+                    .set((
+                        email_outbox::status.eq("exhausted"),
+                        email_outbox::sealed_body.eq(None::<Vec<u8>>),
+                        email_outbox::last_error.eq(Some("sealed body failed authentication")),
+                        email_outbox::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await
             }
         };
         outcome.map(drop).map_err(map_diesel_error)?;
@@ -249,7 +253,7 @@ impl EmailOutbox for PgEmailOutbox {
                  FROM sites s \
                  WHERE s.uuid = o.site_uuid AND o.id = ( \
                      SELECT id FROM email_outbox \
-                     WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     WHERE status IN ('queued', 'pending') AND next_attempt_at <= $1 \
                          AND (link_expires_at IS NULL OR link_expires_at >= $1) \
                      ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  RETURNING o.id, o.attempts, o.next_attempt_at, o.recipient::text AS recipient, \
@@ -295,7 +299,7 @@ impl EmailOutbox for PgEmailOutbox {
         diesel::update(
             email_outbox::table
                 .find(id)
-                .filter(email_outbox::status.eq("pending"))
+                .filter(email_outbox::status.eq_any(WAITING))
                 .filter(email_outbox::next_attempt_at.eq(lease)),
         )
         .set((
@@ -325,7 +329,7 @@ impl EmailOutbox for PgEmailOutbox {
         let error: String = error.chars().take(1000).collect();
         let target = email_outbox::table
             .find(id)
-            .filter(email_outbox::status.eq("pending"))
+            .filter(email_outbox::status.eq_any(WAITING))
             .filter(email_outbox::next_attempt_at.eq(lease));
         let result = match retry_at {
             Some(at) => {
@@ -359,30 +363,29 @@ impl EmailOutbox for PgEmailOutbox {
 
     async fn expire_links(&self, now: i64) -> Result<u64, RepoError> {
         let mut conn = self.pool.get().await?;
-        diesel::update(
-            email_outbox::table
-                .filter(email_outbox::status.eq("pending"))
-                .filter(email_outbox::link_expires_at.lt(now)),
+        // A message being sent right now (under a live lease) is left to its sender; rows held by
+        // another instance's statement are skipped, not waited for.
+        diesel::sql_query(
+            "UPDATE email_outbox SET status = 'expired', text_body = '', html_body = '', \
+                 sealed_body = NULL, last_error = 'link expired before delivery', updated_at = $1 \
+             WHERE id IN (SELECT id FROM email_outbox \
+                 WHERE status IN ('queued', 'pending') AND link_expires_at < $1 \
+                     AND next_attempt_at <= $1 \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
         )
-        .set((
-            email_outbox::status.eq("expired"),
-            email_outbox::text_body.eq(""),
-            email_outbox::html_body.eq(""),
-            email_outbox::sealed_body.eq(None::<Vec<u8>>),
-            email_outbox::last_error.eq(Some("link expired before delivery")),
-            email_outbox::updated_at.eq(now),
-        ))
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(EXPIRE_BATCH)
         .execute(&mut conn)
         .await
         .map(|n| n as u64)
         .map_err(map_diesel_error)
     }
 
-    async fn prune_delivered(&self, before: i64, limit: i64) -> Result<u64, RepoError> {
+    async fn prune_finished(&self, before: i64, limit: i64) -> Result<u64, RepoError> {
         let mut conn = self.pool.get().await?;
         diesel::sql_query(
             "DELETE FROM email_outbox WHERE id IN (SELECT id FROM email_outbox \
-             WHERE status = 'delivered' AND updated_at < $1 LIMIT $2)",
+             WHERE status IN ('delivered', 'exhausted', 'expired') AND updated_at < $1 LIMIT $2)",
         )
         .bind::<BigInt, _>(before)
         .bind::<BigInt, _>(limit)

@@ -1,8 +1,9 @@
 //! The connection pool, and the database's health as the service sees it.
 //!
-//! While the database is unreachable, [`PgPool::get`] answers [`RepoError::Unavailable`] at once
-//! without touching the network (callers turn that into a 503), and one background task probes
-//! the database every 100 ms, so service resumes within a fraction of a second of its return. The
+//! Once no new connection can be opened and the pool has none idle, [`PgPool::get`] answers
+//! [`RepoError::Unavailable`] at once without touching the network (callers turn that into a 503),
+//! and one background task probes the database every 100 ms, so service resumes within a fraction
+//! of a second of its return. The
 //! log says once that the database is unreachable, gives a counted summary at most every 10 s
 //! while the outage lasts, and says once that it is back.
 
@@ -21,6 +22,8 @@ use crate::connect::ConnectTarget;
 /// A pooled connection.
 pub type PgConnection = Object<AsyncPgConnection>;
 
+/// How long the check of an idle connection may take.
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often an unreachable database is probed.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often an ongoing outage or saturation is summarised in the log, at most.
@@ -72,7 +75,9 @@ pub fn build_pool(database_url: &str, settings: PoolSettings) -> Result<PgPool, 
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(settings.timeout))
         .create_timeout(Some(settings.connect_timeout))
-        .recycle_timeout(Some(settings.connect_timeout))
+        // The check of an idle connection (`SELECT 1`) takes a round trip; one that does not
+        // answer within a second is dropped and the next tried.
+        .recycle_timeout(Some(RECYCLE_TIMEOUT.min(settings.connect_timeout)))
         .build()
         .map_err(|e| e.to_string())?;
     Ok(PgPool {
@@ -92,7 +97,10 @@ impl PgPool {
     /// A connection, or [`RepoError::Unavailable`] when the database cannot be reached or no
     /// connection is free within the pool's timeout.
     pub async fn get(&self) -> Result<PgConnection, RepoError> {
-        if self.health.down.load(Ordering::Acquire) {
+        // No new connection can be opened; an idle one already held (the server full, a rotated
+        // password) may still serve. In a real outage those break too, and each is dropped at its
+        // next check, so the pool soon holds none and this answers at once.
+        if self.health.down.load(Ordering::Acquire) && self.pool.status().available == 0 {
             self.health.refused.fetch_add(1, Ordering::Relaxed);
             return Err(RepoError::Unavailable("the database is unreachable".into()));
         }
@@ -106,11 +114,6 @@ impl PgPool {
             }
             Err(e) => Err(RepoError::Other(e.to_string())),
         }
-    }
-
-    /// Whether the database is known to be unreachable right now.
-    pub fn is_down(&self) -> bool {
-        self.health.down.load(Ordering::Acquire)
     }
 
     /// Closes the pool: idle connections are dropped, and later calls fail.

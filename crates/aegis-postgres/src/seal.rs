@@ -77,10 +77,14 @@ impl std::fmt::Debug for SealingKeys {
 }
 
 impl SealingKeys {
-    /// Keys derived from `secret` (`SECRET_KEY`) and, during a rotation, `previous`.
+    /// Keys derived from `secret` (`SECRET_KEY`) and, during a rotation, `previous`, which must
+    /// differ from it.
     pub fn new(secret: &str, previous: Option<&str>) -> Result<Self, String> {
         let current = SealingKey::derive(secret)?;
         let previous = previous.map(SealingKey::derive).transpose()?;
+        if previous.as_ref().is_some_and(|p| p.id == current.id) {
+            return Err("SECRET_KEY_PREVIOUS is the same as SECRET_KEY".into());
+        }
         Ok(Self {
             inner: Arc::new((current, previous)),
         })
@@ -204,6 +208,38 @@ mod tests {
             stranger.open(id, ROW, "u@example.com", &sealed),
             Err(OpenError::UnknownKey)
         );
+    }
+
+    #[test]
+    fn short_or_foreign_input_is_damaged_never_a_panic() {
+        let keys = SealingKeys::new("a-secret-key-of-some-length-0123456789", None).unwrap();
+        let sealed = keys.seal(ROW, "u@example.com", "t", "h").unwrap();
+        let id = keys.current_id();
+        let mut other_format = sealed.clone();
+        other_format[0] = 2;
+        for input in [
+            Vec::new(),
+            vec![FORMAT_V1],
+            sealed[..NONCE_LEN].to_vec(),
+            sealed[..sealed.len() - 1].to_vec(),
+            other_format,
+        ] {
+            assert_eq!(
+                keys.open(id, ROW, "u@example.com", &input),
+                Err(OpenError::Damaged),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_previous_key_equal_to_the_current_one_is_refused() {
+        let err = SealingKeys::new(
+            "same-secret-0123456789abcdef0123",
+            Some("same-secret-0123456789abcdef0123"),
+        )
+        .unwrap_err();
+        assert!(err.contains("SECRET_KEY_PREVIOUS"), "{err}");
     }
 
     #[test]

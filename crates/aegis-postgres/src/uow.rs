@@ -66,7 +66,11 @@ impl Drop for PgTransaction {
         // the pool discards a connection left inside a transaction, and the server rolls it back.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                if let Err(e) = AnsiTransactionManager::rollback_transaction(&mut *conn).await {
+                let rolled_back = AnsiTransactionManager::rollback_transaction(&mut *conn).await;
+                // A connection lost with the database is the pool's to report, once.
+                if let Err(e) = rolled_back.map_err(map_diesel_error)
+                    && !matches!(e, RepoError::Unavailable(_))
+                {
                     tracing::warn!(error = %e, "rollback failed; the connection is discarded");
                 }
             });

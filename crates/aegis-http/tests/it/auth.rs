@@ -873,23 +873,38 @@ async fn user_verified_fires_only_on_the_transition() {
 async fn a_saturated_hashing_pool_answers_503() {
     let app = crate::support::TestApp::with_hash_pool(aegis_http::passwords::HashPoolSize {
         workers: 1,
-        queue: 0,
+        queue: 1,
     })
     .await;
     let site = app.create_site("busy-hash.example.com").await;
     app.verified_user(&site, "hash@example.com", "password-1")
         .await;
+    // The one thread is held by a job, and the one queue slot by another behind it.
+    let pool = app.hasher.inner.clone();
     let (release, wait) = std::sync::mpsc::channel::<()>();
     let (started, running) = tokio::sync::oneshot::channel();
-    let pool = app.hasher.inner.clone();
-    let blocker = actix_web::rt::spawn(async move {
-        pool.run(move |_, _| {
-            let _ = started.send(());
-            let _ = wait.recv();
-        })
-        .await
+    let blocker = actix_web::rt::spawn({
+        let pool = pool.clone();
+        async move {
+            pool.run(move |_, _| {
+                let _ = started.send(());
+                let _ = wait.recv();
+            })
+            .await
+        }
     });
     running.await.unwrap();
+    let queued = actix_web::rt::spawn({
+        let pool = pool.clone();
+        async move { pool.run(|_, _| ()).await }
+    });
+    for _ in 0..500 {
+        if pool.waiting() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.waiting(), 1);
     let login =
         json!({"site_id": site["uuid"], "email": "hash@example.com", "password": "password-1"});
     let reply = app.tenant("/api/auth/login", &site, login.clone()).await;
@@ -897,6 +912,7 @@ async fn a_saturated_hashing_pool_answers_503() {
     assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
     drop(release);
     blocker.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
     let reply = app.tenant("/api/auth/login", &site, login).await;
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
 }

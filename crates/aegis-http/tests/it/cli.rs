@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use aegis_test_support::empty_database;
 
-/// Secrets production accepts.
-const STRONG_KEY: &str = "5f0c1c8e2b7a4d6f9e3a1b0c8d7e6f5a4b3c2d1e0f9a8b7c";
-const STRONG_SECRET: &str = "c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0";
+use crate::service::{STRONG_KEY, STRONG_SECRET};
 
 fn aegis(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));

@@ -146,7 +146,7 @@ async fn a_killed_worker_delays_only_what_was_in_flight_and_sigterm_finishes_wha
     let leased: BTreeSet<String> = outbox(&url)
         .await
         .into_iter()
-        .filter(|r| r.status == "pending" && r.due_in > 0)
+        .filter(|r| r.status == "queued" && r.due_in > 0)
         .map(|r| {
             assert!(r.due_in <= 60, "a short lease: {r:?}");
             r.recipient
@@ -181,7 +181,7 @@ async fn a_killed_worker_delays_only_what_was_in_flight_and_sigterm_finishes_wha
         if in_flight.contains(&row.recipient) {
             assert_eq!(
                 (row.status.as_str(), row.attempts),
-                ("pending", 0),
+                ("queued", 0),
                 "{row:?}"
             );
             assert!(row.due_in > 0, "still under its lease: {row:?}");
@@ -216,7 +216,7 @@ async fn a_killed_worker_delays_only_what_was_in_flight_and_sigterm_finishes_wha
         } else {
             assert_eq!(
                 (row.status.as_str(), row.attempts),
-                ("pending", 0),
+                ("queued", 0),
                 "{row:?}"
             );
             assert!(row.due_in <= 0, "left due, not leased: {row:?}");

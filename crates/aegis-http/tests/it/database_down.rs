@@ -233,8 +233,10 @@ async fn every_route_answers_503_at_once_while_the_database_is_unreachable() {
     );
 }
 
+/// Limits run before the tenant gate, so even a request the gate would refuse with a 401 (no
+/// tenant key) gets the 503 while the counters cannot be reached.
 #[actix_web::test]
-async fn rate_limited_routes_answer_503_too() {
+async fn rate_limited_routes_answer_503_before_the_gate() {
     let app = TestApp::with_limits_and_database_down().await;
     for path in [
         "/api/auth/login",
@@ -243,13 +245,18 @@ async fn rate_limited_routes_answer_503_too() {
         "/api/auth/invite-user",
     ] {
         let reply = app
-            .send(tenant(
-                path,
+            .send(request("POST", path).set_json(
                 json!({"site_id": SITE, "email": "u@example.com", "password": "password-1"}),
             ))
             .await;
         assert_unavailable(&reply, path);
     }
+    // Without limits the same request is the gate's 401: the 503 above is the limiter's.
+    let plain = TestApp::with_database_down().await;
+    plain
+        .send(request("POST", "/api/auth/login").set_json(json!({"site_id": SITE})))
+        .await
+        .assert_error(401, "Invalid or missing tenant API key");
 }
 
 #[actix_web::test]

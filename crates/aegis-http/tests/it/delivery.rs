@@ -124,7 +124,7 @@ async fn a_provider_outage_delays_mail_and_loses_none() {
     assert_eq!((report.attempted, report.retrying), (1, 1));
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) AS n FROM email_outbox WHERE status = 'pending' AND attempts = 1 \
+            "SELECT count(*) AS n FROM email_outbox WHERE status = 'queued' AND attempts = 1 \
              AND next_attempt_at = {} AND last_error LIKE '%500%'",
             T0 + 30
         ))
@@ -252,7 +252,7 @@ async fn a_link_that_expires_before_delivery_is_cleared_and_never_sent() {
     let app = TestApp::new().await;
     let site = app.create_site("late.example.com").await;
     register(&app, &site, "late@example.com").await;
-    assert_eq!(outbox_rows(&app).await, ["pending 0 true false"]);
+    assert_eq!(outbox_rows(&app).await, ["queued 0 true false"]);
     let mailer = Arc::new(FlakyMailer::default());
     let worker = delivery(&app, mailer.clone());
     // The verification link lives 24 hours; the message is still due one second before.
@@ -295,7 +295,7 @@ async fn a_rotated_secret_key_reseals_waiting_mail_and_an_unknown_key_leaves_it_
     // left for one that can, not lost or marked failed.
     let stranger = delivery_with_keys(&app, mailer.clone(), SealingKeys::new(NEW, None).unwrap());
     assert_eq!(stranger.run_once(10).await.unwrap().attempted, 0);
-    assert_eq!(outbox_rows(&app).await, ["pending 0 true false"]);
+    assert_eq!(outbox_rows(&app).await, ["queued 0 true false"]);
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) AS n FROM email_outbox WHERE next_attempt_at = {}",

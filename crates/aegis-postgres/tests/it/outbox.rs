@@ -116,6 +116,15 @@ async fn waiting_links_are_kept_until_their_token_expires_and_then_sealed() {
             resealed: 0
         }
     );
+    assert_eq!(
+        rows(
+            &mut conn,
+            "SELECT status || ' ' || count(*) AS row FROM email_outbox GROUP BY status ORDER BY 1"
+        )
+        .await,
+        ["exhausted 1", "expired 3", "queued 2"],
+        "sealed rows wait as `queued`, which earlier versions never claim"
+    );
     let plain = rows(
         &mut conn,
         "SELECT id::text AS row FROM email_outbox \
