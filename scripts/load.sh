@@ -10,6 +10,7 @@
 #      64-connection /me load; peak during a burst of 200 concurrent logins, against its bound of
 #      hashing threads x Argon2 memory + 48 MiB.
 # Rate limits are off for the run. Usage: scripts/load.sh [seconds] [connections]
+# AEGIS_BIN=path/to/aegis measures another build (say, an earlier release) the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
@@ -17,10 +18,13 @@ CONNECTIONS=${2:-32}
 PORT=5699
 B=http://127.0.0.1:$PORT
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release -q
+if [ -z "${AEGIS_BIN:-}" ]; then
+  cargo build --release -q
+  AEGIS_BIN=target/release/aegis
+fi
 DATA=$(mktemp -d /tmp/aegis-load-XXXXXX)
 RATELIMIT_ENABLED=false AEGIS_DATA_DIR=$DATA APP_PORT=$PORT LOG_LEVEL=WARNING \
-  target/release/aegis > "$DATA/aegis.log" 2>&1 &
+  "$AEGIS_BIN" > "$DATA/aegis.log" 2>&1 &
 AEGIS=$!
 trap 'kill -INT $AEGIS 2>/dev/null; wait $AEGIS 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 60); do curl -sf $B/api/health >/dev/null && break; sleep 0.5; done

@@ -12,6 +12,8 @@ use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use aegis_http::workers::DELIVERY_TASKS;
+
 use crate::service::{STRONG_KEY, Service};
 
 /// Cheap password hashing (a debug build is slow at the default cost) and no rate limits.
@@ -131,11 +133,11 @@ async fn a_killed_worker_delays_only_what_was_in_flight_and_sigterm_finishes_wha
 
     // A service starts sending them and is killed mid-delivery.
     let mut doomed = Service::start(&url, &mail).await;
+    // Every delivery task has a message in hand (the provider holds each for 2 s).
     until("the first sends", Duration::from_secs(20), async || {
-        !recipients(&mailgun).await.is_empty()
+        recipients(&mailgun).await.len() == DELIVERY_TASKS
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     doomed.signal("KILL");
     doomed.wait(Duration::from_secs(10));
     let in_flight: BTreeSet<String> = recipients(&mailgun).await.into_iter().collect();
