@@ -28,22 +28,13 @@ const EXPIRE_BATCH: i64 = 500;
 /// before sealing and not yet sealed).
 const WAITING: [&str; 2] = ["queued", "pending"];
 
+/// A row's identity and bodies: what sealing and opening need.
 #[derive(QueryableByName)]
-struct ClaimRow {
+struct StoredRow {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
-    #[diesel(sql_type = Integer)]
-    attempts: i32,
-    #[diesel(sql_type = BigInt)]
-    next_attempt_at: i64,
     #[diesel(sql_type = Text)]
     recipient: String,
-    #[diesel(sql_type = Text)]
-    from_name: String,
-    #[diesel(sql_type = Text)]
-    from_address: String,
-    #[diesel(sql_type = Text)]
-    subject: String,
     #[diesel(sql_type = Text)]
     text_body: String,
     #[diesel(sql_type = Text)]
@@ -52,6 +43,22 @@ struct ClaimRow {
     sealed_body: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Text>)]
     sealed_with: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(embed)]
+    stored: StoredRow,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = BigInt)]
+    next_attempt_at: i64,
+    #[diesel(sql_type = Text)]
+    from_name: String,
+    #[diesel(sql_type = Text)]
+    from_address: String,
+    #[diesel(sql_type = Text)]
+    subject: String,
     #[diesel(sql_type = Nullable<Text>)]
     mailgun_domain: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -97,22 +104,6 @@ pub struct SealReport {
     pub sealed: u64,
     /// Bodies sealed under the previous key, now under the current one.
     pub resealed: u64,
-}
-
-#[derive(QueryableByName)]
-struct StoredRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    id: Uuid,
-    #[diesel(sql_type = Text)]
-    recipient: String,
-    #[diesel(sql_type = Text)]
-    text_body: String,
-    #[diesel(sql_type = Text)]
-    html_body: String,
-    #[diesel(sql_type = Nullable<Binary>)]
-    sealed_body: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<Text>)]
-    sealed_with: Option<String>,
 }
 
 /// [`EmailOutbox`] on a connection pool.
@@ -197,7 +188,8 @@ impl PgEmailOutbox {
     async fn open(
         &self,
         conn: &mut AsyncPgConnection,
-        row: &ClaimRow,
+        row: &StoredRow,
+        lease: i64,
         now: i64,
     ) -> Result<Option<(String, String)>, RepoError> {
         let (Some(body), Some(key)) = (&row.sealed_body, &row.sealed_with) else {
@@ -206,7 +198,7 @@ impl PgEmailOutbox {
         };
         let ours = email_outbox::table
             .find(row.id)
-            .filter(email_outbox::next_attempt_at.eq(row.next_attempt_at));
+            .filter(email_outbox::next_attempt_at.eq(lease));
         let outcome = match self.keys.open(key, row.id, &row.recipient, body) {
             Ok(bodies) => return Ok(Some(bodies)),
             Err(OpenError::UnknownKey) => {
@@ -272,17 +264,20 @@ impl EmailOutbox for PgEmailOutbox {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let Some((text, html)) = self.open(&mut conn, &row, now).await? else {
+            let opened = self
+                .open(&mut conn, &row.stored, row.next_attempt_at, now)
+                .await?;
+            let Some((text, html)) = opened else {
                 continue;
             };
             return Ok(Some(ClaimedEmail {
-                id: row.id,
+                id: row.stored.id,
                 attempts: row.attempts,
                 lease: row.next_attempt_at,
                 email: OutgoingEmail {
                     from_name: row.from_name,
                     from_address: row.from_address,
-                    to: row.recipient,
+                    to: row.stored.recipient,
                     subject: row.subject,
                     text,
                     html,

@@ -26,14 +26,8 @@ async fn an_outage_is_answered_503_logged_once_and_ridden_out() {
     let (site, key, auth) =
         signed_in_user(&service, &url, "outage.example.com", "o@example.com").await;
     let bearer = format!("Bearer {auth}");
-    let answer = service
-        .call(
-            "GET",
-            "/api/auth/me",
-            &[("Authorization", bearer.as_str())],
-            None,
-        )
-        .await;
+    let me = [("Authorization", bearer.as_str())];
+    let answer = service.call("GET", "/api/auth/me", &me, None).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 
     server.stop();
@@ -46,12 +40,7 @@ async fn an_outage_is_answered_503_logged_once_and_ridden_out() {
     while outage.elapsed() < Duration::from_secs(11) {
         let started = Instant::now();
         let replies = futures_util::future::join4(
-            service.call(
-                "GET",
-                "/api/auth/me",
-                &[("Authorization", bearer.as_str())],
-                None,
-            ),
+            service.call("GET", "/api/auth/me", &me, None),
             service.call("GET", "/api/sites", &[("X-API-Key", STRONG_KEY)], None),
             service.call(
                 "POST",
@@ -90,14 +79,7 @@ async fn an_outage_is_answered_503_logged_once_and_ridden_out() {
     server.restart();
     let back = Instant::now();
     let recovered = loop {
-        let reply = service
-            .call(
-                "GET",
-                "/api/auth/me",
-                &[("Authorization", bearer.as_str())],
-                None,
-            )
-            .await;
+        let reply = service.call("GET", "/api/auth/me", &me, None).await;
         if reply.status == 200 {
             break back.elapsed();
         }

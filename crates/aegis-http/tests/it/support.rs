@@ -150,93 +150,89 @@ impl Reply {
     }
 }
 
+/// How a test application differs from the usual one.
+struct Options {
+    master_key: Option<&'static str>,
+    limits: Option<aegis_http::client_ip::ClientIpPolicy>,
+    clock: ManualClock,
+    pool: PoolSettings,
+    hash_pool: HashPoolSize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            master_key: Some(MASTER_KEY),
+            limits: None,
+            clock: ManualClock::new(T0),
+            pool: POOL,
+            hash_pool: HASH_POOL,
+        }
+    }
+}
+
 impl TestApp {
     pub async fn new() -> Self {
-        Self::with_options(fresh_database().await, Some(MASTER_KEY)).await
+        Self::fresh(Options::default()).await
     }
 
     pub async fn without_master_key() -> Self {
-        Self::with_options(fresh_database().await, None).await
+        Self::fresh(Options {
+            master_key: None,
+            ..Options::default()
+        })
+        .await
     }
 
-    pub async fn with_options(db: TestDatabase, master_key: Option<&str>) -> Self {
+    /// The usual application on a database of the test's own making.
+    pub async fn with_options(db: TestDatabase, master_key: Option<&'static str>) -> Self {
         let url = db.url().to_owned();
-        Self::build(
-            Arc::new(db),
-            &url,
+        let options = Options {
             master_key,
-            None,
-            ManualClock::new(T0),
-            POOL,
-            HASH_POOL,
-        )
-        .await
+            ..Options::default()
+        };
+        Self::build(Arc::new(db), &url, options).await
     }
 
     /// An application hashing on a pool of this size.
     pub async fn with_hash_pool(size: HashPoolSize) -> Self {
-        let db = fresh_database().await;
-        let url = db.url().to_owned();
-        Self::build(
-            Arc::new(db),
-            &url,
-            Some(MASTER_KEY),
-            None,
-            ManualClock::new(T0),
-            POOL,
-            size,
-        )
+        Self::fresh(Options {
+            hash_pool: size,
+            ..Options::default()
+        })
         .await
     }
 
-    /// An application whose pool holds at most `size` connections.
+    /// An application whose pool holds at most `size` connections, with the service's own default
+    /// patience (which the saturation test measures).
     pub async fn with_pool_size(size: usize) -> Self {
-        let db = fresh_database().await;
-        let url = db.url().to_owned();
-        Self::build(
-            Arc::new(db),
-            &url,
-            Some(MASTER_KEY),
-            None,
-            ManualClock::new(T0),
-            // The service's own default patience, which the saturation test measures.
-            PoolSettings {
+        Self::fresh(Options {
+            pool: PoolSettings {
                 max_size: size,
                 ..PoolSettings::default()
             },
-            HASH_POOL,
-        )
+            ..Options::default()
+        })
         .await
     }
 
     /// An application with rate limits on, finding client addresses with `policy`.
     pub async fn with_limits(policy: aegis_http::client_ip::ClientIpPolicy) -> Self {
-        let db = fresh_database().await;
-        let url = db.url().to_owned();
-        Self::build(
-            Arc::new(db),
-            &url,
-            Some(MASTER_KEY),
-            Some(policy),
-            ManualClock::new(T0),
-            POOL,
-            HASH_POOL,
-        )
+        Self::fresh(Options {
+            limits: Some(policy),
+            ..Options::default()
+        })
         .await
     }
 
     /// A second instance of the service on the same database, sharing the clock.
     pub async fn sibling(&self) -> Self {
-        Self::build(
-            self.db.clone(),
-            &self.url.clone(),
-            Some(MASTER_KEY),
-            self.limits.clone(),
-            self.clock.clone(),
-            POOL,
-            HASH_POOL,
-        )
-        .await
+        let options = Options {
+            limits: self.limits.clone(),
+            clock: self.clock.clone(),
+            ..Options::default()
+        };
+        Self::build(self.db.clone(), &self.url.clone(), options).await
     }
 
     /// An application whose database refuses connections (the test database is only kept for the
@@ -257,27 +253,28 @@ impl TestApp {
             .unwrap()
             .port();
         let url = format!("postgres://aegis@127.0.0.1:{port}/nowhere");
-        Self::build(
-            Arc::new(fresh_database().await),
-            &url,
-            Some(MASTER_KEY),
+        let options = Options {
             limits,
-            ManualClock::new(T0),
-            POOL,
-            HASH_POOL,
-        )
-        .await
+            ..Options::default()
+        };
+        Self::build(Arc::new(fresh_database().await), &url, options).await
     }
 
-    async fn build(
-        db: Arc<TestDatabase>,
-        url: &str,
-        master_key: Option<&str>,
-        limits: Option<aegis_http::client_ip::ClientIpPolicy>,
-        clock: ManualClock,
-        pool: PoolSettings,
-        hash_pool: HashPoolSize,
-    ) -> Self {
+    /// An application on a fresh database.
+    async fn fresh(options: Options) -> Self {
+        let db = fresh_database().await;
+        let url = db.url().to_owned();
+        Self::build(Arc::new(db), &url, options).await
+    }
+
+    async fn build(db: Arc<TestDatabase>, url: &str, options: Options) -> Self {
+        let Options {
+            master_key,
+            limits,
+            clock,
+            pool,
+            hash_pool,
+        } = options;
         let pool = build_pool(url, pool).unwrap();
         let hasher = Arc::new(CountingHasher::new(hash_pool));
         let state = AppState::new(
