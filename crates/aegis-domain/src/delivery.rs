@@ -25,6 +25,14 @@ pub const RETRY_SCHEDULE: [i64; 5] = [30, 120, 600, 3_600, 21_600];
 /// Total attempts before giving up.
 pub const MAX_ATTEMPTS: i32 = RETRY_SCHEDULE.len() as i32 + 1;
 
+/// The wait after failed attempt `attempt` (1-based) before the next; `None` after the last.
+pub fn retry_wait(attempt: i32) -> Option<i64> {
+    usize::try_from(attempt - 1)
+        .ok()
+        .and_then(|i| RETRY_SCHEDULE.get(i))
+        .copied()
+}
+
 /// Finished rows (delivered; for email also exhausted and expired) older than this are pruned.
 pub const RETENTION_SECONDS: i64 = 30 * 86_400;
 
@@ -171,10 +179,7 @@ impl EmailDelivery {
             Err(e) => e.to_string(),
         };
         let attempt = row.attempts + 1;
-        let retry_at = usize::try_from(attempt - 1)
-            .ok()
-            .and_then(|i| RETRY_SCHEDULE.get(i))
-            .map(|wait| now + wait);
+        let retry_at = retry_wait(attempt).map(|wait| now + wait);
         if !self
             .outbox
             .mark_failed(row.id, row.lease, now, &error, retry_at)

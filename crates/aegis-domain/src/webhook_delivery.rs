@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::clock::{Clock, UnixTime};
-use crate::delivery::{Attempt, MAX_ATTEMPTS, PRUNE_BATCH, RETENTION_SECONDS, RETRY_SCHEDULE};
+use crate::delivery::{Attempt, PRUNE_BATCH, RETENTION_SECONDS, retry_wait};
 use crate::ids::SiteId;
 use crate::repo::RepoError;
 use crate::secrets::SecretGenerator;
@@ -262,17 +262,10 @@ impl WebhookDelivery {
             ),
             Err(e) => (false, None, Some(truncate(e)), None),
         };
-        let outcome = if success {
-            WebhookOutcome::Delivered
-        } else if attempt >= MAX_ATTEMPTS {
-            WebhookOutcome::Exhausted
-        } else {
-            let wait = usize::try_from(attempt - 1)
-                .ok()
-                .and_then(|i| RETRY_SCHEDULE.get(i))
-                .copied()
-                .unwrap_or(RETRY_SCHEDULE[RETRY_SCHEDULE.len() - 1]);
-            WebhookOutcome::Retry { at: now + wait }
+        let outcome = match retry_wait(attempt) {
+            _ if success => WebhookOutcome::Delivered,
+            Some(wait) => WebhookOutcome::Retry { at: now + wait },
+            None => WebhookOutcome::Exhausted,
         };
         let log = AttemptLog {
             id: self.generator.new_id(),
