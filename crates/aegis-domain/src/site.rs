@@ -5,6 +5,7 @@ use std::fmt;
 use crate::clock::UnixTime;
 use crate::ids::SiteId;
 use crate::secrets::SecretGenerator;
+use crate::user::Email;
 
 /// A site as stored. Secret fields are redacted from `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -15,6 +16,7 @@ pub struct Site {
     pub domain: String,
     pub frontend_url: String,
     pub verification_redirect_url: Option<String>,
+    /// The sender address: in its normal form when Aegis wrote it (decision 30).
     pub email_from: String,
     pub email_from_name: String,
     pub created_at: UnixTime,
@@ -68,7 +70,7 @@ pub struct NewSite {
     pub domain: String,
     pub frontend_url: String,
     pub verification_redirect_url: Option<String>,
-    pub email_from: String,
+    pub email_from: Email,
     pub email_from_name: String,
     pub allow_self_registration: bool,
     pub webhook_url: Option<String>,
@@ -84,7 +86,7 @@ pub struct SitePatch {
     pub domain: Option<String>,
     pub frontend_url: Option<String>,
     pub verification_redirect_url: Option<Option<String>>,
-    pub email_from: Option<String>,
+    pub email_from: Option<Email>,
     pub email_from_name: Option<String>,
     pub allow_self_registration: Option<bool>,
     pub webhook_url: Option<Option<String>>,
@@ -117,7 +119,7 @@ impl Site {
             domain: normalize_domain(&new.domain),
             frontend_url: new.frontend_url,
             verification_redirect_url: new.verification_redirect_url,
-            email_from: new.email_from,
+            email_from: new.email_from.into_string(),
             email_from_name: new.email_from_name,
             created_at: now,
             updated_at: now,
@@ -149,7 +151,7 @@ impl Site {
             self.verification_redirect_url = url;
         }
         if let Some(email) = patch.email_from {
-            self.email_from = email;
+            self.email_from = email.into_string();
         }
         if let Some(name) = patch.email_from_name {
             self.email_from_name = name;
@@ -225,7 +227,7 @@ pub(crate) mod tests {
             domain: "Example.COM".into(),
             frontend_url: "https://app.example.com".into(),
             verification_redirect_url: None,
-            email_from: "noreply@example.com".into(),
+            email_from: Email::parse("noreply@example.com").unwrap(),
             email_from_name: "Example".into(),
             allow_self_registration: true,
             webhook_url: webhook_url.map(Into::into),

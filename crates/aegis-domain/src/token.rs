@@ -54,7 +54,8 @@ pub struct ResetToken {
     pub used: bool,
 }
 
-/// A pending email change: the new address as the user typed it.
+/// A pending email change: the new address in its normal form (requests written before decision 30
+/// hold it as the user typed it, unless the migration's data step could normalise it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailChangeRequest {
     pub token: StoredToken,

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::clock::UnixTime;
 use crate::ids::{SiteId, UserId};
+use crate::validation::{self, EmailError};
 
 /// A user's role on their site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,19 +32,32 @@ impl Role {
     }
 }
 
-/// An email address as Aegis stores and compares it: trimmed and lowercased (decision 4). Build it
-/// from a value that passed the format check.
+/// An email address in Aegis's normal form (decisions 4 and 30): Unicode NFC, lowercase, the domain
+/// in IDNA ASCII. This form is what is stored, compared and delivered to. Addresses from outside
+/// become an `Email` only through [`Email::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {
-    /// Normalises a validated address.
-    pub fn normalize(raw: &str) -> Self {
-        Self(raw.trim().to_lowercase())
+    /// Parses an address as a client or an operator typed it, and brings it to its normal form.
+    /// See [`validation::email_normal_form`] for the rules; the error says which field messages
+    /// to report.
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        validation::email_normal_form(raw).map(Self)
+    }
+
+    /// An address read back from storage, where Aegis wrote it in its normal form. Not for input:
+    /// nothing is checked.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -134,11 +148,116 @@ impl User {
 mod tests {
     use super::*;
 
+    fn parsed(raw: &str) -> String {
+        Email::parse(raw)
+            .unwrap_or_else(|e| panic!("{raw:?}: {e}"))
+            .into_string()
+    }
+
     #[test]
-    fn emails_are_trimmed_and_lowercased() {
+    fn emails_are_lowercased_and_never_trimmed() {
+        assert_eq!(parsed("Mixed.Case@Example.COM"), "mixed.case@example.com");
         assert_eq!(
-            Email::normalize("  Mixed.Case@Example.COM ").as_str(),
-            "mixed.case@example.com"
+            Email::parse("  Mixed.Case@Example.COM "),
+            Err(EmailError::Invalid)
+        );
+    }
+
+    #[test]
+    fn composed_and_decomposed_spellings_are_one_address() {
+        let nfc = "jos\u{e9}@example.com";
+        let nfd = "jose\u{301}@example.com";
+        assert_ne!(nfc, nfd);
+        assert_eq!(Email::parse(nfc), Email::parse(nfd));
+        assert_eq!(parsed(nfd), nfc);
+        assert_eq!(parsed("JOSE\u{301}@EXAMPLE.COM"), nfc);
+        // Lowercase first and the pair would stay apart; composed again it is one character.
+        assert_eq!(parsed("\u{3aa}\u{301}@x.gr"), "\u{390}@x.gr");
+        assert_eq!(parsed("\u{390}@x.gr"), "\u{390}@x.gr");
+    }
+
+    #[test]
+    fn uppercase_internationalised_domains_become_punycode() {
+        assert_eq!(parsed("User@BÜCHER.DE"), "user@xn--bcher-kva.de");
+        assert_eq!(parsed("user@bücher.de"), "user@xn--bcher-kva.de");
+        assert_eq!(parsed("user@XN--BCHER-KVA.DE"), "user@xn--bcher-kva.de");
+        assert_eq!(
+            parsed("ΧΡΉΣΤΗΣ@ΠΑΡΆΔΕΙΓΜΑ.ΔΟΚΙΜΉ"),
+            "χρήστης@xn--hxajbheg2az3al.xn--jxalpdlp"
+        );
+    }
+
+    #[test]
+    fn literal_domains_and_localhost_are_kept() {
+        assert_eq!(parsed("A@[1.2.3.4]"), "a@[1.2.3.4]");
+        assert_eq!(parsed("A@LOCALHOST"), "a@localhost");
+    }
+
+    #[test]
+    fn addresses_that_grow_when_lowercased_are_measured_after() {
+        // 'İ' is one character and two octets; lowercased it is 'i' and a combining dot (three
+        // octets). 255 characters as sent: within the raw limit, far over the normal form's.
+        let raw = format!("{}@a.co", "\u{130}".repeat(250));
+        assert_eq!(raw.chars().count(), 255);
+        assert_eq!(Email::parse(&raw), Err(EmailError::Invalid));
+        assert_eq!(
+            Email::parse(&format!("{}@a.co", "\u{130}".repeat(21))).map(|e| e.as_str().len()),
+            Ok(63 + 5)
+        );
+        assert_eq!(
+            Email::parse(&format!("{}@a.co", "\u{130}".repeat(22))),
+            Err(EmailError::Invalid)
+        );
+    }
+
+    #[test]
+    fn refused_classes() {
+        for bad in [
+            "\"q\"@x.com",
+            "\"a,b\"@example.com",
+            "a\r\nbcc@x.com",
+            "a\u{0}@x.com",
+            "a b@x.com",
+            "a\u{a0}b@x.com",
+            "a\u{3000}b@x.com",
+            "a,b@x.com",
+            "<a@x.com>",
+            "a\u{200b}@x.com",
+            "a@x\u{200d}.com",
+            "a@x.com\u{feff}",
+            "\u{202e}moc.x@a",
+            "a\u{2066}@x.com",
+            "a@xn--a.com",
+            "a@b",
+        ] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+        assert_eq!(
+            Email::parse(&format!("{}@example.com", "a".repeat(250))),
+            Err(EmailError::TooLong)
+        );
+    }
+
+    #[test]
+    fn accepted_classes() {
+        for (raw, normal) in [
+            ("a@b.co", "a@b.co"),
+            ("user+tag@example.com", "user+tag@example.com"),
+            ("a@localhost", "a@localhost"),
+            ("a@[1.2.3.4]", "a@[1.2.3.4]"),
+            ("Jösé@Example.com", "jösé@example.com"),
+            ("user@exämple.de", "user@xn--exmple-cua.de"),
+            ("first.last@sub.example.org", "first.last@sub.example.org"),
+        ] {
+            assert_eq!(parsed(raw), normal, "{raw}");
+        }
+    }
+
+    #[test]
+    fn stored_values_are_taken_as_they_are() {
+        assert_eq!(
+            Email::from_stored("legacy@example.com".into()).as_str(),
+            "legacy@example.com"
         );
     }
 
@@ -156,7 +275,7 @@ mod tests {
         let user = User::new(
             UserId::from_uuid(uuid::Uuid::nil()),
             SiteId::from_uuid(uuid::Uuid::nil()),
-            Email::normalize("a@b.co"),
+            Email::from_stored("a@b.co".into()),
             Some("$argon2id$secret".into()),
             Role::User,
             1,

@@ -29,6 +29,9 @@ pub mod msg {
     /// Not in the reference (which fails with a 500 when PostgreSQL refuses the byte): text fields
     /// never hold NUL characters.
     pub const NUL: &str = "Field may not contain NUL characters.";
+    /// Not in the reference: text that reaches a mail header never holds control characters
+    /// (decision 30).
+    pub const CONTROL: &str = "Field may not contain control characters.";
 }
 
 /// The longest string most fields accept, counted in characters (Unicode scalar values).
@@ -53,40 +56,184 @@ pub fn check_max_255(value: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Email format as the reference validates it (marshmallow's `Email` validator): a dot-atom or
-/// quoted local part, and a domain that is `localhost`, a dotted name with a TLD, a bracketed IPv4
-/// literal, or an internationalised name that becomes one after IDNA encoding. Not trimmed.
-pub fn is_valid_email(value: &str) -> bool {
-    static USER: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(concat!(
-            r#"(?i)^(?:[-!#$%&'*+/=?^`{}|~\w]+(?:\.[-!#$%&'*+/=?^`{}|~\w]+)*"#,
-            r#"|"(?:[\x01-\x08\x0b\x0c\x0e-\x1f!#-\[\]-\x7f]|\\[\x01-\x09\x0b\x0c\x0e-\x7f])*")\z"#,
-        ))
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
-    });
-    let Some((user, domain)) = value.rsplit_once('@') else {
-        return false;
-    };
-    if !USER.is_match(user) {
-        return false;
-    }
-    if domain == "localhost" || is_valid_email_domain(domain) {
-        return true;
-    }
-    !domain.is_ascii()
-        && idna::domain_to_ascii(domain).is_ok_and(|ascii| is_valid_email_domain(&ascii))
+/// Why a raw email address was refused. [`EmailError::messages`] gives what a client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    /// Not an address Aegis accepts: its format, a refused character, a domain IDNA refuses, or a
+    /// normal form longer than SMTP allows (64 octets before the `@`, 254 in all).
+    #[error("not a valid email address")]
+    Invalid,
+    /// Longer than 255 characters as sent, and otherwise well formed.
+    #[error("longer than 255 characters")]
+    TooLong,
+    /// Both of the above.
+    #[error("not a valid email address, and longer than 255 characters")]
+    InvalidAndTooLong,
 }
 
+impl EmailError {
+    /// The field messages, format first, as the other string rules report them.
+    pub const fn messages(self) -> &'static [&'static str] {
+        match self {
+            Self::Invalid => &[msg::EMAIL],
+            Self::TooLong => &[msg::MAX_255],
+            Self::InvalidAndTooLong => &[msg::EMAIL, msg::MAX_255],
+        }
+    }
+}
+
+/// The longest local part, in octets of its normal form (RFC 5321, section 4.5.3.1.1).
+pub const EMAIL_LOCAL_MAX_OCTETS: usize = 64;
+/// The longest address, in octets of its normal form (the forward-path limit of RFC 5321, less
+/// the angle brackets).
+pub const EMAIL_MAX_OCTETS: usize = 254;
+
+/// The normal form of an address (decision 30), or why there is none. This is the whole rule set
+/// behind [`crate::user::Email::parse`]:
+///
+/// 1. refused anywhere: control and format characters, any whitespace, other default-ignorable
+///    code points (invisible in a mail client, so two addresses would look alike), and `"`, `,`,
+///    `<`, `>` (quoted local parts and anything that could read as a list or a display name);
+/// 2. Unicode NFC, then lowercase (composed again where lowercasing undid a composition, so that
+///    the normal form is its own normal form), then the domain to IDNA ASCII (UTS 46);
+///    `localhost` and a bracketed IPv4 literal are kept as they are;
+/// 3. the local part a dot-atom, the domain `localhost`, a dotted name with a TLD or the literal;
+/// 4. the normal form at most [`EMAIL_LOCAL_MAX_OCTETS`] before the `@` and [`EMAIL_MAX_OCTETS`]
+///    in all.
+///
+/// Input over 255 characters is also refused (reported alongside a format failure, as the other
+/// string fields report theirs); the raw input is never trimmed.
+pub fn email_normal_form(raw: &str) -> Result<String, EmailError> {
+    let too_long = raw.chars().count() > MAX_LEN;
+    match (normalize_email(raw), too_long) {
+        (Ok(normal), false) => Ok(normal),
+        // Over 255 characters the octet limits add nothing a client needs to hear.
+        (Ok(_) | Err(EmailRefusal::Length), true) => Err(EmailError::TooLong),
+        (Err(_), false) => Err(EmailError::Invalid),
+        (Err(EmailRefusal::Format), true) => Err(EmailError::InvalidAndTooLong),
+    }
+}
+
+enum EmailRefusal {
+    Format,
+    Length,
+}
+
+fn normalize_email(raw: &str) -> Result<String, EmailRefusal> {
+    use unicode_normalization::UnicodeNormalization as _;
+
+    if raw.chars().any(is_refused_in_email) {
+        return Err(EmailRefusal::Format);
+    }
+    // Lowercasing can leave a composable pair behind (`Ϊ` and an acute become `ϊ` and an acute,
+    // which NFC writes `ΐ`), so the lowercase text is composed again.
+    let lowered: String = raw.nfc().collect::<String>().to_lowercase().nfc().collect();
+    let (local, domain) = lowered.rsplit_once('@').ok_or(EmailRefusal::Format)?;
+    if !is_valid_local_part(local) {
+        return Err(EmailRefusal::Format);
+    }
+    let domain = if domain == "localhost" || is_ipv4_literal(domain) {
+        domain.to_owned()
+    } else {
+        let ascii = idna::domain_to_ascii(domain).map_err(|_| EmailRefusal::Format)?;
+        if !is_valid_email_domain(&ascii) {
+            return Err(EmailRefusal::Format);
+        }
+        ascii
+    };
+    let normal = format!("{local}@{domain}");
+    if local.len() > EMAIL_LOCAL_MAX_OCTETS || normal.len() > EMAIL_MAX_OCTETS {
+        return Err(EmailRefusal::Length);
+    }
+    Ok(normal)
+}
+
+/// See [`email_normal_form`], rule 1.
+fn is_refused_in_email(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+
+    matches!(c, '"' | ',' | '<' | '>')
+        || c.is_whitespace()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::SpaceSeparator
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+        || is_default_ignorable(c)
+}
+
+/// Unicode's `Default_Ignorable_Code_Point`: characters a renderer shows as nothing (soft hyphen,
+/// zero-width characters, bidi controls, variation selectors, Hangul fillers, tags…). Most are
+/// format characters; the rest are listed here so that none can make two addresses look alike.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// A dot-atom (marshmallow's unquoted local part); `\w` is Unicode-aware.
+fn is_valid_local_part(local: &str) -> bool {
+    static USER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^[-!#$%&'*+/=?^`{}|~\w]+(?:\.[-!#$%&'*+/=?^`{}|~\w]+)*\z")
+            .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    });
+    USER.is_match(local)
+}
+
+fn is_ipv4_literal(domain: &str) -> bool {
+    static LITERAL: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"^\[(?:25[0-5]|2[0-4]\d|[0-1]?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|[0-1]?\d?\d)){3}\]\z",
+        )
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    });
+    LITERAL.is_match(domain)
+}
+
+/// A dotted ASCII name with a TLD (marshmallow's domain rule).
 fn is_valid_email_domain(domain: &str) -> bool {
     static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(concat!(
-            r"(?i)^(?:(?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+(?:[A-Z]{2,6}|[A-Z0-9-]{2,})",
-            r"|\[(?:25[0-5]|2[0-4]\d|[0-1]?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|[0-1]?\d?\d)){3}\])\z",
-        ))
+        Regex::new(
+            r"(?i)^(?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+(?:[A-Z]{2,6}|[A-Z0-9-]{2,})\z",
+        )
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
     });
     // The reference's TLD alternative ends in a negative look-behind for '-'.
     !domain.ends_with('-') && DOMAIN.is_match(domain)
+}
+
+/// Text that ends up in a mail header (a site's name, sender name, sender address, Mailgun
+/// domain) refuses control characters: any Unicode `Cc` (CR, LF, TAB, DEL…) and the line and
+/// paragraph separators, so nothing a tenant stores can start a header of its own.
+pub fn check_no_control(value: &str) -> Result<(), &'static str> {
+    if value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        Err(msg::CONTROL)
+    } else {
+        Ok(())
+    }
 }
 
 /// URL format as the reference validates it (marshmallow's `URL` validator with a required TLD):
@@ -117,24 +264,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_the_reference_accepts() {
-        for ok in [
-            "a@b.co",
-            "user+tag@example.com",
-            "a@localhost",
-            "A@B.COM",
-            "\"q\"@x.com",
-            "a@[1.2.3.4]",
-            "jösé@example.com",
-            "user@exämple.de",
-            "first.last@sub.example.org",
+    fn emails_the_reference_accepts_are_accepted_in_their_normal_form() {
+        for (raw, normal) in [
+            ("a@b.co", "a@b.co"),
+            ("user+tag@example.com", "user+tag@example.com"),
+            ("a@localhost", "a@localhost"),
+            ("a@LocalHost", "a@localhost"),
+            ("A@B.COM", "a@b.com"),
+            ("a@[1.2.3.4]", "a@[1.2.3.4]"),
+            ("jösé@example.com", "jösé@example.com"),
+            ("user@exämple.de", "user@xn--exmple-cua.de"),
+            ("first.last@sub.example.org", "first.last@sub.example.org"),
+            (
+                "o'brien!#$%&*/=?^`{}|~-@x.com",
+                "o'brien!#$%&*/=?^`{}|~-@x.com",
+            ),
+            ("a@xn--exmple-cua.de", "a@xn--exmple-cua.de"),
+            ("a@a-b.example.com", "a@a-b.example.com"),
+            (
+                "δοκιμή@παράδειγμα.δοκιμή",
+                "δοκιμή@xn--hxajbheg2az3al.xn--jxalpdlp",
+            ),
+            ("用户@例子.广告", "用户@xn--fsqu00a.xn--4rr70v"),
         ] {
-            assert!(is_valid_email(ok), "{ok}");
+            assert_eq!(email_normal_form(raw).as_deref(), Ok(normal), "{raw}");
         }
     }
 
     #[test]
-    fn emails_the_reference_rejects() {
+    fn emails_the_reference_rejects_are_still_rejected() {
         for bad in [
             "",
             "a@b",
@@ -151,8 +309,187 @@ mod tests {
             "a@x.com-",
             "a@[1.2.3.256]",
             "a b@x.com",
+            "a@b@x.com",
+            "a@x..com",
+            "a@x.com.",
         ] {
-            assert!(!is_valid_email(bad), "{bad:?}");
+            assert_eq!(email_normal_form(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_local_parts_and_header_punctuation_are_refused() {
+        for bad in [
+            "\"q\"@x.com",
+            "\"a,b\"@example.com",
+            "\"a b\"@example.com",
+            "a,b@example.com",
+            "a@example.com,b@example.com",
+            "<a@example.com>",
+            "A <a@example.com>",
+            "a>@example.com",
+            "a@exa<mple.com",
+        ] {
+            assert_eq!(email_normal_form(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn control_characters_and_whitespace_are_refused_anywhere() {
+        for c in [
+            '\0', '\t', '\n', '\r', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{a0}', '\u{1680}',
+            '\u{2000}', '\u{2007}', '\u{200a}', '\u{2028}', '\u{2029}', '\u{202f}', '\u{205f}',
+            '\u{3000}', ' ',
+        ] {
+            for bad in [
+                format!("a{c}b@example.com"),
+                format!("ab@exa{c}mple.com"),
+                format!("{c}ab@example.com"),
+                format!("ab@example.com{c}"),
+            ] {
+                assert_eq!(email_normal_form(&bad), Err(EmailError::Invalid), "{bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_anywhere() {
+        // IDNA would silently drop several of these from a domain, so an address that looks like
+        // another (or is another) would pass.
+        for c in [
+            '\u{ad}',
+            '\u{34f}',
+            '\u{61c}',
+            '\u{115f}',
+            '\u{180e}',
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{202a}',
+            '\u{202b}',
+            '\u{202c}',
+            '\u{202d}',
+            '\u{202e}',
+            '\u{2060}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{3164}',
+            '\u{fe0f}',
+            '\u{feff}',
+            '\u{e0041}',
+            '\u{e0100}',
+        ] {
+            for bad in [
+                format!("a{c}b@example.com"),
+                format!("ab@exa{c}mple.com"),
+                format!("ab@example.com{c}"),
+            ] {
+                assert_eq!(email_normal_form(&bad), Err(EmailError::Invalid), "{bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn domains_idna_refuses_are_refused() {
+        for bad in [
+            "a@xn--a.com",
+            "a@xn--zz-.com",
+            "a@ex\u{fffd}ample.com",
+            "a@exa\u{e000}mple.com",
+            "a@\u{0378}.com",
+            "a@a\u{2488}.com",
+        ] {
+            assert_eq!(email_normal_form(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_those_of_the_normal_form() {
+        let local = "a".repeat(EMAIL_LOCAL_MAX_OCTETS);
+        assert!(email_normal_form(&format!("{local}@x.com")).is_ok());
+        assert_eq!(
+            email_normal_form(&format!("{local}a@x.com")),
+            Err(EmailError::Invalid)
+        );
+        // 64 octets of 'é' is 32 characters.
+        assert!(email_normal_form(&format!("{}@x.com", "é".repeat(32))).is_ok());
+        assert_eq!(
+            email_normal_form(&format!("{}@x.com", "é".repeat(33))),
+            Err(EmailError::Invalid)
+        );
+        let domain = format!("{}.com", vec!["a".repeat(62); 3].join("."));
+        let exact = format!(
+            "{}@{domain}",
+            "b".repeat(EMAIL_MAX_OCTETS - 1 - domain.len())
+        );
+        assert_eq!(exact.len(), EMAIL_MAX_OCTETS);
+        assert!(email_normal_form(&exact).is_ok());
+        assert_eq!(
+            email_normal_form(&format!("b{exact}")),
+            Err(EmailError::Invalid)
+        );
+    }
+
+    #[test]
+    fn over_255_characters_is_reported_with_any_format_failure() {
+        let long_ok = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(email_normal_form(&long_ok), Err(EmailError::TooLong));
+        assert_eq!(EmailError::TooLong.messages(), [msg::MAX_255]);
+        let long_bad = format!("{}@", "a".repeat(300));
+        assert_eq!(
+            email_normal_form(&long_bad),
+            Err(EmailError::InvalidAndTooLong)
+        );
+        assert_eq!(
+            EmailError::InvalidAndTooLong.messages(),
+            [msg::EMAIL, msg::MAX_255]
+        );
+        assert_eq!(EmailError::Invalid.messages(), [msg::EMAIL]);
+    }
+
+    #[test]
+    fn the_normal_form_is_its_own_normal_form() {
+        for raw in [
+            "JOSÉ@Example.COM",
+            "jose\u{301}@example.com",
+            "İ@x.com",
+            "ΟΔΟΣ@ΠΑΡΆΔΕΙΓΜΑ.GR",
+            "ẞ@STRASSE.DE",
+            "\u{212a}elvin@x.com",
+            "Ω@Ω.com",
+            "a@ＥＸＡＭＰＬＥ.com",
+            "a@example\u{3002}com",
+            "\u{3aa}\u{301}@x.com",
+        ] {
+            let normal = email_normal_form(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(
+                email_normal_form(&normal).as_deref(),
+                Ok(normal.as_str()),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_text_refuses_control_characters_only() {
+        for bad in [
+            "a\rb",
+            "a\nb",
+            "a\tb",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{2028}",
+            "a\u{2029}",
+            "\u{1b}[31m",
+        ] {
+            assert_eq!(check_no_control(bad), Err(msg::CONTROL), "{bad:?}");
+        }
+        for ok in ["Acme Team", "Ünïcode \"Quoted\", <Evil>", "", "a\u{200b}b"] {
+            assert!(check_no_control(ok).is_ok(), "{ok:?}");
         }
     }
 

@@ -124,7 +124,7 @@ mod tests {
         let user = User::new(
             UserId::from_uuid(Uuid::from_u128(2)),
             site.id,
-            Email::normalize("Jö@Example.com"),
+            Email::parse("Jö@Example.com").unwrap(),
             None,
             Role::Admin,
             1,

@@ -1,8 +1,9 @@
 //! Request-body schemas with the reference's rules (§1.3): unknown fields rejected, every field error
 //! collected into one `details` object, falsy bodies read as `{}`, exact messages.
 
+use aegis_domain::user::Email;
 use aegis_domain::validation::{
-    FieldErrors, check_length_1_255, check_max_255, is_valid_email, is_valid_url, msg,
+    FieldErrors, check_length_1_255, check_max_255, check_no_control, is_valid_url, msg,
 };
 use serde_json::{Map, Value};
 
@@ -14,7 +15,8 @@ use crate::error::ApiError;
 pub enum Rule {
     Length1To255,
     Max255,
-    Email,
+    /// Text that reaches a mail header: no control characters (decision 30).
+    NoControl,
     Url,
     /// A password being set: at least 8 characters, at most 72 UTF-8 bytes.
     PasswordSet,
@@ -27,7 +29,7 @@ impl Rule {
         match self {
             Self::Length1To255 => check_length_1_255(value),
             Self::Max255 => check_max_255(value),
-            Self::Email => is_valid_email(value).then_some(()).ok_or(msg::EMAIL),
+            Self::NoControl => check_no_control(value),
             Self::Url => is_valid_url(value).then_some(()).ok_or(msg::URL),
             Self::PasswordSet if value.chars().count() < 8 => Err(msg::PASSWORD_MIN),
             Self::PasswordSet | Self::PasswordPresented if value.len() > 72 => {
@@ -137,6 +139,47 @@ impl Schema {
         }
     }
 
+    fn email(&mut self, field: &str, value: Value) -> Option<Email> {
+        let raw = self.string(field, value, &[])?;
+        match Email::parse(&raw) {
+            Ok(email) => Some(email),
+            Err(e) => {
+                for m in e.messages() {
+                    self.fail(field, m);
+                }
+                None
+            }
+        }
+    }
+
+    /// An email address that must be present and not null, parsed to its normal form (the only
+    /// way a request's address becomes an [`Email`]).
+    pub fn required_email(&mut self, field: &str) -> Option<Email> {
+        match self.fields.remove(field) {
+            None => {
+                self.fail(field, msg::REQUIRED);
+                None
+            }
+            Some(Value::Null) => {
+                self.fail(field, msg::NULL);
+                None
+            }
+            Some(v) => self.email(field, v),
+        }
+    }
+
+    /// An email address that may be absent but not null. `None` when absent or invalid.
+    pub fn optional_email(&mut self, field: &str) -> Option<Email> {
+        match self.fields.remove(field) {
+            None => None,
+            Some(Value::Null) => {
+                self.fail(field, msg::NULL);
+                None
+            }
+            Some(v) => self.email(field, v),
+        }
+    }
+
     /// The raw value of a required field, for checks the schema cannot make itself.
     pub fn required_value(&mut self, field: &str) -> Option<Value> {
         match self.fields.remove(field) {
@@ -238,7 +281,7 @@ mod tests {
         )
         .unwrap();
         s.required_str("name", &[Rule::Length1To255]);
-        s.required_str("email", &[Rule::Email]);
+        s.required_email("email");
         s.optional_str("url", &[Rule::Url, Rule::Max255]);
         s.strict_bool("flag");
         s.optional_str("n", &[]);
@@ -257,8 +300,52 @@ mod tests {
     fn format_and_length_failures_are_both_reported() {
         let long_bad = format!("{}@", "a".repeat(300));
         let mut s = Schema::new(json!({ "email": long_bad }), &["email"]).unwrap();
-        s.required_str("email", &[Rule::Email, Rule::Max255]);
+        assert_eq!(s.required_email("email"), None);
         assert_eq!(details(s.finish())["email"], [msg::EMAIL, msg::MAX_255]);
+    }
+
+    #[test]
+    fn emails_come_out_in_their_normal_form() {
+        let mut s = Schema::new(
+            json!({"a": "Jose\u{301}@BÜCHER.de", "b": "\"q\"@x.com", "c": null, "d": 1}),
+            &["a", "b", "c", "d", "e", "f"],
+        )
+        .unwrap();
+        assert_eq!(
+            s.required_email("a").map(Email::into_string).as_deref(),
+            Some("jos\u{e9}@xn--bcher-kva.de")
+        );
+        assert_eq!(s.required_email("b"), None);
+        assert_eq!(s.optional_email("c"), None);
+        assert_eq!(s.optional_email("d"), None);
+        assert_eq!(s.required_email("e"), None);
+        assert_eq!(s.optional_email("f"), None);
+        let d = details(s.finish());
+        assert_eq!(d["b"], [msg::EMAIL]);
+        assert_eq!(d["c"], [msg::NULL]);
+        assert_eq!(d["d"], [msg::NOT_STRING]);
+        assert_eq!(d["e"], [msg::REQUIRED]);
+        assert!(!d.contains_key("f"));
+        assert!(!d.contains_key("a"));
+    }
+
+    #[test]
+    fn header_text_refuses_control_characters() {
+        let mut s = Schema::new(
+            json!({"a": "Acme\r\nBcc: x@evil.test", "b": "Ünïcode \"Quoted\", <Evil>", "c": "a\u{2028}b"}),
+            &["a", "b", "c"],
+        )
+        .unwrap();
+        assert_eq!(
+            s.required_str("a", &[Rule::NoControl, Rule::Length1To255]),
+            None
+        );
+        assert!(s.required_str("b", &[Rule::NoControl]).is_some());
+        assert_eq!(s.required_str("c", &[Rule::NoControl]), None);
+        let d = details(s.finish());
+        assert_eq!(d["a"], [msg::CONTROL]);
+        assert_eq!(d["c"], [msg::CONTROL]);
+        assert!(!d.contains_key("b"));
     }
 
     #[test]

@@ -65,8 +65,9 @@ impl From<UserRow> for User {
         Self {
             id: UserId::from_uuid(r.uuid),
             site_id: SiteId::from_uuid(r.site_uuid),
-            // Stored normalised by Aegis (and by the reference); normalising again is a no-op.
-            email: Email::normalize(&r.email),
+            // Written in its normal form (decision 30); older rows were brought to it by the
+            // migration's data step, except those it reported.
+            email: Email::from_stored(r.email),
             password_hash: r.password_hash,
             is_verified: r.is_verified.unwrap_or(false),
             role: r.role.map_or(Role::User, |r| r.0),

@@ -249,12 +249,12 @@ impl AccountService {
     }
 
     /// Self-registration (§4.2). The same outcome for a new and an existing address: an existing
-    /// account gets a "sign-in attempt" email at the address as typed, and nothing else changes.
+    /// account gets a "sign-in attempt" email at its address (the normal form, decision 30), and
+    /// nothing else changes.
     pub async fn register(
         &self,
         site: &Site,
         email: &Email,
-        typed_email: &str,
         password: Option<&PlainPassword>,
     ) -> Result<(), RegisterError> {
         if !site.allow_self_registration {
@@ -273,7 +273,7 @@ impl AccountService {
             .await?
             .is_some()
         {
-            let message = templates::sign_in_attempt(site, typed_email);
+            let message = templates::sign_in_attempt(site, email.as_str());
             tx.accounts()
                 .enqueue_email(&self.queued(site, message, now, None))
                 .await?;
@@ -793,12 +793,12 @@ impl AccountService {
     }
 
     /// request-email-change (§4.13): needs the current password; the confirmation goes to the new
-    /// address, as typed, and states the real expiry (decision 24).
+    /// address in its normal form (decision 30), which is also what the request keeps, and states
+    /// the real expiry (decision 24).
     pub async fn request_email_change(
         &self,
         user: &User,
         new_email: &Email,
-        typed: &str,
         password: &PlainPassword,
     ) -> Result<(), EmailChangeError> {
         let verification = self
@@ -833,12 +833,12 @@ impl AccountService {
                     expires_at,
                     created_at: now,
                 },
-                new_email: typed.to_owned(),
+                new_email: new_email.as_str().to_owned(),
             })
             .await?;
         let message = templates::email_change(
             &site,
-            typed,
+            new_email.as_str(),
             &issued.plaintext,
             self.settings.email_change_ttl,
         );
@@ -850,7 +850,8 @@ impl AccountService {
     }
 
     /// confirm-email-change (§4.14). Uniqueness is checked again; a refused confirm keeps its
-    /// token, so it works once the address is free. Sessions are kept.
+    /// token, so it works once the address is free. Sessions are kept. A stored address that no
+    /// longer parses (a request older than decision 30) makes the token unusable.
     pub async fn confirm_email_change(&self, presented: &str) -> Result<User, EmailChangeError> {
         let now = self.clock.now();
         let digest = token::digest(presented);
@@ -860,7 +861,8 @@ impl AccountService {
             .await?
             .filter(|r| token::is_live(r.token.expires_at, now))
             .ok_or(EmailChangeError::InvalidToken)?;
-        let new_email = Email::normalize(&request.new_email);
+        let new_email =
+            Email::parse(&request.new_email).map_err(|_| EmailChangeError::InvalidToken)?;
         let mut tx = self.uow.begin().await?;
         let mut user = tx
             .accounts()

@@ -153,7 +153,8 @@ async fn registering_a_taken_address_looks_the_same_and_mails_the_owner() {
         )
         .await;
     assert_eq!((taken.status, taken.text()), (fresh.status, fresh.text()));
-    let (subject, text) = app.last_email("sign_in_attempt", "Owner@Example.com").await;
+    // Mail goes to the address in its normal form, not as typed (decision 30).
+    let (subject, text) = app.last_email("sign_in_attempt", "owner@example.com").await;
     assert_eq!(subject, "Sign-in attempt for Example");
     assert!(text.contains("http://test.example.com/forgot-password"));
     assert_eq!(

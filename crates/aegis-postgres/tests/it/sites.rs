@@ -16,7 +16,7 @@ fn new_site(domain: &str) -> NewSite {
         domain: domain.into(),
         frontend_url: "https://app.example.com".into(),
         verification_redirect_url: None,
-        email_from: "noreply@example.com".into(),
+        email_from: aegis_domain::user::Email::parse("noreply@example.com").unwrap(),
         email_from_name: "Example".into(),
         allow_self_registration: true,
         webhook_url: Some("https://hooks.example.com/in".into()),

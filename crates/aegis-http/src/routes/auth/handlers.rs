@@ -5,7 +5,7 @@ use aegis_domain::service::accounts::{
     ChangePasswordError, EmailChangeError, Failure, InviteError, LoginError, RefreshError,
     RegisterError, ResetPasswordError, VerifyEmailError,
 };
-use aegis_domain::user::{Email, PlainPassword};
+use aegis_domain::user::PlainPassword;
 use serde_json::Value;
 
 use super::dto::{Message, SessionView, TokenStatusView, UserView, VerifiedView};
@@ -15,8 +15,6 @@ use crate::extract::{Bearer, JsonBody, LenientJson, TenantBody};
 use crate::json;
 use crate::ratelimit::LoginAttempt;
 use crate::validation::{Rule, Schema};
-
-const EMAIL: &[Rule] = &[Rule::Email, Rule::Max255];
 
 fn failed(e: impl std::error::Error + 'static) -> ApiError {
     ApiError::internal("Internal server error", e)
@@ -50,19 +48,13 @@ pub async fn register(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let mut s = schema(gate.body, &["site_id", "email", "password"])?;
-    let email = s.required_str("email", EMAIL);
+    let email = s.required_email("email");
     let password = s.optional_str("password", &[Rule::PasswordSet]);
     s.finish()?;
-    let email = validated(email)?;
     let password = password.map(PlainPassword::new);
     state
         .accounts
-        .register(
-            &gate.site,
-            &Email::normalize(&email),
-            &email,
-            password.as_ref(),
-        )
+        .register(&gate.site, &validated(email)?, password.as_ref())
         .await
         .map_err(|e| match e {
             RegisterError::SelfRegistrationDisabled => {
@@ -83,11 +75,11 @@ pub async fn invite_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let mut s = schema(gate.body, &["site_id", "email"])?;
-    let email = s.required_str("email", EMAIL);
+    let email = s.required_email("email");
     s.finish()?;
     let user = state
         .accounts
-        .invite(&gate.site, &Email::normalize(&validated(email)?))
+        .invite(&gate.site, &validated(email)?)
         .await
         .map_err(|e| match e {
             InviteError::AlreadyRegistered => {
@@ -100,14 +92,14 @@ pub async fn invite_user(
 
 pub async fn login(gate: TenantBody, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut s = schema(gate.body, &["site_id", "email", "password"])?;
-    let email = s.required_str("email", EMAIL);
+    let email = s.required_email("email");
     let password = s.required_str("password", &[Rule::PasswordPresented]);
     s.finish()?;
     let result = state
         .accounts
         .login(
             &gate.site,
-            &Email::normalize(&validated(email)?),
+            &validated(email)?,
             &PlainPassword::new(validated(password)?),
         )
         .await;
@@ -277,11 +269,11 @@ pub async fn request_password_reset(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let mut s = schema(gate.body, &["site_id", "email"])?;
-    let email = s.required_str("email", EMAIL);
+    let email = s.required_email("email");
     s.finish()?;
     state
         .accounts
-        .request_password_reset(&gate.site, &Email::normalize(&validated(email)?))
+        .request_password_reset(&gate.site, &validated(email)?)
         .await
         .map_err(failure)?;
     Ok(json::response(
@@ -334,16 +326,14 @@ pub async fn request_email_change(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let mut s = Schema::new(body.0, &["new_email", "password"])?;
-    let new_email = s.required_str("new_email", EMAIL);
+    let new_email = s.required_email("new_email");
     let password = s.required_str("password", &[Rule::PasswordPresented]);
     s.finish()?;
-    let typed = validated(new_email)?;
     state
         .accounts
         .request_email_change(
             &bearer.user,
-            &Email::normalize(&typed),
-            &typed,
+            &validated(new_email)?,
             &PlainPassword::new(validated(password)?),
         )
         .await

@@ -38,9 +38,12 @@ const UPDATE_FIELDS: &[&str] = &[
 ];
 
 const URL: &[Rule] = &[Rule::Url, Rule::Max255];
-const EMAIL: &[Rule] = &[Rule::Email, Rule::Max255];
 const NAME: &[Rule] = &[Rule::Length1To255];
 const TEXT: &[Rule] = &[Rule::Max255];
+/// Names that reach mail headers (the site's name is in every subject).
+const HEADER_NAME: &[Rule] = &[Rule::NoControl, Rule::Length1To255];
+/// The Mailgun domain is part of the API path the message is posted to.
+const HEADER_TEXT: &[Rule] = &[Rule::NoControl, Rule::Max255];
 
 /// Domains are validated as they will be stored: lowercased.
 fn lowercase_domain(body: &mut Value) {
@@ -53,15 +56,15 @@ fn lowercase_domain(body: &mut Value) {
 pub fn new_site(mut body: Value) -> Result<NewSite, ApiError> {
     lowercase_domain(&mut body);
     let mut s = Schema::new(body, CREATE_FIELDS)?;
-    let name = s.required_str("name", NAME);
+    let name = s.required_str("name", HEADER_NAME);
     let domain = s.required_str("domain", NAME);
     let frontend_url = s.required_str("frontend_url", URL);
     let verification_redirect_url = s.nullable_str("verification_redirect_url", URL);
-    let email_from = s.required_str("email_from", EMAIL);
-    let email_from_name = s.required_str("email_from_name", NAME);
+    let email_from = s.required_email("email_from");
+    let email_from_name = s.required_str("email_from_name", HEADER_NAME);
     let allow_self_registration = s.strict_bool("allow_self_registration");
     let webhook_url = s.nullable_str("webhook_url", URL);
-    let mailgun_domain = s.nullable_str("mailgun_domain", TEXT);
+    let mailgun_domain = s.nullable_str("mailgun_domain", HEADER_TEXT);
     let mailgun_api_key = s.nullable_str("mailgun_api_key", TEXT);
     s.finish()?;
     match (name, domain, frontend_url, email_from, email_from_name) {
@@ -91,17 +94,17 @@ pub fn site_patch(mut body: Value) -> Result<SitePatch, ApiError> {
     lowercase_domain(&mut body);
     let mut s = Schema::new(body, UPDATE_FIELDS)?;
     let patch = SitePatch {
-        name: s.optional_str("name", NAME),
+        name: s.optional_str("name", HEADER_NAME),
         domain: s.optional_str("domain", NAME),
         frontend_url: s.optional_str("frontend_url", URL),
         verification_redirect_url: s.nullable_str("verification_redirect_url", URL),
-        email_from: s.optional_str("email_from", EMAIL),
-        email_from_name: s.optional_str("email_from_name", NAME),
+        email_from: s.optional_email("email_from"),
+        email_from_name: s.optional_str("email_from_name", HEADER_NAME),
         allow_self_registration: s.strict_bool("allow_self_registration"),
         webhook_url: s.nullable_str("webhook_url", URL),
         regenerate_webhook_secret: s.strict_bool("regenerate_webhook_secret"),
         regenerate_tenant_api_key: s.strict_bool("regenerate_tenant_api_key"),
-        mailgun_domain: s.nullable_str("mailgun_domain", TEXT),
+        mailgun_domain: s.nullable_str("mailgun_domain", HEADER_TEXT),
         mailgun_api_key: s.nullable_str("mailgun_api_key", TEXT),
         deletion_protected: s.strict_bool("deletion_protected"),
     };

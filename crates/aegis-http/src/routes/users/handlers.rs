@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::extract::{BearerAdmin, JsonBody, MasterKey, TENANT_GATE_ERROR, TenantPath};
 use crate::json;
 use crate::routes::auth::UserView;
-use crate::validation::{Rule, Schema};
+use crate::validation::Schema;
 
 const USER_NOT_FOUND: &str = "User not found";
 const SITE_NOT_FOUND: &str = "Site not found";
@@ -98,12 +98,12 @@ fn role(s: &mut Schema) -> Option<Role> {
 async fn create_user(
     state: &AppState,
     site: &Site,
-    email: &str,
+    email: &Email,
     role: Role,
 ) -> Result<HttpResponse, ApiError> {
     let user = state
         .accounts
-        .create_by_admin(site, &Email::normalize(email), role)
+        .create_by_admin(site, email, role)
         .await
         .map_err(|e| match e {
             InviteError::AlreadyRegistered => {
@@ -121,7 +121,7 @@ pub async fn admin_register(
 ) -> Result<HttpResponse, ApiError> {
     let mut s = Schema::new(body.0, &["site_id", "email", "role"])?;
     let raw_site = s.required_value("site_id");
-    let email = s.required_str("email", &[Rule::Email, Rule::Max255]);
+    let email = s.required_email("email");
     let role = role(&mut s);
     let site = match raw_site {
         Some(Value::String(raw)) => match SiteId::parse(&raw) {
@@ -149,7 +149,7 @@ pub async fn admin_register_user(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let mut s = Schema::new(body.0, &["email", "role"])?;
-    let email = s.required_str("email", &[Rule::Email, Rule::Max255]);
+    let email = s.required_email("email");
     let role = role(&mut s);
     s.finish()?;
     let site = state
