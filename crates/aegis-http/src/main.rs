@@ -110,11 +110,20 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot create the local database: {e}"))?;
         }
-        let applied = run_migrations(database_url.expose_secret())
+        let migrated = run_migrations(database_url.expose_secret())
             .await
             .map_err(|e| e.to_string())?;
-        for name in &applied {
+        for name in &migrated.applied {
             tracing::info!(migration = %name, "migration applied");
+        }
+        if let Some(report) = &migrated.email_normal_form {
+            // Each row left as stored was logged as a warning, naming its site and users.
+            tracing::info!(
+                users = report.users_normalised,
+                email_changes = report.changes_normalised,
+                left_as_stored = report.unresolved.len(),
+                "stored email addresses brought to their normal form"
+            );
         }
         let pool = build_pool(
             database_url.expose_secret(),
@@ -138,7 +147,7 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
             );
         }
         if command == Command::Migrate {
-            tracing::info!(applied = applied.len(), "database is up to date");
+            tracing::info!(applied = migrated.applied.len(), "database is up to date");
             return Ok(());
         }
         serve(&settings, pool, master_api_key, outbox_keys).await

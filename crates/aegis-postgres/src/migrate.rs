@@ -1,5 +1,6 @@
 //! Embedded migrations, run under a PostgreSQL advisory lock so that several instances starting at
-//! once migrate one after another and all come up.
+//! once migrate one after another and all come up. The data steps that need Rust (see
+//! [`crate::email_step`]) run right after them, under the same lock.
 
 use diesel::RunQueryDsl as _;
 use diesel_async::AsyncPgConnection;
@@ -7,6 +8,7 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 
 use crate::connect::ConnectTarget;
+use crate::email_step::{EmailNormalFormReport, normalize_stored_emails};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
@@ -22,6 +24,17 @@ pub enum MigrationError {
     Migrate(String),
     #[error("migration task failed: {0}")]
     Task(String),
+    #[error("normalising stored email addresses failed: {0}")]
+    DataStep(String),
+}
+
+/// What migrating did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The migrations applied this time, by version.
+    pub applied: Vec<String>,
+    /// The email normal-form step, when it ran this time (once per database).
+    pub email_normal_form: Option<EmailNormalFormReport>,
 }
 
 /// How many migrations the binary carries.
@@ -32,11 +45,11 @@ pub fn known_migrations() -> usize {
     .map_or(0, |m| m.len())
 }
 
-/// Applies every pending migration and returns the names of those applied.
+/// Applies every pending migration, then the data steps not yet done, and says what it did.
 ///
 /// Runs on a thread of its own, outside any async runtime (the migration harness is synchronous and
 /// brings its own), and holds a session-level advisory lock for the duration.
-pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, MigrationError> {
+pub async fn run_migrations(database_url: &str) -> Result<Migrated, MigrationError> {
     let url = database_url.to_owned();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -50,7 +63,7 @@ pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Migration
 
 /// The synchronous core of [`run_migrations`], for callers outside any async runtime. Connects as
 /// the pool does (TLS included).
-pub fn run_blocking(database_url: &str) -> Result<Vec<String>, MigrationError> {
+pub fn run_blocking(database_url: &str) -> Result<Migrated, MigrationError> {
     let target = ConnectTarget::parse(database_url).map_err(MigrationError::Connect)?;
     // The connection's I/O task runs on this runtime's worker, and the synchronous harness blocks
     // on it through the handle entered here.
@@ -67,12 +80,24 @@ pub fn run_blocking(database_url: &str) -> Result<Vec<String>, MigrationError> {
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(&mut conn)
         .map_err(|e| MigrationError::Migrate(e.to_string()))?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map(|versions| versions.iter().map(ToString::to_string).collect())
-        .map_err(|e| MigrationError::Migrate(e.to_string()));
+    let migrated = migrate_locked(&mut conn);
     // Closing the connection would release the lock as well; unlock explicitly all the same.
     let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
         .execute(&mut conn);
-    applied
+    migrated
+}
+
+fn migrate_locked(
+    conn: &mut AsyncConnectionWrapper<AsyncPgConnection>,
+) -> Result<Migrated, MigrationError> {
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect())
+        .map_err(|e| MigrationError::Migrate(e.to_string()))?;
+    let email_normal_form =
+        normalize_stored_emails(conn).map_err(|e| MigrationError::DataStep(e.to_string()))?;
+    Ok(Migrated {
+        applied,
+        email_normal_form,
+    })
 }

@@ -21,18 +21,33 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
     sql_query(sql).get_result::<Count>(conn).await.unwrap().n
 }
 
+/// The migration directories in the repository: every one is embedded.
+fn migration_dirs() -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("up.sql").is_file())
+        .count()
+}
+
 #[tokio::test]
 async fn migrating_a_migrated_database_applies_nothing() {
     let db = fresh_database().await;
-    assert!(run_migrations(db.url()).await.unwrap().is_empty());
+    let migrated = run_migrations(db.url()).await.unwrap();
+    assert!(migrated.applied.is_empty());
+    assert_eq!(
+        migrated.email_normal_form, None,
+        "the data step ran once already"
+    );
 }
 
 #[tokio::test]
 async fn a_fresh_database_gets_every_reference_table() {
     let db = empty_database().await;
-    let applied = run_migrations(db.url()).await.unwrap();
+    let applied = run_migrations(db.url()).await.unwrap().applied;
     assert_eq!(applied.len(), known_migrations(), "{applied:?}");
-    assert!(known_migrations() >= 4);
+    assert_eq!(known_migrations(), migration_dirs());
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
     let tables: Vec<Name> = sql_query(
         "SELECT table_name::text AS name FROM information_schema.tables \
@@ -45,6 +60,7 @@ async fn a_fresh_database_gets_every_reference_table() {
     assert_eq!(
         tables,
         [
+            "aegis_data_steps",
             "auth_tokens",
             "email_change_requests",
             "email_outbox",
@@ -66,9 +82,14 @@ async fn two_instances_migrating_at_once_both_succeed() {
     let (a, b) = tokio::join!(run_migrations(db.url()), run_migrations(db.url()));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
-        a.len() + b.len(),
+        a.applied.len() + b.applied.len(),
         known_migrations(),
         "each migration ran exactly once: {a:?} {b:?}"
+    );
+    assert_eq!(
+        usize::from(a.email_normal_form.is_some()) + usize::from(b.email_normal_form.is_some()),
+        1,
+        "the data step ran exactly once: {a:?} {b:?}"
     );
 }
 
@@ -90,8 +111,13 @@ async fn a_reference_database_is_adopted_without_touching_data() {
     .await
     .unwrap();
 
-    let applied = run_migrations(db.url()).await.unwrap();
-    assert_eq!(applied.len(), known_migrations());
+    let migrated = run_migrations(db.url()).await.unwrap();
+    assert_eq!(migrated.applied.len(), known_migrations());
+    assert_eq!(
+        migrated.email_normal_form,
+        Some(Default::default()),
+        "the address was already in its normal form"
+    );
 
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users").await, 1);
     let row = sql_query(
@@ -106,7 +132,10 @@ async fn a_reference_database_is_adopted_without_touching_data() {
         row.name,
         "legacy.example.com|legacy-tenant-key|whsec|1700000001"
     );
-    assert!(run_migrations(db.url()).await.unwrap().is_empty());
+    assert_eq!(
+        run_migrations(db.url()).await.unwrap(),
+        aegis_postgres::Migrated::default()
+    );
 }
 
 #[tokio::test]

@@ -6,11 +6,9 @@ use aegis_postgres::{PgEmailOutbox, SealReport, run_migrations};
 use aegis_test_support::fresh_database;
 use diesel::sql_types::Text;
 use diesel::{QueryableByName, sql_query};
-use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 
-use crate::{keys, pool};
+use crate::{keys, pool, revert_through};
 
 #[derive(QueryableByName, Debug)]
 struct Row {
@@ -28,26 +26,12 @@ async fn rows(conn: &mut AsyncPgConnection, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reverts the newest migration, as a database last migrated by the previous version looks.
-async fn revert_last_migration(url: &str) {
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
-        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
-            diesel::Connection::establish(&url).unwrap();
-        conn.revert_last_migration(FileBasedMigrations::from_path(dir).unwrap())
-            .unwrap();
-    })
-    .await
-    .unwrap();
-}
-
 const SITE: &str = "0191e1a0-0000-7000-8000-000000000001";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_links_are_kept_until_their_token_expires_and_then_sealed() {
     let db = fresh_database().await;
-    revert_last_migration(db.url()).await;
+    revert_through(db.url(), "20260107000000").await;
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
     conn.batch_execute(&format!(
         "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
@@ -82,8 +66,8 @@ async fn waiting_links_are_kept_until_their_token_expires_and_then_sealed() {
     .await
     .unwrap();
 
-    let applied = run_migrations(db.url()).await.unwrap();
-    assert_eq!(applied.len(), 1, "{applied:?}");
+    let applied = run_migrations(db.url()).await.unwrap().applied;
+    assert_eq!(applied, ["20260107000000", "20260108000000"], "{applied:?}");
     let after = rows(
         &mut conn,
         "SELECT right(id::text, 1) || ' ' || status || ' ' || (text_body <> '')::text || ' ' || \

@@ -196,8 +196,8 @@ async fn the_pool_and_the_migrations_honour_sslmode() {
     let url = server.url("aegis");
 
     let verified = with_tls(&url, "verify-full", Some(&root));
-    let applied = run_migrations(&verified).await.unwrap();
-    assert!(!applied.is_empty());
+    let migrated = run_migrations(&verified).await.unwrap();
+    assert!(!migrated.applied.is_empty());
     let pool = build_pool(&verified, PoolSettings::default()).unwrap();
     let mut conn = pool.get().await.unwrap();
     assert!(encrypted(&mut conn).await);
