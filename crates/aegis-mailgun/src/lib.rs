@@ -6,6 +6,7 @@
 //!
 //! and the other outbound adapter, [`HttpWebhookSender`], the HTTP client for webhooks.
 
+mod headers;
 mod mailgun;
 mod outbox;
 mod smtp;

@@ -6,6 +6,8 @@ use std::time::Duration;
 use aegis_domain::{MailError, Mailer, OutgoingEmail, redact_email};
 use async_trait::async_trait;
 
+use crate::headers::{address, encoded_mailbox, header_text, mailbox};
+
 /// The US endpoint; EU accounts use `https://api.eu.mailgun.net`.
 pub const DEFAULT_API_BASE: &str = "https://api.mailgun.net";
 
@@ -81,11 +83,15 @@ impl Mailer for MailgunMailer {
                 "sender domain mismatch: the From domain is not aligned with the Mailgun domain (DMARC)"
             );
         }
-        let from = format!("{} <{}>", email.from_name, email.from_address);
+        // Mailgun reads `from` as an address list and `to` as a list of recipients: the display
+        // name is quoted or encoded, and the recipient must be exactly one address.
+        let from = encoded_mailbox(mailbox(Some(&email.from_name), &email.from_address)?);
+        let to = address(&email.to)?.to_string();
+        let subject = header_text(&email.subject);
         let form = [
             ("from", from.as_str()),
-            ("to", email.to.as_str()),
-            ("subject", email.subject.as_str()),
+            ("to", to.as_str()),
+            ("subject", subject.as_str()),
             ("html", email.html.as_str()),
             ("text", email.text.as_str()),
         ];

@@ -2,9 +2,11 @@
 
 use aegis_domain::{MailError, Mailer, OutgoingEmail, redact_email};
 use async_trait::async_trait;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::MultiPart;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::headers::{header_text, mailbox};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,20 +75,13 @@ impl SmtpMailer {
     }
 }
 
-fn mailbox(name: Option<&str>, address: &str) -> Result<Mailbox, MailError> {
-    let address = address
-        .parse()
-        .map_err(|e| MailError::Failed(format!("unusable address: {e}")))?;
-    Ok(Mailbox::new(name.map(str::to_owned), address))
-}
-
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
         let message = Message::builder()
             .from(mailbox(Some(&email.from_name), &email.from_address)?)
             .to(mailbox(None, &email.to)?)
-            .subject(email.subject.clone())
+            .subject(header_text(&email.subject))
             .multipart(MultiPart::alternative_plain_html(
                 email.text.clone(),
                 email.html.clone(),

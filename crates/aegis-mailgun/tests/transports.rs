@@ -86,7 +86,8 @@ async fn mailgun_gets_the_exact_form_and_basic_auth() {
     let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, ["from", "to", "subject", "html", "text"]);
     let value = |k: &str| fields.iter().find(|(n, _)| n == k).unwrap().1.clone();
-    assert_eq!(value("from"), "Acme Team <noreply@acme.example.com>");
+    // The display name is quoted as a header would carry it (the same mailbox as the unquoted form).
+    assert_eq!(value("from"), "\"Acme Team\" <noreply@acme.example.com>");
     assert_eq!(value("to"), "User@Example.com");
     assert_eq!(value("subject"), "Verify your email for Acme");
     assert!(value("html").contains("<a href="));
@@ -276,5 +277,163 @@ async fn webhook_posts_reach_private_addresses_unless_blocked() {
             .unwrap_err();
         assert!(err.contains("blocked"), "{url}: {err}");
     }
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+/// A display name with everything a header must not carry raw: non-ASCII, quotes, a comma, angle
+/// brackets, and a CRLF that would start a `Bcc` header.
+const HOSTILE_NAME: &str = "Ünïcode \"Quoted\", <Evil>\r\nBcc: x@evil.test";
+/// What the recipient's client shows: the same name, on one line.
+const SHOWN_NAME: &str = "Ünïcode \"Quoted\", <Evil>  Bcc: x@evil.test";
+
+fn hostile_email() -> OutgoingEmail {
+    OutgoingEmail {
+        from_name: HOSTILE_NAME.into(),
+        subject: "Verify\r\nBcc: y@evil.test".into(),
+        ..email(None, None)
+    }
+}
+
+/// The header section of a raw message, unfolded: one entry per header.
+fn header_lines(data: &str) -> Vec<String> {
+    let head = data.split("\r\n\r\n").next().unwrap();
+    let mut lines: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        match lines.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => last.push_str(line),
+            _ => lines.push(line.to_owned()),
+        }
+    }
+    lines
+}
+
+fn headers_named<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    lines
+        .iter()
+        .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim_start())
+        .collect()
+}
+
+/// Decodes the RFC 2047 (`=?utf-8?b?…?=`) words of a display name and returns it with the
+/// address that follows.
+fn decoded_mailbox(value: &str) -> (String, String) {
+    use base64::Engine as _;
+    let (name, address) = value
+        .rsplit_once(" <")
+        .expect("a display name and an address");
+    let mut bytes = Vec::new();
+    for word in name.split_whitespace() {
+        let encoded = word
+            .strip_prefix("=?utf-8?b?")
+            .and_then(|w| w.strip_suffix("?="))
+            .unwrap_or_else(|| panic!("not an encoded word: {word} in {value}"));
+        bytes.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap(),
+        );
+    }
+    (
+        String::from_utf8(bytes).unwrap(),
+        address.trim_end_matches('>').to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn smtp_headers_carry_nothing_raw() {
+    let sink = SmtpSink::start().await;
+    let mailer = SmtpMailer::new(&SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: sink.port(),
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+    })
+    .unwrap();
+    mailer.send(&hostile_email()).await.unwrap();
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    let mail = &received[0];
+    assert_eq!(mail.to, ["<User@Example.com>"], "no other recipient");
+    let lines = header_lines(&mail.data);
+    let from = headers_named(&lines, "From");
+    assert_eq!(from.len(), 1, "{lines:#?}");
+    assert_eq!(
+        decoded_mailbox(from[0]),
+        (SHOWN_NAME.to_owned(), "noreply@acme.example.com".to_owned())
+    );
+    assert!(headers_named(&lines, "Bcc").is_empty(), "{lines:#?}");
+    assert_eq!(headers_named(&lines, "To"), ["User@Example.com"]);
+    assert_eq!(
+        headers_named(&lines, "Subject"),
+        ["Verify  Bcc: y@evil.test"]
+    );
+    assert!(!mail.data.contains("\r\nBcc:"), "{}", mail.data);
+}
+
+#[tokio::test]
+async fn smtp_refuses_a_recipient_that_is_not_one_address() {
+    let sink = SmtpSink::start().await;
+    let mailer = SmtpMailer::new(&SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: sink.port(),
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+    })
+    .unwrap();
+    for to in [
+        "user@example.com, x@evil.test",
+        "user@example.com\r\nBcc: x@evil.test",
+        "User <user@example.com>",
+    ] {
+        let email = OutgoingEmail {
+            to: to.into(),
+            ..email(None, None)
+        };
+        assert!(
+            matches!(mailer.send(&email).await, Err(MailError::Failed(_))),
+            "{to:?}"
+        );
+    }
+    assert!(sink.received().is_empty());
+}
+
+#[tokio::test]
+async fn mailgun_fields_carry_nothing_raw() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let mailer =
+        MailgunMailer::new(&server.uri(), Some("mg.x.com".into()), Some("k".into())).unwrap();
+    mailer.send(&hostile_email()).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let fields = form(&requests[0].body);
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["from", "to", "subject", "html", "text"]);
+    let value = |k: &str| fields.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    let from = value("from");
+    assert!(!from.contains(['\r', '\n']), "{from:?}");
+    assert_eq!(
+        decoded_mailbox(&from),
+        (SHOWN_NAME.to_owned(), "noreply@acme.example.com".to_owned())
+    );
+    assert_eq!(value("to"), "User@Example.com");
+    assert_eq!(value("subject"), "Verify  Bcc: y@evil.test");
+
+    // A recipient that is not exactly one address is never posted.
+    let email = OutgoingEmail {
+        to: "user@example.com, x@evil.test".into(),
+        ..email(None, None)
+    };
+    assert!(matches!(
+        mailer.send(&email).await,
+        Err(MailError::Failed(_))
+    ));
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
