@@ -9,6 +9,7 @@ mod crash;
 mod credentials;
 mod database_down;
 mod delivery;
+mod email_input;
 mod framework;
 mod health;
 mod master_key;
