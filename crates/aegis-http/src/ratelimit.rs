@@ -21,6 +21,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{Error, HttpMessage as _, ResponseError as _, web};
 use aegis_domain::Clock;
 use aegis_domain::ratelimit::{Count, Hit, Rate, RateCounters};
+use aegis_domain::user::Email;
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
@@ -84,7 +85,8 @@ fn failures_bucket(site: &str, email: &str) -> String {
 }
 
 /// The keys of §8, read from the body without authentication: the raw `site_id` string and the
-/// trimmed, lowercased `email`.
+/// `email` in its normal form (decision 30), so that every spelling of one address counts against
+/// one account; input that is no address falls back to the trimmed, lowercased text.
 fn keys(body: &[u8]) -> (String, String) {
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let site = match value.get("site_id") {
@@ -92,7 +94,9 @@ fn keys(body: &[u8]) -> (String, String) {
         _ => "unknown-site".to_owned(),
     };
     let email = match value.get("email") {
-        Some(Value::String(e)) if !e.trim().is_empty() => e.trim().to_lowercase(),
+        Some(Value::String(e)) if !e.trim().is_empty() => Email::parse(e.trim())
+            .map(Email::into_string)
+            .unwrap_or_else(|_| e.trim().to_lowercase()),
         _ => "unknown-email".to_owned(),
     };
     (site, email)
@@ -339,6 +343,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -355,6 +361,28 @@ mod tests {
             keys(br#"{"site_id": 1, "email": ""}"#),
             ("unknown-site".to_owned(), "unknown-email".to_owned())
         );
+    }
+
+    #[test]
+    fn every_spelling_of_an_address_is_one_account() {
+        let key = |email: &str| {
+            keys(
+                json!({"site_id": "S", "email": email})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .1
+        };
+        for spelling in [
+            "jos\u{e9}@b\u{fc}cher.de",
+            "jose\u{301}@bu\u{308}cher.de",
+            "JOS\u{c9}@B\u{dc}CHER.DE",
+            " jos\u{e9}@xn--bcher-kva.de ",
+            "JOSE\u{301}@XN--BCHER-KVA.DE",
+        ] {
+            assert_eq!(key(spelling), "jos\u{e9}@xn--bcher-kva.de", "{spelling:?}");
+        }
+        assert_eq!(key("\"Q\"@X.com"), "\"q\"@x.com");
     }
 
     #[test]

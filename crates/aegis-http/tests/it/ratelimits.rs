@@ -54,10 +54,18 @@ async fn login_is_limited_per_account_with_headers_on_every_answer() {
     assert_eq!(header(&first, "x-ratelimit-reset"), (T0 + 60).to_string());
     assert_eq!(header(&first, "retry-after"), "60");
 
+    // Every spelling of the address is the same account (decision 30): case, a Unicode or an
+    // ASCII domain, composed or not.
+    let spellings = [
+        "VICTIM@example.com",
+        "victim@EXAMPLE.COM",
+        "Victim@Example.Com",
+        "victim@ｅｘａｍｐｌｅ.com",
+    ];
     let rest = statuses(
         &app,
         (0..20)
-            .map(|_| login(&site, "VICTIM@example.com", "wrong"))
+            .map(|i| login(&site, spellings[i % spellings.len()], "wrong"))
             .collect(),
     )
     .await;
