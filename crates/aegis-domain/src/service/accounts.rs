@@ -890,3 +890,337 @@ impl AccountService {
         Ok(user)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use futures_util::FutureExt as _;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::ids::SiteId;
+    use crate::password::MockPasswordHasher;
+    use crate::repo::{AccountTxRepository, MockAccountRepository, MockSiteRepository};
+    use crate::secrets::RandomSecretGenerator;
+    use crate::site::tests::{CountingGenerator, new_site};
+    use crate::templates::EmailKind;
+    use crate::token::{EmailChangeRequest, RefreshToken};
+    use crate::webhook::WebhookEvent;
+
+    /// What the transactions wrote (committed or not: these tests only check what was asked).
+    #[derive(Default)]
+    struct Written {
+        users: Vec<User>,
+        email_changes: Vec<EmailChangeRequest>,
+        emails: Vec<QueuedEmail>,
+    }
+
+    /// A unit of work whose only stored user is `existing`, recording the writes.
+    #[derive(Clone, Default)]
+    struct Recording {
+        existing: Option<User>,
+        written: Arc<Mutex<Written>>,
+    }
+
+    impl Recording {
+        fn emails(&self) -> Vec<(EmailKind, String)> {
+            let written = self.written.lock().unwrap();
+            written
+                .emails
+                .iter()
+                .map(|e| (e.message.kind, e.message.to.clone()))
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl UnitOfWork for Recording {
+        async fn begin(&self) -> Result<Box<dyn Transaction>, RepoError> {
+            Ok(Box::new(self.clone()))
+        }
+    }
+
+    #[async_trait]
+    impl Transaction for Recording {
+        fn sites(&mut self) -> &mut dyn crate::repo::SiteTxRepository {
+            unreachable!("account use cases do not write sites")
+        }
+        fn accounts(&mut self) -> &mut dyn AccountTxRepository {
+            self
+        }
+        async fn commit(self: Box<Self>) -> Result<(), RepoError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl AccountTxRepository for Recording {
+        async fn lock_user_by_email(
+            &mut self,
+            site: SiteId,
+            email: &Email,
+        ) -> Result<Option<User>, RepoError> {
+            Ok(self
+                .existing
+                .clone()
+                .filter(|u| u.site_id == site && u.email == *email))
+        }
+        async fn lock_user(&mut self, id: UserId) -> Result<Option<User>, RepoError> {
+            Ok(self.existing.clone().filter(|u| u.id == id))
+        }
+        async fn insert_user(&mut self, user: &User) -> Result<(), RepoError> {
+            self.written.lock().unwrap().users.push(user.clone());
+            Ok(())
+        }
+        async fn update_user(&mut self, _: &User) -> Result<(), RepoError> {
+            Ok(())
+        }
+        async fn insert_auth_token(&mut self, _: &StoredToken) -> Result<(), RepoError> {
+            Ok(())
+        }
+        async fn delete_auth_token(&mut self, _: &str) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn delete_auth_tokens_of_user(&mut self, _: UserId) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+        async fn insert_refresh_token(&mut self, _: &RefreshToken) -> Result<(), RepoError> {
+            Ok(())
+        }
+        async fn claim_refresh_token(&mut self, _: &str, _: UnixTime) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn revoke_refresh_family(
+            &mut self,
+            _: &str,
+            _: Option<UserId>,
+        ) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+        async fn delete_refresh_tokens_of_user(&mut self, _: UserId) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+        async fn insert_reset_token(&mut self, _: &StoredToken) -> Result<(), RepoError> {
+            Ok(())
+        }
+        async fn claim_reset_token(&mut self, _: &str) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn delete_reset_tokens_of_user(&mut self, _: UserId) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+        async fn insert_email_change(
+            &mut self,
+            request: &EmailChangeRequest,
+        ) -> Result<(), RepoError> {
+            self.written
+                .lock()
+                .unwrap()
+                .email_changes
+                .push(request.clone());
+            Ok(())
+        }
+        async fn take_email_change(&mut self, _: &str) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn delete_email_changes_of_user(&mut self, _: UserId) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+        async fn email_taken(
+            &mut self,
+            _: SiteId,
+            _: &Email,
+            _: Option<UserId>,
+        ) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn count_admins(&mut self, _: SiteId) -> Result<i64, RepoError> {
+            Ok(0)
+        }
+        async fn delete_user_guarded(&mut self, _: UserId) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn insert_verification_token(&mut self, _: &StoredToken) -> Result<(), RepoError> {
+            Ok(())
+        }
+        async fn take_verification_token(&mut self, _: &str) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn delete_verification_tokens_of_user(
+            &mut self,
+            _: UserId,
+        ) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+        async fn enqueue_email(&mut self, email: &QueuedEmail) -> Result<(), RepoError> {
+            self.written.lock().unwrap().emails.push(email.clone());
+            Ok(())
+        }
+        async fn enqueue_webhook(&mut self, _: &WebhookEvent) -> Result<(), RepoError> {
+            Ok(())
+        }
+    }
+
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap()
+    }
+
+    fn site() -> Site {
+        Site::create(new_site(None), 1, &CountingGenerator::default())
+    }
+
+    fn user_of(site: &Site, address: &str) -> User {
+        User::new(
+            UserId::from_uuid(uuid::Uuid::from_u128(7)),
+            site.id,
+            email(address),
+            Some("$argon2id$stored".into()),
+            Role::User,
+            1,
+        )
+    }
+
+    fn service(
+        accounts: MockAccountRepository,
+        sites: MockSiteRepository,
+        uow: &Recording,
+    ) -> AccountService {
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_hash()
+            .returning(|_| Ok("$argon2id$new".into()));
+        hasher.expect_verify().returning(|_, _| {
+            Ok(Verification::Match {
+                needs_rehash: false,
+            })
+        });
+        AccountService::new(
+            Arc::new(accounts),
+            Arc::new(sites),
+            Arc::new(uow.clone()),
+            Arc::new(hasher),
+            Arc::new(ManualClock::new(1_000)),
+            Arc::new(RandomSecretGenerator),
+            AccountSettings::default(),
+        )
+    }
+
+    const NORMAL: &str = "jos\u{e9}@xn--bcher-kva.de";
+    const TYPED: &str = "JOSE\u{301}@B\u{dc}CHER.de";
+
+    #[test]
+    fn registering_a_taken_address_mails_its_normal_form() {
+        let site = site();
+        let uow = Recording {
+            existing: Some(user_of(&site, NORMAL)),
+            ..Recording::default()
+        };
+        let svc = service(
+            MockAccountRepository::new(),
+            MockSiteRepository::new(),
+            &uow,
+        );
+        svc.register(
+            &site,
+            &email(TYPED),
+            Some(&PlainPassword::new("pw-123456".into())),
+        )
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            uow.emails(),
+            [(EmailKind::SignInAttempt, NORMAL.to_owned())]
+        );
+        assert!(uow.written.lock().unwrap().users.is_empty());
+    }
+
+    #[test]
+    fn a_new_registration_is_stored_and_mailed_in_normal_form() {
+        let site = site();
+        let uow = Recording::default();
+        let svc = service(
+            MockAccountRepository::new(),
+            MockSiteRepository::new(),
+            &uow,
+        );
+        svc.register(&site, &email(TYPED), None)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let users: Vec<String> = uow
+            .written
+            .lock()
+            .unwrap()
+            .users
+            .iter()
+            .map(|u| u.email.as_str().to_owned())
+            .collect();
+        assert_eq!(users, [NORMAL]);
+        assert_eq!(uow.emails(), [(EmailKind::Verification, NORMAL.to_owned())]);
+    }
+
+    #[test]
+    fn an_email_change_request_keeps_and_mails_the_normal_form() {
+        let site = site();
+        let user = user_of(&site, "me@example.com");
+        let mut accounts = MockAccountRepository::new();
+        accounts
+            .expect_email_taken()
+            .withf(|_, e, _| e.as_str() == NORMAL)
+            .returning(|_, _, _| Ok(false));
+        let mut sites = MockSiteRepository::new();
+        let found = site.clone();
+        sites
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        let uow = Recording::default();
+        let svc = service(accounts, sites, &uow);
+        svc.request_email_change(&user, &email(TYPED), &PlainPassword::new("pw".into()))
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let changes: Vec<String> = uow
+            .written
+            .lock()
+            .unwrap()
+            .email_changes
+            .iter()
+            .map(|r| r.new_email.clone())
+            .collect();
+        assert_eq!(changes, [NORMAL]);
+        assert_eq!(uow.emails(), [(EmailKind::EmailChange, NORMAL.to_owned())]);
+    }
+
+    #[test]
+    fn a_stored_change_to_an_address_that_no_longer_parses_is_not_confirmed() {
+        let site = site();
+        let mut accounts = MockAccountRepository::new();
+        let request = EmailChangeRequest {
+            token: StoredToken {
+                digest: token::digest("presented"),
+                site_id: site.id,
+                user_id: UserId::from_uuid(uuid::Uuid::from_u128(7)),
+                expires_at: 5_000,
+                created_at: 1,
+            },
+            new_email: "\"q\"@x.com".into(),
+        };
+        accounts
+            .expect_find_email_change()
+            .returning(move |_| Ok(Some(request.clone())));
+        let uow = Recording {
+            existing: Some(user_of(&site, "me@example.com")),
+            ..Recording::default()
+        };
+        let svc = service(accounts, MockSiteRepository::new(), &uow);
+        assert!(matches!(
+            svc.confirm_email_change("presented")
+                .now_or_never()
+                .unwrap(),
+            Err(EmailChangeError::InvalidToken)
+        ));
+    }
+}
