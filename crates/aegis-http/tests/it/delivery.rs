@@ -83,7 +83,8 @@ async fn queued_mail_lands_in_the_outbox_folder_and_its_link_verifies() {
     let eml = std::fs::read_to_string(files[0].path()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(eml.contains("To: reader@example.com\r\n"));
-    assert!(eml.contains("From: Example Team <noreply@example.com>\r\n"));
+    // The display name is quoted, as every transport writes it.
+    assert!(eml.contains("From: \"Example Team\" <noreply@example.com>\r\n"));
     assert!(eml.contains("Subject: Verify your email for Example\r\n"));
     let start = eml.find("verify-email?token=").unwrap() + "verify-email?token=".len();
     let token: String = eml[start..]
