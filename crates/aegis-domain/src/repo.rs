@@ -171,8 +171,18 @@ pub trait AccountTxRepository: Send {
     ) -> Result<Option<crate::user::User>, RepoError>;
     /// Stores a new user. A taken email on the site is [`RepoError::Conflict`].
     async fn insert_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;
-    /// Writes every field of the user.
+    /// Writes every field of the user. Only for a row read with [`Self::lock_user`] (or
+    /// [`Self::lock_user_by_email`]) in this transaction, so no stale copy is written back.
     async fn update_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;
+    /// Replaces the password hash alone, and only while the stored hash is still `expected`;
+    /// whether it did (a rehash after login).
+    async fn replace_password_hash(
+        &mut self,
+        user: crate::ids::UserId,
+        expected: &str,
+        new: &str,
+        now: crate::clock::UnixTime,
+    ) -> Result<bool, RepoError>;
 
     /// Stores an auth token digest.
     async fn insert_auth_token(
@@ -192,6 +202,11 @@ pub trait AccountTxRepository: Send {
         &mut self,
         token: &crate::token::RefreshToken,
     ) -> Result<(), RepoError>;
+    /// A refresh token by digest, locked for the rest of the transaction.
+    async fn lock_refresh_token(
+        &mut self,
+        digest: &str,
+    ) -> Result<Option<crate::token::RefreshToken>, RepoError>;
     /// Marks the token used at `now` if nobody has yet: exactly one caller wins.
     async fn claim_refresh_token(
         &mut self,

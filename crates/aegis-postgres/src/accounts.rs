@@ -238,15 +238,7 @@ impl AccountRepository for PgAccountRepository {
     }
 
     async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, RepoError> {
-        let mut conn = self.pool.get().await?;
-        refresh_tokens::table
-            .filter(refresh_tokens::token.eq(digest))
-            .select(RefreshRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map(|r| r.map(RefreshToken::from))
-            .map_err(map_diesel_error)
+        find_refresh_token(&mut *self.pool.get().await?, digest, false).await
     }
 
     async fn find_reset_token(&self, digest: &str) -> Result<Option<ResetToken>, RepoError> {
@@ -406,6 +398,44 @@ pub(crate) async fn update_user(
         .await
         .map(drop)
         .map_err(map_diesel_error)
+}
+
+pub(crate) async fn find_refresh_token(
+    conn: &mut AsyncPgConnection,
+    digest: &str,
+    lock: bool,
+) -> Result<Option<RefreshToken>, RepoError> {
+    let query = refresh_tokens::table
+        .filter(refresh_tokens::token.eq(digest))
+        .select(RefreshRow::as_select());
+    let row = if lock {
+        query.for_update().first(conn).await
+    } else {
+        query.first(conn).await
+    };
+    row.optional()
+        .map(|r| r.map(RefreshToken::from))
+        .map_err(map_diesel_error)
+}
+
+/// Compare-and-set on the hash: one statement, so it never writes over a concurrent change.
+pub(crate) async fn replace_password_hash(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    expected: &str,
+    new: &str,
+    now: i64,
+) -> Result<bool, RepoError> {
+    diesel::update(
+        users::table
+            .find(user.as_uuid())
+            .filter(users::password_hash.eq(expected)),
+    )
+    .set((users::password_hash.eq(new), users::updated_at.eq(now)))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+    .map_err(map_diesel_error)
 }
 
 pub(crate) async fn insert_refresh_token(

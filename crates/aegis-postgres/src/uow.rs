@@ -144,6 +144,23 @@ impl AccountTxRepository for PgTransaction {
         accounts::update_user(self.conn()?, user).await
     }
 
+    async fn replace_password_hash(
+        &mut self,
+        user: UserId,
+        expected: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, RepoError> {
+        accounts::replace_password_hash(self.conn()?, user, expected, new, now).await
+    }
+
+    async fn lock_refresh_token(
+        &mut self,
+        digest: &str,
+    ) -> Result<Option<RefreshToken>, RepoError> {
+        accounts::find_refresh_token(self.conn()?, digest, true).await
+    }
+
     async fn insert_auth_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
         accounts::insert_auth_token(self.conn()?, token).await
     }

@@ -98,8 +98,10 @@ pub enum RefreshError {
     UserNotFound,
     #[error("user account not verified")]
     NotVerified,
+    /// The token was used before, outside the grace window: its family and every session of the
+    /// user (carried here, for the security log) were revoked.
     #[error("refresh token reuse detected")]
-    ReuseDetected,
+    ReuseDetected(Box<User>),
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -500,6 +502,10 @@ impl AccountService {
     /// Login (§4.4). Unknown address, wrong password, no password and an unusable hash are one
     /// outcome, and each costs one password verification. The password is checked before the
     /// verification flag. A bcrypt or outdated hash is replaced on success.
+    ///
+    /// The tokens are stored with the user row locked, and only if the hash that was verified is
+    /// still the stored one: a login that raced a password change, a reset or a deletion mints
+    /// nothing, and the rehash writes the hash alone, never a stale copy of the row.
     pub async fn login(
         &self,
         site: &Site,
@@ -507,9 +513,11 @@ impl AccountService {
         password: &PlainPassword,
     ) -> Result<Session, LoginError> {
         let user = self.accounts.find_user_by_email(site.id, email).await?;
-        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verification = self.hasher.verify(password, stored).await?;
-        let (Some(mut user), Verification::Match { needs_rehash }) = (user, verification) else {
+        let verified_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verification = self.hasher.verify(password, verified_hash.clone()).await?;
+        let (Some(user), Verification::Match { needs_rehash }, Some(verified_hash)) =
+            (user, verification, verified_hash)
+        else {
             return Err(LoginError::InvalidCredentials);
         };
         if !user.is_verified {
@@ -524,14 +532,22 @@ impl AccountService {
         let family = self.generator.token();
         let (auth, refresh) = self.new_session_tokens(&user, Some(family), now);
         let mut tx = self.uow.begin().await?;
-        self.store_auth_token(&mut tx, &user, &auth, now).await?;
+        let current = tx.accounts().lock_user(user.id).await?;
+        let Some(current) = current.filter(|u| u.password_hash.as_ref() == Some(&verified_hash))
+        else {
+            return Err(LoginError::InvalidCredentials);
+        };
+        if !current.is_verified {
+            return Err(LoginError::EmailNotVerified);
+        }
+        self.store_auth_token(&mut tx, &current, &auth, now).await?;
         if let Some((_, record)) = &refresh {
             tx.accounts().insert_refresh_token(record).await?;
         }
         if let Some(hash) = rehash {
-            user.password_hash = Some(hash);
-            user.updated_at = now;
-            tx.accounts().update_user(&user).await?;
+            tx.accounts()
+                .replace_password_hash(user.id, &verified_hash, &hash, now)
+                .await?;
         }
         tx.commit().await?;
         Ok(Session {
@@ -582,43 +598,52 @@ impl AccountService {
 
     /// Refresh (§4.6, §5): rotation with an atomic claim, a grace window that mints no second
     /// successor, and reuse detection that revokes the family and all of the user's auth tokens.
+    ///
+    /// The token is read again with the user row locked, so a refresh that races a password
+    /// change, a reset, a logout or a deletion either finishes before it (and its tokens are then
+    /// revoked with the rest) or finds its token gone and mints nothing.
     pub async fn refresh(&self, presented: &str) -> Result<Session, RefreshError> {
         let digest = token::digest(presented);
         let now = self.clock.now();
-        let stored = self
+        let live = |t: &RefreshToken| !t.revoked && token::is_live(t.expires_at, now);
+        let owner = self
             .accounts
             .find_refresh_token(&digest)
             .await?
-            .filter(|t| !t.revoked && token::is_live(t.expires_at, now))
-            .ok_or(RefreshError::InvalidToken)?;
-        let user = self
-            .accounts
-            .find_user(stored.user_id)
+            .filter(live)
+            .ok_or(RefreshError::InvalidToken)?
+            .user_id;
+        let mut tx = self.uow.begin().await?;
+        let user = tx
+            .accounts()
+            .lock_user(owner)
             .await?
             .ok_or(RefreshError::UserNotFound)?;
+        let stored = tx
+            .accounts()
+            .lock_refresh_token(&digest)
+            .await?
+            .filter(|t| live(t) && t.user_id == owner)
+            .ok_or(RefreshError::InvalidToken)?;
         if !user.is_verified {
             return Err(RefreshError::NotVerified);
         }
         let rotate = self.settings.refresh_rotation;
         let (auth, successor) =
             self.new_session_tokens(&user, rotate.then(|| stored.family_id.clone()), now);
-        let mut tx = self.uow.begin().await?;
         if rotate {
             let won =
                 stored.used_at.is_none() && tx.accounts().claim_refresh_token(&digest, now).await?;
             if !won {
-                // Already used, by an earlier request or by the concurrent winner just now.
-                let used_at = match stored.used_at {
-                    Some(t) => t,
-                    None => now,
-                };
+                // Already used, by an earlier request or by a concurrent one just before.
+                let used_at = stored.used_at.unwrap_or(now);
                 if now > used_at + self.settings.refresh_grace {
                     tx.accounts()
                         .revoke_refresh_family(&stored.family_id, None)
                         .await?;
                     tx.accounts().delete_auth_tokens_of_user(user.id).await?;
                     tx.commit().await?;
-                    return Err(RefreshError::ReuseDetected);
+                    return Err(RefreshError::ReuseDetected(Box::new(user)));
                 }
                 self.store_auth_token(&mut tx, &user, &auth, now).await?;
                 tx.commit().await?;
@@ -713,11 +738,17 @@ impl AccountService {
         let hash = self.hasher.hash(new).await?;
         let now = self.clock.now();
         let mut tx = self.uow.begin().await?;
+        let verified_hash = user.password_hash.clone();
         let mut user = tx
             .accounts()
             .lock_user(user.id)
             .await?
             .ok_or(ChangePasswordError::UserNotFound)?;
+        // The old password was checked against this hash: if a reset or another change replaced
+        // it meanwhile, the check no longer stands.
+        if user.password_hash != verified_hash {
+            return Err(ChangePasswordError::IncorrectPassword);
+        }
         self.replace_password(&mut tx, &mut user, hash, now).await?;
         tx.commit().await?;
         Ok(user)
@@ -824,6 +855,11 @@ impl AccountService {
         let issued = IssuedToken::generate(self.generator.as_ref());
         let expires_at = now + self.settings.email_change_ttl;
         let mut tx = self.uow.begin().await?;
+        // As in change-password: the request stands only if the checked hash is still the one.
+        let current = tx.accounts().lock_user(user.id).await?;
+        if current.is_none_or(|u| u.password_hash != user.password_hash) {
+            return Err(EmailChangeError::InvalidPassword);
+        }
         tx.accounts()
             .insert_email_change(&token::EmailChangeRequest {
                 token: StoredToken {
@@ -850,7 +886,9 @@ impl AccountService {
     }
 
     /// confirm-email-change (§4.14). Uniqueness is checked again; a refused confirm keeps its
-    /// token, so it works once the address is free. Sessions are kept.
+    /// token, so it works once the address is free. Sessions are kept; every reset, verification
+    /// and email-change link sent before the change is ended (decision 31), so a link mailed to
+    /// the old address cannot be used after it.
     pub async fn confirm_email_change(&self, presented: &str) -> Result<User, EmailChangeError> {
         let now = self.clock.now();
         let digest = token::digest(presented);
@@ -884,6 +922,10 @@ impl AccountService {
             Err(RepoError::Conflict(_)) => return Err(EmailChangeError::EmailInUse),
             Err(e) => return Err(e.into()),
         }
+        let accounts = tx.accounts();
+        accounts.delete_reset_tokens_of_user(user.id).await?;
+        accounts.delete_verification_tokens_of_user(user.id).await?;
+        accounts.delete_email_changes_of_user(user.id).await?;
         tx.commit().await?;
         Ok(user)
     }

@@ -292,6 +292,8 @@ impl TestApp {
                 accounts: aegis_domain::service::accounts::AccountSettings::default(),
                 ratelimit_enabled: limits.is_some(),
                 client_ip: limits.clone().unwrap_or_default(),
+                networks: aegis_domain::ratelimit::NetworkPrefixes::default(),
+                account_keyring: aegis_domain::ratelimit::AccountKeyring::from_secret(SECRET_KEY),
                 cors_origins: None,
                 cors_extra_origins: vec!["https://extra.example.com".into()],
                 outbox_keys: sealing_keys(),
