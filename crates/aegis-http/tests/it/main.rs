@@ -14,6 +14,7 @@ mod framework;
 mod health;
 mod master_key;
 mod outage;
+mod races;
 mod ratelimits;
 mod service;
 mod sites;

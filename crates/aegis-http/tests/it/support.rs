@@ -69,6 +69,27 @@ pub struct CountingHasher {
     pub inner: PooledHasher,
     pub hashes: AtomicUsize,
     pub verifications: AtomicUsize,
+    gate: std::sync::Mutex<Option<Arc<Gate>>>,
+}
+
+/// Holds verifications once computed, so a test can run something between a password check and
+/// what the caller does with it.
+pub struct Gate {
+    held: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
+impl Gate {
+    /// Waits until a verification is being held.
+    pub async fn held(&self) {
+        self.held.notified().await;
+    }
+
+    /// Lets every held and future verification through.
+    pub fn open(&self) {
+        self.open
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
 }
 
 impl CountingHasher {
@@ -83,7 +104,25 @@ impl CountingHasher {
             inner: PooledHasher::new(algorithms, size).unwrap(),
             hashes: AtomicUsize::new(0),
             verifications: AtomicUsize::new(0),
+            gate: std::sync::Mutex::new(None),
         }
+    }
+
+    /// From now on, verifications wait at the returned gate once computed.
+    pub fn hold_verifications(&self) -> Arc<Gate> {
+        let gate = Arc::new(Gate {
+            held: tokio::sync::Notify::new(),
+            open: tokio::sync::Semaphore::new(0),
+        });
+        *self.gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// Runs `meanwhile` while `gate` holds a verification, then lets it go and stops holding.
+    pub async fn release_for(&self, meanwhile: impl Future<Output = ()>, gate: &Gate) {
+        meanwhile.await;
+        *self.gate.lock().unwrap() = None;
+        gate.open();
     }
 
     pub fn verifications(&self) -> usize {
@@ -104,7 +143,13 @@ impl PasswordHasher for CountingHasher {
         stored: Option<String>,
     ) -> Result<Verification, HashError> {
         self.verifications.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(password, stored).await
+        let result = self.inner.verify(password, stored).await;
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.held.notify_one();
+            let _ = gate.open.acquire().await;
+        }
+        result
     }
 }
 
