@@ -242,6 +242,15 @@ async fn serve(
             outbox_keys: outbox_keys.clone(),
         },
     ));
+    // Time each kind of stored password hash before its first failed login (decision 20).
+    let accounts = state.accounts.clone();
+    actix_web::rt::spawn(async move {
+        match accounts.learn_password_costs().await {
+            Ok(0) => {}
+            Ok(kinds) => tracing::info!(kinds, "stored password hash costs timed"),
+            Err(e) => tracing::warn!(error = %e, "stored password hash costs not timed"),
+        }
+    });
     let mut workers = Workers::default();
     let outbox = Arc::new(PgEmailOutbox::new(pool.clone(), outbox_keys));
     if let Some(mailer) = aegis_http::wiring::mailer(settings)? {
@@ -249,6 +258,7 @@ async fn serve(
     }
     workers.spawn_email_housekeeping(outbox, clock);
     workers.spawn_webhooks(state.webhooks.clone());
+    workers.spawn_reset_requests(state.accounts.clone());
     if let Some(limiter) = &state.limiter {
         workers.spawn_housekeeping(limiter.counters.clone(), limiter.clock.clone());
     }

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, UnixTime};
 use crate::ids::{SiteId, UserId};
-use crate::password::{HashError, PasswordHasher, Verification};
+use crate::password::{HashError, HashKind, PasswordHasher, Verification};
 use crate::repo::{
     AccountRepository, QueuedEmail, RepoError, SiteRepository, Transaction, UnitOfWork,
 };
 use crate::secrets::SecretGenerator;
 use crate::site::Site;
 use crate::templates::{self, RenderedEmail};
-use crate::token::{self, IssuedToken, RefreshToken, StoredToken};
+use crate::token::{self, IssuedToken, RefreshToken, ResetRequest, StoredToken};
 use crate::user::{Email, PlainPassword, Role, User};
 use crate::webhook::{UserEvent, user_event};
 
@@ -558,6 +558,22 @@ impl AccountService {
         })
     }
 
+    /// Times a verification of every kind of stored password hash (decision 20), so that a failed
+    /// login costs the same whichever kind the account has, from the first one. Run at startup.
+    pub async fn learn_password_costs(&self) -> Result<usize, Failure> {
+        let kinds: Vec<HashKind> = self
+            .accounts
+            .password_hash_kinds()
+            .await?
+            .iter()
+            .map(|k| HashKind::of(Some(k)))
+            .filter(|k| *k != HashKind::Dummy)
+            .collect();
+        let count = kinds.len();
+        self.hasher.learn_costs(kinds).await?;
+        Ok(count)
+    }
+
     /// The bearer check: the user a live auth token belongs to. One indexed query.
     pub async fn authenticate(&self, presented: &str) -> Result<Option<User>, RepoError> {
         self.accounts
@@ -703,8 +719,8 @@ failure_from!(ChangePasswordError, ResetPasswordError, EmailChangeError);
 
 impl AccountService {
     /// Sets a new password hash and ends every session and pending credential flow of the user:
-    /// auth and refresh tokens, reset tokens and email-change requests (§5). Verification is not
-    /// touched.
+    /// auth and refresh tokens, reset tokens and requests, and email-change requests (§5).
+    /// Verification is not touched.
     async fn replace_password(
         &self,
         tx: &mut Box<dyn Transaction>,
@@ -719,6 +735,9 @@ impl AccountService {
         accounts.delete_auth_tokens_of_user(user.id).await?;
         accounts.delete_refresh_tokens_of_user(user.id).await?;
         accounts.delete_reset_tokens_of_user(user.id).await?;
+        accounts
+            .delete_reset_requests_for(user.site_id, &user.email)
+            .await?;
         accounts.delete_email_changes_of_user(user.id).await?;
         Ok(())
     }
@@ -754,36 +773,62 @@ impl AccountService {
         Ok(user)
     }
 
-    /// request-password-reset (§4.11): a reset link for an existing user of the site, verified or
-    /// not; nothing for an unknown address. Older reset links stay valid.
+    /// request-password-reset (§4.11): records the request and returns. Whether the address has
+    /// an account, and the link if it does, are worked out by [`Self::process_reset_requests`]
+    /// off the request path, so the answer takes the same time either way.
     pub async fn request_password_reset(&self, site: &Site, email: &Email) -> Result<(), Failure> {
-        let Some(user) = self.accounts.find_user_by_email(site.id, email).await? else {
-            return Ok(());
-        };
-        let now = self.clock.now();
-        let issued = IssuedToken::generate(self.generator.as_ref());
-        let expires_at = now + self.settings.password_reset_ttl;
-        let mut tx = self.uow.begin().await?;
-        tx.accounts()
-            .insert_reset_token(&StoredToken {
-                digest: issued.digest.clone(),
+        self.accounts
+            .record_reset_request(&ResetRequest {
+                id: self.generator.new_id(),
                 site_id: site.id,
-                user_id: user.id,
-                expires_at,
-                created_at: now,
+                email: email.clone(),
+                created_at: self.clock.now(),
             })
             .await?;
-        let message = templates::password_reset(
-            site,
-            user.email.as_str(),
-            &issued.plaintext,
-            self.settings.password_reset_ttl,
-        );
-        tx.accounts()
-            .enqueue_email(&self.queued(site, message, now, Some(expires_at)))
-            .await?;
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// Handles up to `batch` recorded reset requests in one transaction: a reset link for each
+    /// one naming an existing user of its site, verified or not; nothing for an unknown address.
+    /// Older reset links stay valid. Returns how many requests were handled.
+    pub async fn process_reset_requests(&self, batch: i64) -> Result<usize, RepoError> {
+        let now = self.clock.now();
+        let mut tx = self.uow.begin().await?;
+        let requests = tx.accounts().take_reset_requests(batch).await?;
+        for request in &requests {
+            let Some(site) = tx.sites().lock(request.site_id).await? else {
+                continue;
+            };
+            let Some(user) = tx
+                .accounts()
+                .lock_user_by_email(site.id, &request.email)
+                .await?
+            else {
+                continue;
+            };
+            let issued = IssuedToken::generate(self.generator.as_ref());
+            let expires_at = now + self.settings.password_reset_ttl;
+            tx.accounts()
+                .insert_reset_token(&StoredToken {
+                    digest: issued.digest.clone(),
+                    site_id: site.id,
+                    user_id: user.id,
+                    expires_at,
+                    created_at: now,
+                })
+                .await?;
+            let message = templates::password_reset(
+                &site,
+                user.email.as_str(),
+                &issued.plaintext,
+                self.settings.password_reset_ttl,
+            );
+            tx.accounts()
+                .enqueue_email(&self.queued(&site, message, now, Some(expires_at)))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(requests.len())
     }
 
     /// reset-password (§4.12). The token's site is checked before it is consumed, so a cross-site
@@ -915,7 +960,7 @@ impl AccountService {
         if !tx.accounts().take_email_change(&digest).await? {
             return Err(EmailChangeError::InvalidToken);
         }
-        user.email = new_email;
+        let old_email = std::mem::replace(&mut user.email, new_email);
         user.updated_at = now;
         match tx.accounts().update_user(&user).await {
             Ok(()) => {}
@@ -924,6 +969,9 @@ impl AccountService {
         }
         let accounts = tx.accounts();
         accounts.delete_reset_tokens_of_user(user.id).await?;
+        accounts
+            .delete_reset_requests_for(user.site_id, &old_email)
+            .await?;
         accounts.delete_verification_tokens_of_user(user.id).await?;
         accounts.delete_email_changes_of_user(user.id).await?;
         tx.commit().await?;

@@ -16,6 +16,7 @@ mod master_key;
 mod outage;
 mod races;
 mod ratelimits;
+mod security_log;
 mod service;
 mod sites;
 mod support;

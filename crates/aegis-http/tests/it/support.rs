@@ -62,6 +62,8 @@ pub struct TestApp {
     limits: Option<aegis_http::client_ip::ClientIpPolicy>,
     pub clock: ManualClock,
     pub hasher: Arc<CountingHasher>,
+    /// The application's services, for what its background workers would do.
+    pub state: web::Data<AppState>,
 }
 
 /// The real hasher with test-sized costs, counting its calls.
@@ -150,6 +152,13 @@ impl PasswordHasher for CountingHasher {
             let _ = gate.open.acquire().await;
         }
         result
+    }
+
+    async fn learn_costs(
+        &self,
+        kinds: Vec<aegis_domain::password::HashKind>,
+    ) -> Result<(), HashError> {
+        self.inner.learn_costs(kinds).await
     }
 }
 
@@ -344,7 +353,8 @@ impl TestApp {
                 outbox_keys: sealing_keys(),
             },
         );
-        let service = test::init_service(app::build(web::Data::new(state))).await;
+        let state = web::Data::new(state);
+        let service = test::init_service(app::build(state.clone())).await;
         Self {
             service: boxed::rc_service(service),
             db,
@@ -353,6 +363,7 @@ impl TestApp {
             limits,
             clock,
             hasher,
+            state,
         }
     }
 
@@ -467,6 +478,7 @@ impl TestApp {
             #[diesel(sql_type = diesel::sql_types::Text)]
             sealed_with: String,
         }
+        self.handle_reset_requests().await;
         let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
         let row: Row = diesel::sql_query(
             "SELECT id, subject, text_body || html_body AS plain, sealed_body, sealed_with \
@@ -484,6 +496,15 @@ impl TestApp {
             .open(&row.sealed_with, row.id, recipient, &row.sealed_body)
             .unwrap();
         (row.subject, text)
+    }
+
+    /// Does what the password-reset worker of the service would have done by now.
+    pub async fn handle_reset_requests(&self) {
+        self.state
+            .accounts
+            .process_reset_requests(1_000)
+            .await
+            .unwrap();
     }
 
     /// The token in the newest queued email of `kind` to `recipient`.
