@@ -102,42 +102,57 @@ impl HashKind {
     }
 }
 
+/// How many recent verifications of each kind [`FailureTiming`] keeps.
+const SAMPLES_PER_KIND: usize = 15;
+
 /// How long failed verifications take, so that every failure can be made to take as long as the
 /// slowest kind of stored hash: a login for an unknown address, for an account without a password
 /// and for a wrong password against any hash cost the same (decision 20).
 ///
-/// Each kind's cost is the fastest verification seen of it (the uncontended cost); the floor is
-/// the largest of those. Callers time each verification and, when it fails, wait out the rest.
+/// Each kind's cost is the median of its recent verifications; the floor is the largest of those.
+/// Callers time each verification and, when it fails, wait out the rest of the floor.
 #[derive(Debug, Default)]
 pub struct FailureTiming {
-    fastest: std::sync::Mutex<std::collections::HashMap<HashKind, std::time::Duration>>,
+    recent: std::sync::Mutex<
+        std::collections::HashMap<HashKind, std::collections::VecDeque<std::time::Duration>>,
+    >,
 }
 
 impl FailureTiming {
     /// Records that verifying a hash of `kind` took `took`.
     pub fn record(&self, kind: HashKind, took: std::time::Duration) {
-        let Ok(mut fastest) = self.fastest.lock() else {
+        let Ok(mut recent) = self.recent.lock() else {
             return;
         };
-        if fastest.len() >= MAX_KINDS && !fastest.contains_key(&kind) {
+        if recent.len() >= MAX_KINDS && !recent.contains_key(&kind) {
             return;
         }
-        let entry = fastest.entry(kind).or_insert(took);
-        *entry = (*entry).min(took);
+        let samples = recent.entry(kind).or_default();
+        if samples.len() == SAMPLES_PER_KIND {
+            samples.pop_front();
+        }
+        samples.push_back(took);
     }
 
     /// What every failed verification should take at least.
     pub fn floor(&self) -> std::time::Duration {
-        self.fastest
-            .lock()
-            .ok()
-            .and_then(|f| f.values().max().copied())
+        let Ok(recent) = self.recent.lock() else {
+            return std::time::Duration::ZERO;
+        };
+        recent
+            .values()
+            .map(|samples| {
+                let mut sorted: Vec<_> = samples.iter().copied().collect();
+                sorted.sort_unstable();
+                sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+            })
+            .max()
             .unwrap_or_default()
     }
 
     /// Whether `kind` has been timed.
     pub fn knows(&self, kind: &HashKind) -> bool {
-        self.fastest.lock().is_ok_and(|f| f.contains_key(kind))
+        self.recent.lock().is_ok_and(|r| r.contains_key(kind))
     }
 }
 
@@ -548,21 +563,27 @@ mod tests {
     }
 
     #[test]
-    fn the_failure_floor_is_the_slowest_kind_at_its_fastest() {
+    fn the_failure_floor_is_the_slowest_kinds_recent_median() {
         use std::time::Duration;
+        let ms = Duration::from_millis;
         let timing = FailureTiming::default();
         assert_eq!(timing.floor(), Duration::ZERO);
-        timing.record(HashKind::Dummy, Duration::from_millis(20));
-        timing.record(HashKind::Dummy, Duration::from_millis(35));
-        assert_eq!(timing.floor(), Duration::from_millis(20));
-        timing.record(HashKind::Bcrypt(12), Duration::from_millis(400));
-        timing.record(HashKind::Bcrypt(12), Duration::from_millis(250));
-        assert_eq!(timing.floor(), Duration::from_millis(250));
+        for took in [20, 35, 21] {
+            timing.record(HashKind::Dummy, ms(took));
+        }
+        assert_eq!(timing.floor(), ms(21));
+        timing.record(HashKind::Bcrypt(12), ms(250));
+        assert_eq!(timing.floor(), ms(250));
+        // Only recent verifications count.
+        for _ in 0..SAMPLES_PER_KIND {
+            timing.record(HashKind::Bcrypt(12), ms(300));
+        }
+        assert_eq!(timing.floor(), ms(300));
         assert!(timing.knows(&HashKind::Bcrypt(12)) && !timing.knows(&HashKind::Bcrypt(10)));
         for cost in 0..100 {
             timing.record(HashKind::Argon2(format!("k{cost}")), Duration::from_secs(9));
         }
-        assert!(timing.fastest.lock().unwrap().len() <= MAX_KINDS);
+        assert!(timing.recent.lock().unwrap().len() <= MAX_KINDS);
     }
 
     #[test]
