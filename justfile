@@ -50,3 +50,7 @@ docker-build:
 # Start PostgreSQL 16 and Aegis with Docker Compose (needs MASTER_API_KEY and DB_PASSWORD set).
 compose-up:
     docker compose -f deploy/docker-compose.yml up -d --build
+
+# Does answering take longer when an address has an account? Medians per case (release build).
+enumeration SAMPLES="31":
+    bash scripts/enumeration.sh {{SAMPLES}}

@@ -46,6 +46,114 @@ pub trait PasswordHasher: Send + Sync {
         password: &PlainPassword,
         stored: Option<String>,
     ) -> Result<Verification, HashError>;
+    /// Learns what verifying hashes of these kinds costs, before any such hash is checked, so
+    /// that failures take as long as the slowest kind from the start. Optional.
+    async fn learn_costs(&self, _kinds: Vec<HashKind>) -> Result<(), HashError> {
+        Ok(())
+    }
+}
+
+/// The kind of a stored hash as far as its cost goes: the algorithm and its parameters, never the
+/// salt or the hash itself. Failed verifications are timed per kind (see [`FailureTiming`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HashKind {
+    /// No usable stored hash: the dummy verification at the current parameters runs.
+    Dummy,
+    /// bcrypt at this cost.
+    Bcrypt(u32),
+    /// Argon2 with the PHC prefix that names its variant, version and parameters, e.g.
+    /// `$argon2id$v=19$m=19456,t=2,p=1$`.
+    Argon2(String),
+}
+
+/// The most kinds [`FailureTiming`] keeps apart; more are unlikely and cost nothing but a missed
+/// calibration.
+const MAX_KINDS: usize = 32;
+
+/// The largest Argon2 memory cost a calibration sample is made with (1 GiB).
+const MAX_SAMPLE_KIB: u32 = 1 << 20;
+
+impl HashKind {
+    /// The kind of `stored` (a PHC or bcrypt string), or of its prefix as
+    /// [`crate::repo::AccountRepository::password_hash_kinds`] returns it.
+    pub fn of(stored: Option<&str>) -> Self {
+        let Some(stored) = stored else {
+            return Self::Dummy;
+        };
+        if is_bcrypt(stored) {
+            return stored
+                .get(4..6)
+                .and_then(|c| c.parse().ok())
+                .map_or(Self::Dummy, Self::Bcrypt);
+        }
+        // `$argon2id$v=19$m=…,t=…,p=…$salt$hash`: everything before the salt.
+        let parts: Vec<&str> = stored.split('$').collect();
+        match parts.as_slice() {
+            ["", alg, version, params, ..]
+                if alg.starts_with("argon2") && version.starts_with("v=") =>
+            {
+                Self::Argon2(format!("${alg}${version}${params}$"))
+            }
+            ["", alg, params, ..] if alg.starts_with("argon2") && params.starts_with("m=") => {
+                Self::Argon2(format!("${alg}${params}$"))
+            }
+            _ => Self::Dummy,
+        }
+    }
+}
+
+/// How many recent verifications of each kind [`FailureTiming`] keeps.
+const SAMPLES_PER_KIND: usize = 15;
+
+/// How long failed verifications take, so that every failure can be made to take as long as the
+/// slowest kind of stored hash: a login for an unknown address, for an account without a password
+/// and for a wrong password against any hash cost the same (decision 20).
+///
+/// Each kind's cost is the median of its recent verifications; the floor is the largest of those.
+/// Callers time each verification and, when it fails, wait out the rest of the floor.
+#[derive(Debug, Default)]
+pub struct FailureTiming {
+    recent: std::sync::Mutex<
+        std::collections::HashMap<HashKind, std::collections::VecDeque<std::time::Duration>>,
+    >,
+}
+
+impl FailureTiming {
+    /// Records that verifying a hash of `kind` took `took`.
+    pub fn record(&self, kind: HashKind, took: std::time::Duration) {
+        let Ok(mut recent) = self.recent.lock() else {
+            return;
+        };
+        if recent.len() >= MAX_KINDS && !recent.contains_key(&kind) {
+            return;
+        }
+        let samples = recent.entry(kind).or_default();
+        if samples.len() == SAMPLES_PER_KIND {
+            samples.pop_front();
+        }
+        samples.push_back(took);
+    }
+
+    /// What every failed verification should take at least.
+    pub fn floor(&self) -> std::time::Duration {
+        let Ok(recent) = self.recent.lock() else {
+            return std::time::Duration::ZERO;
+        };
+        recent
+            .values()
+            .map(|samples| {
+                let mut sorted: Vec<_> = samples.iter().copied().collect();
+                sorted.sort_unstable();
+                sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Whether `kind` has been timed.
+    pub fn knows(&self, kind: &HashKind) -> bool {
+        self.recent.lock().is_ok_and(|r| r.contains_key(kind))
+    }
 }
 
 /// Argon2id cost parameters.
@@ -221,6 +329,32 @@ impl PasswordAlgorithms {
         }
     }
 
+    /// A hash of `kind` for a throwaway password, to time verifications of that kind with.
+    /// `None` for kinds that cannot be sampled (or would need more than 1 GiB).
+    pub fn sample(&self, kind: &HashKind) -> Option<String> {
+        use argon2::PasswordHasher as _;
+        match kind {
+            HashKind::Dummy => Some(self.dummy_hash.clone()),
+            HashKind::Bcrypt(cost) => bcrypt::hash("aegis-calibration", *cost).ok(),
+            HashKind::Argon2(prefix) => {
+                let parsed = PasswordHash::new(&format!("{prefix}c2FsdHNhbHRzYWx0")).ok()?;
+                let params = Params::try_from(&parsed).ok()?;
+                if params.m_cost() > MAX_SAMPLE_KIB {
+                    return None;
+                }
+                let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+                let version = match parsed.version {
+                    Some(v) => Version::try_from(v).ok()?,
+                    None => Version::default(),
+                };
+                Argon2::new(algorithm, version, params)
+                    .hash_password(b"aegis-calibration")
+                    .ok()
+                    .map(|h| h.to_string())
+            }
+        }
+    }
+
     /// [`Self::hash_in`] with memory of its own, released afterwards.
     pub fn hash(&self, password: &PlainPassword) -> Result<String, HashError> {
         self.hash_in(password, &mut HashMemory::default())
@@ -390,6 +524,66 @@ mod tests {
         assert_eq!(memory.held_bytes(), algs.memory_bytes());
         memory.release();
         assert_eq!(memory.held_bytes(), 0);
+    }
+
+    #[test]
+    fn hash_kinds_name_the_algorithm_and_costs_only() {
+        let algs = fast();
+        let ours = algs.hash(&pw("pw-12345")).unwrap();
+        let kind = HashKind::of(Some(&ours));
+        assert_eq!(
+            kind,
+            HashKind::Argon2("$argon2id$v=19$m=64,t=1,p=1$".into())
+        );
+        // A prefix (as the database lists kinds) is the same kind as a full hash.
+        assert_eq!(HashKind::of(Some("$argon2id$v=19$m=64,t=1,p=1$")), kind);
+        let bcrypt = bcrypt::hash("pw", 4).unwrap();
+        assert_eq!(HashKind::of(Some(&bcrypt)), HashKind::Bcrypt(4));
+        assert_eq!(HashKind::of(Some("$2b$12$")), HashKind::Bcrypt(12));
+        for unusable in [
+            None,
+            Some(""),
+            Some("plain"),
+            Some("$2b$xx$"),
+            Some("$argon2id$"),
+        ] {
+            assert_eq!(HashKind::of(unusable), HashKind::Dummy, "{unusable:?}");
+        }
+        // Samples of each kind verify as that kind.
+        for kind in [HashKind::Bcrypt(4), kind, HashKind::Dummy] {
+            let sample = algs.sample(&kind).unwrap();
+            assert_eq!(HashKind::of(Some(&sample)) == kind, kind != HashKind::Dummy);
+        }
+        assert_eq!(
+            algs.sample(&HashKind::Argon2(
+                "$argon2id$v=19$m=4194304,t=1,p=1$".into()
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn the_failure_floor_is_the_slowest_kinds_recent_median() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        let timing = FailureTiming::default();
+        assert_eq!(timing.floor(), Duration::ZERO);
+        for took in [20, 35, 21] {
+            timing.record(HashKind::Dummy, ms(took));
+        }
+        assert_eq!(timing.floor(), ms(21));
+        timing.record(HashKind::Bcrypt(12), ms(250));
+        assert_eq!(timing.floor(), ms(250));
+        // Only recent verifications count.
+        for _ in 0..SAMPLES_PER_KIND {
+            timing.record(HashKind::Bcrypt(12), ms(300));
+        }
+        assert_eq!(timing.floor(), ms(300));
+        assert!(timing.knows(&HashKind::Bcrypt(12)) && !timing.knows(&HashKind::Bcrypt(10)));
+        for cost in 0..100 {
+            timing.record(HashKind::Argon2(format!("k{cost}")), Duration::from_secs(9));
+        }
+        assert!(timing.recent.lock().unwrap().len() <= MAX_KINDS);
     }
 
     #[test]

@@ -139,6 +139,15 @@ pub trait AccountRepository: Send + Sync {
         &self,
         digest: &str,
     ) -> Result<Option<crate::token::EmailChangeRequest>, RepoError>;
+    /// The kinds of stored password hashes: each distinct algorithm-and-cost prefix (such as
+    /// `$2b$12$` or `$argon2id$v=19$m=19456,t=2,p=1$`), at most 32.
+    async fn password_hash_kinds(&self) -> Result<Vec<String>, RepoError>;
+    /// Records a password-reset request, to be handled by
+    /// [`AccountTxRepository::take_reset_requests`]: one statement, whatever the address.
+    async fn record_reset_request(
+        &self,
+        request: &crate::token::ResetRequest,
+    ) -> Result<(), RepoError>;
     /// Every user of a site, oldest first (`created_at`, then id).
     async fn list_users(&self, site: SiteId) -> Result<Vec<crate::user::User>, RepoError>;
     /// Deletes every expired row (`expires_at < now`) of the five token tables.
@@ -171,8 +180,18 @@ pub trait AccountTxRepository: Send {
     ) -> Result<Option<crate::user::User>, RepoError>;
     /// Stores a new user. A taken email on the site is [`RepoError::Conflict`].
     async fn insert_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;
-    /// Writes every field of the user.
+    /// Writes every field of the user. Only for a row read with [`Self::lock_user`] (or
+    /// [`Self::lock_user_by_email`]) in this transaction, so no stale copy is written back.
     async fn update_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;
+    /// Replaces the password hash alone, and only while the stored hash is still `expected`;
+    /// whether it did (a rehash after login).
+    async fn replace_password_hash(
+        &mut self,
+        user: crate::ids::UserId,
+        expected: &str,
+        new: &str,
+        now: crate::clock::UnixTime,
+    ) -> Result<bool, RepoError>;
 
     /// Stores an auth token digest.
     async fn insert_auth_token(
@@ -192,6 +211,11 @@ pub trait AccountTxRepository: Send {
         &mut self,
         token: &crate::token::RefreshToken,
     ) -> Result<(), RepoError>;
+    /// A refresh token by digest, locked for the rest of the transaction.
+    async fn lock_refresh_token(
+        &mut self,
+        digest: &str,
+    ) -> Result<Option<crate::token::RefreshToken>, RepoError>;
     /// Marks the token used at `now` if nobody has yet: exactly one caller wins.
     async fn claim_refresh_token(
         &mut self,
@@ -218,6 +242,18 @@ pub trait AccountTxRepository: Send {
     ) -> Result<(), RepoError>;
     /// Marks an unused reset token used; whether this call did (exactly one caller can).
     async fn claim_reset_token(&mut self, digest: &str) -> Result<bool, RepoError>;
+    /// Removes and returns up to `limit` recorded reset requests, oldest first, skipping any
+    /// another transaction is handling.
+    async fn take_reset_requests(
+        &mut self,
+        limit: i64,
+    ) -> Result<Vec<crate::token::ResetRequest>, RepoError>;
+    /// Deletes the reset requests for `email` on `site` not handled yet.
+    async fn delete_reset_requests_for(
+        &mut self,
+        site: SiteId,
+        email: &crate::user::Email,
+    ) -> Result<u64, RepoError>;
     /// Deletes every reset token of a user.
     async fn delete_reset_tokens_of_user(
         &mut self,

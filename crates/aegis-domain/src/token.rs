@@ -47,6 +47,16 @@ pub struct StoredToken {
     pub created_at: UnixTime,
 }
 
+/// A password-reset request waiting to be handled: the address as the request gave it,
+/// normalised. Whether it has an account is decided off the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetRequest {
+    pub id: uuid::Uuid,
+    pub site_id: SiteId,
+    pub email: crate::user::Email,
+    pub created_at: UnixTime,
+}
+
 /// A stored password-reset token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetToken {

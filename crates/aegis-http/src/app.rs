@@ -28,6 +28,8 @@ pub struct AppState {
     pub cors: Arc<crate::cors::CorsPolicy>,
     /// `None` when `RATELIMIT_ENABLED=false`.
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
+    /// How requests are attributed to clients and accounts.
+    pub clients: Arc<crate::client_ip::Clients>,
     pub master_api_key: Option<SecretString>,
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
@@ -77,6 +79,10 @@ pub struct AppConfig {
     pub accounts: AccountSettings,
     pub ratelimit_enabled: bool,
     pub client_ip: crate::client_ip::ClientIpPolicy,
+    /// How client addresses are grouped into networks for the limits.
+    pub networks: aegis_domain::ratelimit::NetworkPrefixes,
+    /// Names accounts in limit buckets and the security log (from `SECRET_KEY`).
+    pub account_keyring: aegis_domain::ratelimit::AccountKeyring,
     /// `CORS_ORIGINS` (override) and `CORS_EXTRA_ORIGINS`.
     pub cors_origins: Option<String>,
     pub cors_extra_origins: Vec<String>,
@@ -100,11 +106,16 @@ impl AppState {
             &config.cors_extra_origins,
             sites.clone(),
         ));
+        let clients = Arc::new(crate::client_ip::Clients {
+            policy: config.client_ip,
+            networks: config.networks,
+            keyring: config.account_keyring,
+        });
         let limiter = config.ratelimit_enabled.then(|| {
             Arc::new(crate::ratelimit::Limiter {
                 counters: Arc::new(aegis_postgres::PgRateCounters::new(pool.clone())),
                 clock: ports.clock.clone(),
-                client_ip: config.client_ip.clone(),
+                clients: clients.clone(),
             })
         });
         let webhooks = WebhookDelivery::new(
@@ -128,6 +139,7 @@ impl AppState {
             webhooks,
             cors,
             limiter,
+            clients,
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
             version: config.version,

@@ -1,10 +1,14 @@
-//! The client's address for per-IP limits (decision 22): the socket peer, unless the peer is a
-//! trusted proxy, in which case the proxy's header says who the client is. A client talking to Aegis
-//! directly cannot choose its bucket by inventing headers.
+//! The client's address for per-network limits and the security log (decisions 22 and 29): the
+//! socket peer, unless the peer is a trusted proxy, in which case the proxy's header says who the
+//! client is. A client talking to Aegis directly cannot choose its bucket by inventing headers.
 
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
+use aegis_domain::ratelimit::{AccountKeyring, ClientNetwork, NetworkPrefixes, SiteKey, Subject};
+use aegis_domain::user::Email;
+
+use crate::security::Who;
 
 /// An address range, `10.0.0.0/8` or `fd00::/8`; a bare address is a one-address range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,48 +78,90 @@ impl ClientIpPolicy {
 
     /// The client address, or `None` when the connection has no peer address (in-process tests).
     ///
-    /// - With `TRUSTED_PROXIES`: from a trusted peer, the configured header when present, else the
-    ///   right-most `X-Forwarded-For` entry that is not itself a trusted proxy; from anyone else,
-    ///   the peer.
-    /// - With only `TRUSTED_CLIENT_IP_HEADER`: the header when present (the operator asserts every
-    ///   request comes through that proxy), else the peer.
-    /// - With neither: the peer.
+    /// - From a peer outside `TRUSTED_PROXIES` (or with none configured): the peer.
+    /// - From a trusted proxy, with `TRUSTED_CLIENT_IP_HEADER` set: that header, the only source;
+    ///   without it (or unreadable), the proxy's own address.
+    /// - From a trusted proxy, with no header set: the right-most `X-Forwarded-For` entry that is
+    ///   not itself a trusted proxy, else the proxy.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
-        let peer = req.peer_addr().map(|a| canonical(a.ip()));
-        let header = |name: &str| {
-            req.headers()
+        let peer = canonical(req.peer_addr()?.ip());
+        if !self.trusted(peer) {
+            return Some(peer);
+        }
+        if let Some(name) = self.header.as_deref() {
+            let named = req
+                .headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
-                .map(canonical)
-        };
-        if !self.proxies.is_empty() {
-            let peer = peer?;
-            if !self.trusted(peer) {
-                return Some(peer);
-            }
-            if let Some(ip) = self.header.as_deref().and_then(header) {
-                return Some(ip);
-            }
-            let forwarded = req
-                .headers()
-                .get_all("X-Forwarded-For")
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|part| part.trim().parse::<IpAddr>().ok().map(canonical))
-                .collect::<Vec<_>>();
-            return Some(
-                forwarded
-                    .into_iter()
-                    .rev()
-                    .find(|ip| !self.trusted(*ip))
-                    .unwrap_or(peer),
-            );
+                .map(canonical);
+            return Some(named.unwrap_or(peer));
         }
-        if let Some(ip) = self.header.as_deref().and_then(header) {
-            return Some(ip);
+        let forwarded = req
+            .headers()
+            .get_all("X-Forwarded-For")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|part| part.trim().parse::<IpAddr>().ok().map(canonical))
+            .collect::<Vec<_>>();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !self.trusted(*ip))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+/// How requests are attributed to clients and accounts, for the limits and the security log.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub policy: ClientIpPolicy,
+    /// How addresses are grouped into networks (`RATELIMIT_IPV4_PREFIX`, `RATELIMIT_IPV6_PREFIX`).
+    pub networks: NetworkPrefixes,
+    /// Turns addresses into account digests.
+    pub keyring: AccountKeyring,
+}
+
+impl Clients {
+    /// What the limits count a request against.
+    pub fn subject(&self, req: &HttpRequest, site: SiteKey, email: Option<&Email>) -> Subject {
+        Subject {
+            site,
+            account: self.account(site, email),
+            client: self
+                .policy
+                .client_ip(req)
+                .map(|ip| ClientNetwork::of(ip, self.networks)),
         }
-        peer
+    }
+
+    /// Whom a security event concerns.
+    pub fn who(&self, req: &HttpRequest, site: SiteKey, email: Option<&Email>) -> Who {
+        Who {
+            site: Some(site),
+            client: self.policy.client_ip(req),
+            account: Some(self.account(site, email)),
+        }
+    }
+
+    /// A security event's client alone (operator routes, where no site or account is named).
+    pub fn client(&self, req: &HttpRequest) -> Who {
+        Who {
+            client: self.policy.client_ip(req),
+            ..Who::default()
+        }
+    }
+
+    fn account(
+        &self,
+        site: SiteKey,
+        email: Option<&Email>,
+    ) -> aegis_domain::ratelimit::AccountDigest {
+        email.map_or_else(aegis_domain::ratelimit::AccountDigest::none, |e| {
+            self.keyring.account(site, e)
+        })
     }
 }
 
@@ -169,5 +215,39 @@ mod tests {
         assert_eq!(xff_only.client_ip(&chained), Some(ip("198.51.100.1")));
         let plain = ClientIpPolicy::default();
         assert_eq!(plain.client_ip(&spoof), Some(ip("203.0.113.9")));
+        // A header without proxies is believed from nobody.
+        let header_only = ClientIpPolicy {
+            header: Some("CF-Connecting-IP".into()),
+            proxies: Vec::new(),
+        };
+        assert_eq!(header_only.client_ip(&spoof), Some(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn a_configured_header_is_the_only_source() {
+        let policy = ClientIpPolicy {
+            header: Some("CF-Connecting-IP".into()),
+            proxies: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+        };
+        let proxy = || TestRequest::default().peer_addr("10.0.0.2:5000".parse().unwrap());
+        // X-Forwarded-For is ignored when a header is configured.
+        let xff = proxy()
+            .insert_header(("X-Forwarded-For", "198.51.100.1"))
+            .to_http_request();
+        assert_eq!(policy.client_ip(&xff), Some(ip("10.0.0.2")));
+        // Unreadable or unparsable header values count against the proxy itself.
+        for bad in [&b"\xff\xfe"[..], b"not-an-ip", b"1.2.3.4, 5.6.7.8", b""] {
+            let req = proxy()
+                .insert_header((
+                    "CF-Connecting-IP",
+                    actix_web::http::header::HeaderValue::from_bytes(bad).unwrap(),
+                ))
+                .to_http_request();
+            assert_eq!(policy.client_ip(&req), Some(ip("10.0.0.2")), "{bad:?}");
+        }
+        let v6 = proxy()
+            .insert_header(("CF-Connecting-IP", " 2001:db8::7 "))
+            .to_http_request();
+        assert_eq!(policy.client_ip(&v6), Some(ip("2001:db8::7")));
     }
 }

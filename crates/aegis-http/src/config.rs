@@ -113,8 +113,10 @@ pub struct Settings {
     /// Refuse webhook deliveries to loopback, private, link-local and metadata addresses.
     pub webhook_block_private_networks: bool,
     pub ratelimit_enabled: bool,
-    /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES` (decision 22).
+    /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES` (decisions 22 and 29).
     pub client_ip: crate::client_ip::ClientIpPolicy,
+    /// `RATELIMIT_IPV4_PREFIX` and `RATELIMIT_IPV6_PREFIX`: how client addresses are grouped.
+    pub client_networks: aegis_domain::ratelimit::NetworkPrefixes,
     pub cors_origins: Option<String>,
     pub cors_extra_origins: Vec<String>,
     pub verification_link_base: Option<String>,
@@ -177,6 +179,8 @@ const KEYS: &[&str] = &[
     "ratelimit_enabled",
     "trusted_client_ip_header",
     "trusted_proxies",
+    "ratelimit_ipv4_prefix",
+    "ratelimit_ipv6_prefix",
     "redis_url",
     "cors_origins",
     "cors_extra_origins",
@@ -426,6 +430,25 @@ impl Settings {
             header: raw.get("trusted_client_ip_header").map(str::to_owned),
             proxies,
         };
+        if let Some(header) = &client_ip.header {
+            if actix_web::http::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(ConfigError(format!(
+                    "TRUSTED_CLIENT_IP_HEADER must be a header name, got {header:?}"
+                )));
+            }
+            if client_ip.proxies.is_empty() && mode == Mode::Production {
+                return Err(ConfigError(
+                    "TRUSTED_CLIENT_IP_HEADER is set but TRUSTED_PROXIES is not: the header would \
+                     be believed from nobody, and every client would share its proxy's limits. \
+                     Set TRUSTED_PROXIES to the addresses of the proxies that set the header"
+                        .into(),
+                ));
+            }
+        }
+        let client_networks = aegis_domain::ratelimit::NetworkPrefixes {
+            v4: prefix(&raw, "ratelimit_ipv4_prefix", 32)?,
+            v6: prefix(&raw, "ratelimit_ipv6_prefix", 64)?,
+        };
 
         let log_format = match raw
             .get("log_format")
@@ -518,6 +541,7 @@ impl Settings {
             webhook_block_private_networks: raw.flag("webhook_block_private_networks", false)?,
             ratelimit_enabled: raw.flag("ratelimit_enabled", true)?,
             client_ip,
+            client_networks,
             cors_origins: raw.get("cors_origins").map(str::to_owned),
             cors_extra_origins: raw
                 .get("cors_extra_origins")
@@ -595,6 +619,20 @@ fn mode(raw: &Raw, database: &DatabaseSource) -> (Mode, String) {
 }
 
 /// Refuses a missing, short or placeholder-looking secret in production.
+/// A network prefix length for grouping client addresses: 1 to 32 for IPv4, 1 to 128 for IPv6.
+fn prefix(raw: &Raw, key: &str, default: u8) -> Result<u8, ConfigError> {
+    let max = if key.contains("ipv4") { 32 } else { 128 };
+    let value: u8 = raw.parse(key, default, "a prefix length")?;
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError(format!(
+            "{} must be between 1 and {max}, got {value}",
+            key.to_uppercase()
+        )))
+    }
+}
+
 fn check_production_secret(name: &str, key: Option<&SecretString>) -> Result<(), ConfigError> {
     let Some(key) = key else {
         return Err(ConfigError(format!(
@@ -704,6 +742,53 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.mode, Mode::Development);
         assert!(s.mode_reason.contains("local mode"), "{}", s.mode_reason);
+    }
+
+    #[test]
+    fn a_client_ip_header_needs_the_proxies_that_set_it() {
+        let production = [
+            ("DATABASE_URL", "postgres://x/y"),
+            ("MASTER_API_KEY", KEY),
+            ("SECRET_KEY", SECRET),
+        ];
+        let mut env = production.to_vec();
+        env.push(("TRUSTED_CLIENT_IP_HEADER", "CF-Connecting-IP"));
+        let err = settings(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("TRUSTED_PROXIES") && err.contains("believed from nobody"),
+            "{err}"
+        );
+        env.push(("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"));
+        let s = settings(&env).unwrap();
+        assert_eq!(s.client_ip.proxies.len(), 2);
+        // Development starts, and the header is believed from nobody.
+        let s = settings(&[("TRUSTED_CLIENT_IP_HEADER", "CF-Connecting-IP")]).unwrap();
+        assert!(s.client_ip.proxies.is_empty());
+        let err = settings(&[("TRUSTED_CLIENT_IP_HEADER", "Bad Header")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("header name"), "{err}");
+    }
+
+    #[test]
+    fn client_networks_are_configurable_within_bounds() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.client_networks.v4, s.client_networks.v6), (32, 64));
+        let s = settings(&[
+            ("RATELIMIT_IPV4_PREFIX", "24"),
+            ("RATELIMIT_IPV6_PREFIX", "48"),
+        ])
+        .unwrap();
+        assert_eq!((s.client_networks.v4, s.client_networks.v6), (24, 48));
+        for (key, bad) in [
+            ("RATELIMIT_IPV4_PREFIX", "33"),
+            ("RATELIMIT_IPV4_PREFIX", "0"),
+            ("RATELIMIT_IPV6_PREFIX", "129"),
+            ("RATELIMIT_IPV6_PREFIX", "x"),
+        ] {
+            let err = settings(&[(key, bad)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}={bad}: {err}");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::security::{self, Event, Who};
+use aegis_domain::ratelimit::SiteKey;
 
 /// A parsed JSON request body, before schema validation.
 ///
@@ -132,16 +134,20 @@ fn check_master_key(req: &HttpRequest) -> Result<MasterKey, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::bug("Internal server error", "application state missing"))?;
     let expected = state.master_api_key.as_ref().ok_or(not_configured)?;
+    let rejected = |detail: &str, message: &'static str| {
+        security::record(Event::MasterKeyRejected, &state.clients.client(req), detail);
+        ApiError::unauthorized(message)
+    };
     let presented = req
         .headers()
         .get("X-API-Key")
         .map(|v| v.as_bytes())
         .filter(|v| !v.is_empty())
-        .ok_or(ApiError::unauthorized("Missing X-API-Key header"))?;
+        .ok_or_else(|| rejected("missing", "Missing X-API-Key header"))?;
     if secret_eq(presented, expected.expose_secret().as_bytes()) {
         Ok(MasterKey)
     } else {
-        Err(ApiError::unauthorized("Invalid API key"))
+        Err(rejected("mismatch", "Invalid API key"))
     }
 }
 
@@ -158,12 +164,35 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::bug("Internal server error", "application state missing"))
 }
 
+/// Logs each refusal of the tenant gate as a security event, then gives the uniform 401.
+struct GateLog(Who);
+
+impl GateLog {
+    fn new(req: &HttpRequest) -> Self {
+        Self(
+            req.app_data::<web::Data<AppState>>()
+                .map(|s| s.clients.client(req))
+                .unwrap_or_default(),
+        )
+    }
+
+    fn denied(&self, raw_site: Option<&str>, detail: &str) -> ApiError {
+        let who = Who {
+            site: Some(SiteKey::parse(raw_site)),
+            ..self.0.clone()
+        };
+        security::record(Event::TenantKeyRejected, &who, detail);
+        tenant_denied()
+    }
+}
+
 /// Resolves the site and checks the key in constant time. Every failure is the same 401; a bogus
 /// site costs the same comparison as a real one.
 async fn authenticate_tenant(
     state: &AppState,
     presented_key: &[u8],
     raw_site_id: &str,
+    log: &GateLog,
 ) -> Result<Site, ApiError> {
     let site = match SiteId::parse(raw_site_id) {
         Some(id) => state
@@ -177,7 +206,8 @@ async fn authenticate_tenant(
     let matches = secret_eq(presented_key, expected.as_bytes());
     match site {
         Some(site) if matches && !expected.is_empty() => Ok(site),
-        _ => Err(tenant_denied()),
+        Some(_) => Err(log.denied(Some(raw_site_id), "wrong key")),
+        None => Err(log.denied(Some(raw_site_id), "no such site")),
     }
 }
 
@@ -220,14 +250,16 @@ impl FromRequest for TenantBody {
         let state = state(req);
         let is_json = is_json_content_type(req);
         let bytes = read_body(req, payload);
+        let log = GateLog::new(req);
         Box::pin(async move {
-            let key = key?;
+            let key = key.map_err(|_| log.denied(None, "no key"))?;
             let state = state?;
-            let body = gate_body(is_json, &bytes.await?)?;
+            let body = gate_body(is_json, &bytes.await?)
+                .map_err(|_| log.denied(None, "body names no site"))?;
             let Some(Value::String(raw_site)) = body.get("site_id") else {
-                return Err(tenant_denied());
+                return Err(log.denied(None, "body names no site"));
             };
-            let site = authenticate_tenant(&state, &key, raw_site).await?;
+            let site = authenticate_tenant(&state, &key, raw_site, &log).await?;
             Ok(Self {
                 site,
                 body: Value::Object(body),
@@ -253,20 +285,22 @@ impl FromRequest for TenantPath {
         let path_site = req.match_info().get("site_id").map(str::to_owned);
         let is_json = is_json_content_type(req);
         let bytes = read_body(req, payload);
+        let log = GateLog::new(req);
         Box::pin(async move {
-            let key = key?;
+            let key = key.map_err(|_| log.denied(path_site.as_deref(), "no key"))?;
             let state = state?;
-            let path_site = path_site.ok_or_else(tenant_denied)?;
+            let path_site = path_site.ok_or_else(|| log.denied(None, "path names no site"))?;
             let bytes = bytes.await?;
             if is_json && !bytes.is_empty() {
-                let body = gate_body(true, &bytes)?;
+                let body = gate_body(true, &bytes)
+                    .map_err(|_| log.denied(Some(&path_site), "body is not an object"))?;
                 match body.get("site_id") {
                     None => {}
                     Some(Value::String(s)) if *s == path_site => {}
-                    Some(_) => return Err(tenant_denied()),
+                    Some(_) => return Err(log.denied(Some(&path_site), "body names another site")),
                 }
             }
-            let site = authenticate_tenant(&state, &key, &path_site).await?;
+            let site = authenticate_tenant(&state, &key, &path_site, &log).await?;
             Ok(Self { site })
         })
     }

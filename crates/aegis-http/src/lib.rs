@@ -14,6 +14,7 @@ pub mod local;
 pub mod passwords;
 pub mod ratelimit;
 pub mod routes;
+pub mod security;
 pub mod telemetry;
 pub mod validation;
 pub mod wiring;

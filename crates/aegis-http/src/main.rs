@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpServer, web};
 use aegis_domain::delivery::EmailDelivery;
+use aegis_domain::ratelimit::AccountKeyring;
 use aegis_http::app::{self, AppConfig, AppState, Ports};
 use aegis_http::config::{DatabaseSource, Mode, Settings};
 use aegis_http::workers::Workers;
@@ -102,7 +103,7 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
     if master_api_key.is_none() && settings.mode == Mode::Development {
         tracing::warn!("MASTER_API_KEY is not set: master-key routes will answer 500");
     }
-    let outbox_keys = outbox_keys(&settings)?;
+    let (outbox_keys, account_keyring) = secret_keys(&settings)?;
 
     let result = actix_web::rt::System::new().block_on(async {
         if let Some((_, admin_url)) = &local_mode {
@@ -150,26 +151,34 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
             tracing::info!(applied = migrated.applied.len(), "database is up to date");
             return Ok(());
         }
-        serve(&settings, pool, master_api_key, outbox_keys).await
+        serve(
+            &settings,
+            pool,
+            master_api_key,
+            (outbox_keys, account_keyring),
+        )
+        .await
     });
     drop(local_mode);
     result
 }
 
-/// The keys that seal queued email: from `SECRET_KEY` (required in production), or in development
-/// a key generated into the data directory.
-fn outbox_keys(settings: &Settings) -> Result<SealingKeys, String> {
+/// The keys derived from `SECRET_KEY` (required in production; in development generated into the
+/// data directory): the ones that seal queued email, and the one that names accounts in rate-limit
+/// buckets and the security log.
+fn secret_keys(settings: &Settings) -> Result<(SealingKeys, AccountKeyring), String> {
     let secret = match &settings.secret_key {
         Some(key) => key.expose_secret().to_owned(),
         None => local::development_secret_key(&settings.data_dir)?,
     };
-    SealingKeys::new(
+    let sealing = SealingKeys::new(
         &secret,
         settings
             .secret_key_previous
             .as_ref()
             .map(|k| k.expose_secret()),
-    )
+    )?;
+    Ok((sealing, AccountKeyring::from_secret(&secret)))
 }
 
 /// Production over the network should check who it talks to: says so once when no `sslmode`
@@ -216,7 +225,7 @@ async fn serve(
     settings: &Settings,
     pool: PgPool,
     master_api_key: Option<SecretString>,
-    outbox_keys: SealingKeys,
+    (outbox_keys, account_keyring): (SealingKeys, AccountKeyring),
 ) -> Result<(), String> {
     let ports = Ports::system(
         settings.argon2,
@@ -235,11 +244,22 @@ async fn serve(
             accounts: settings.account_settings(),
             ratelimit_enabled: settings.ratelimit_enabled,
             client_ip: settings.client_ip.clone(),
+            networks: settings.client_networks,
+            account_keyring,
             cors_origins: settings.cors_origins.clone(),
             cors_extra_origins: settings.cors_extra_origins.clone(),
             outbox_keys: outbox_keys.clone(),
         },
     ));
+    // Time each kind of stored password hash before its first failed login (decision 20).
+    let accounts = state.accounts.clone();
+    actix_web::rt::spawn(async move {
+        match accounts.learn_password_costs().await {
+            Ok(0) => {}
+            Ok(kinds) => tracing::info!(kinds, "stored password hash costs timed"),
+            Err(e) => tracing::warn!(error = %e, "stored password hash costs not timed"),
+        }
+    });
     let mut workers = Workers::default();
     let outbox = Arc::new(PgEmailOutbox::new(pool.clone(), outbox_keys));
     if let Some(mailer) = aegis_http::wiring::mailer(settings)? {
@@ -247,6 +267,7 @@ async fn serve(
     }
     workers.spawn_email_housekeeping(outbox, clock);
     workers.spawn_webhooks(state.webhooks.clone());
+    workers.spawn_reset_requests(state.accounts.clone());
     if let Some(limiter) = &state.limiter {
         workers.spawn_housekeeping(limiter.counters.clone(), limiter.clock.clone());
     }

@@ -6,6 +6,10 @@
 //! grow with the number of logins, and a burst holds at most one block per thread. When the queue
 //! is full, a job is refused at once with [`HashError::Busy`] (503) instead of waiting without
 //! limit.
+//!
+//! Every verification is timed by kind of stored hash, and a failed one is held (without holding
+//! a thread) until it has taken as long as the slowest kind takes: a wrong password against an
+//! adopted bcrypt hash, an unknown address and an account without a password answer alike.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -13,8 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use std::time::{Duration, Instant};
+
 use aegis_domain::password::{
-    HashError, HashMemory, PasswordAlgorithms, PasswordHasher, Verification,
+    FailureTiming, HashError, HashKind, HashMemory, PasswordAlgorithms, PasswordHasher,
+    Verification,
 };
 use aegis_domain::user::PlainPassword;
 use async_trait::async_trait;
@@ -37,6 +44,8 @@ pub struct PooledHasher {
     jobs: Sender<Job>,
     /// Bytes of Argon2 memory the threads hold.
     held: Arc<AtomicUsize>,
+    /// What failed verifications take, per kind of hash.
+    timing: Arc<FailureTiming>,
 }
 
 impl PooledHasher {
@@ -51,11 +60,22 @@ impl PooledHasher {
                 .name(format!("aegis-hash-{i}"))
                 .spawn(move || work(&queue, &held))?;
         }
+        // The dummy verification's cost is known before the first login.
+        let timing = Arc::new(FailureTiming::default());
+        let started = Instant::now();
+        let _ = algorithms.verify(&PlainPassword::new(String::new()), None);
+        timing.record(HashKind::Dummy, started.elapsed());
         Ok(Self {
             algorithms: Arc::new(algorithms),
             jobs,
             held,
+            timing,
         })
+    }
+
+    /// What every failed verification takes at least, as learnt so far.
+    pub fn failure_floor(&self) -> Duration {
+        self.timing.floor()
     }
 
     /// Jobs waiting for a thread.
@@ -143,8 +163,46 @@ impl PasswordHasher for PooledHasher {
         stored: Option<String>,
     ) -> Result<Verification, HashError> {
         let password = password.clone();
-        self.run(move |a, memory| a.verify_in(&password, stored.as_deref(), memory))
-            .await
+        let kind = HashKind::of(stored.as_deref());
+        let (verification, took) = self
+            .run(move |a, memory| {
+                let started = Instant::now();
+                let verification = a.verify_in(&password, stored.as_deref(), memory);
+                (verification, started.elapsed())
+            })
+            .await?;
+        self.timing.record(kind, took);
+        if verification == Verification::NoMatch {
+            let rest = self.timing.floor().saturating_sub(took);
+            if !rest.is_zero() {
+                tokio::time::sleep(rest).await;
+            }
+        }
+        Ok(verification)
+    }
+
+    async fn learn_costs(&self, kinds: Vec<HashKind>) -> Result<(), HashError> {
+        for kind in kinds {
+            if self.timing.knows(&kind) {
+                continue;
+            }
+            let timed = self
+                .run(move |a, memory| {
+                    let sample = a.sample(&kind)?;
+                    let started = Instant::now();
+                    let _ = a.verify_in(
+                        &PlainPassword::new("aegis-calibration-miss".into()),
+                        Some(&sample),
+                        memory,
+                    );
+                    Some((kind, started.elapsed()))
+                })
+                .await?;
+            if let Some((kind, took)) = timed {
+                self.timing.record(kind, took);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -212,6 +270,34 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(verified, Verification::Match { .. }));
+    }
+
+    #[tokio::test]
+    async fn every_failure_takes_as_long_as_the_slowest_kind_of_hash() {
+        let h = hasher(1, 4);
+        let pw = PlainPassword::new("pw-12345".into());
+        let dummy = h.failure_floor();
+        assert!(dummy > Duration::ZERO);
+        // A stored bcrypt hash far slower than the Argon2 costs here.
+        h.learn_costs(vec![HashKind::Bcrypt(8)]).await.unwrap();
+        let floor = h.failure_floor();
+        assert!(floor > dummy, "{floor:?} vs {dummy:?}");
+        // Learning twice changes nothing.
+        h.learn_costs(vec![HashKind::Bcrypt(8)]).await.unwrap();
+        assert_eq!(h.failure_floor(), floor);
+        for stored in [
+            None,
+            Some(h.hash(&pw).await.unwrap()),
+            Some("junk".to_owned()),
+        ] {
+            let started = Instant::now();
+            let answer = h
+                .verify(&PlainPassword::new("wrong".into()), stored.clone())
+                .await
+                .unwrap();
+            assert_eq!(answer, Verification::NoMatch);
+            assert!(started.elapsed() >= floor, "{stored:?}");
+        }
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aegis_domain::delivery::{EmailDelivery, EmailOutbox, tidy};
 use aegis_domain::ratelimit::RateCounters;
+use aegis_domain::service::accounts::AccountService;
 use aegis_domain::webhook_delivery::WebhookDelivery;
 use aegis_domain::{Clock, RepoError};
 use tokio::sync::watch;
@@ -23,6 +24,11 @@ pub const DELIVERY_TASKS: usize = 4;
 /// How long a delivery task rests when nothing is due.
 pub const EMAIL_IDLE: Duration = Duration::from_secs(1);
 pub const WEBHOOK_IDLE: Duration = Duration::from_secs(2);
+/// How long the password-reset task rests when no request is waiting: the most a reset email
+/// waits before it is queued.
+pub const RESET_REQUESTS_IDLE: Duration = Duration::from_millis(250);
+/// Reset requests handled per transaction.
+const RESET_REQUESTS_BATCH: i64 = 50;
 /// How often expired links are cleared and old rows pruned.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 /// The longest a failing worker waits before trying again.
@@ -87,6 +93,19 @@ impl Workers {
                     tracing::info!(pruned, "delivered webhooks pruned");
                 }
                 Ok(false)
+            }
+        });
+    }
+
+    /// Starts the task that turns recorded password-reset requests into links and email.
+    pub fn spawn_reset_requests(&mut self, accounts: AccountService) {
+        self.spawn("password reset requests", RESET_REQUESTS_IDLE, move || {
+            let accounts = accounts.clone();
+            async move {
+                let handled = accounts
+                    .process_reset_requests(RESET_REQUESTS_BATCH)
+                    .await?;
+                Ok(handled > 0)
             }
         });
     }

@@ -3,7 +3,9 @@
 use std::io::Write as _;
 
 use aegis_domain::repo::{AccountRepository, CleanupCounts};
-use aegis_domain::token::{EmailChangeRequest, RefreshToken, ResetToken, StoredToken};
+use aegis_domain::token::{
+    EmailChangeRequest, RefreshToken, ResetRequest, ResetToken, StoredToken,
+};
 use aegis_domain::user::{Email, Role, User};
 use aegis_domain::webhook::WebhookEvent;
 use aegis_domain::{RepoError, SiteId, UserId};
@@ -239,15 +241,42 @@ impl AccountRepository for PgAccountRepository {
     }
 
     async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, RepoError> {
+        find_refresh_token(&mut *self.pool.get().await?, digest, false).await
+    }
+
+    async fn record_reset_request(&self, request: &ResetRequest) -> Result<(), RepoError> {
         let mut conn = self.pool.get().await?;
-        refresh_tokens::table
-            .filter(refresh_tokens::token.eq(digest))
-            .select(RefreshRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map(|r| r.map(RefreshToken::from))
-            .map_err(map_diesel_error)
+        diesel::sql_query(
+            "INSERT INTO password_reset_requests (id, site_uuid, email, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(request.id)
+        .bind::<diesel::sql_types::Uuid, _>(request.site_id.as_uuid())
+        .bind::<diesel::sql_types::Text, _>(request.email.as_str())
+        .bind::<diesel::sql_types::BigInt, _>(request.created_at)
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
+    }
+
+    async fn password_hash_kinds(&self) -> Result<Vec<String>, RepoError> {
+        #[derive(QueryableByName)]
+        struct Kind {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            kind: String,
+        }
+        let mut conn = self.pool.get().await?;
+        diesel::sql_query(
+            "SELECT DISTINCT substring(password_hash FROM \
+             '^(\\$2[aby]\\$[0-9]+\\$|\\$argon2[a-z]*\\$(?:v=[0-9]+\\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+\\$)') \
+             AS kind FROM users WHERE password_hash IS NOT NULL \
+             AND password_hash ~ '^(\\$2[aby]\\$|\\$argon2)' LIMIT 32",
+        )
+        .load::<Kind>(&mut conn)
+        .await
+        .map(|rows| rows.into_iter().map(|r| r.kind).collect())
+        .map_err(map_diesel_error)
     }
 
     async fn find_reset_token(&self, digest: &str) -> Result<Option<ResetToken>, RepoError> {
@@ -407,6 +436,100 @@ pub(crate) async fn update_user(
         .await
         .map(drop)
         .map_err(map_diesel_error)
+}
+
+pub(crate) async fn find_refresh_token(
+    conn: &mut AsyncPgConnection,
+    digest: &str,
+    lock: bool,
+) -> Result<Option<RefreshToken>, RepoError> {
+    let query = refresh_tokens::table
+        .filter(refresh_tokens::token.eq(digest))
+        .select(RefreshRow::as_select());
+    let row = if lock {
+        query.for_update().first(conn).await
+    } else {
+        query.first(conn).await
+    };
+    row.optional()
+        .map(|r| r.map(RefreshToken::from))
+        .map_err(map_diesel_error)
+}
+
+/// Claims the oldest requests with `SKIP LOCKED`, so instances share the work without waiting on
+/// each other; they are gone once the transaction commits.
+pub(crate) async fn take_reset_requests(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> Result<Vec<ResetRequest>, RepoError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        site_uuid: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        email: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        created_at: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "DELETE FROM password_reset_requests WHERE id IN ( \
+             SELECT id FROM password_reset_requests ORDER BY created_at \
+             LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, site_uuid, email, created_at",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .load(conn)
+    .await
+    .map_err(map_diesel_error)?;
+    let mut requests: Vec<ResetRequest> = rows
+        .into_iter()
+        .map(|r| ResetRequest {
+            id: r.id,
+            site_id: SiteId::from_uuid(r.site_uuid),
+            // Written in its normal form; a request an earlier version recorded (lowercased only)
+            // is brought to it here, since the row lives only until it is handled.
+            email: Email::parse(&r.email).unwrap_or_else(|_| Email::from_stored(r.email)),
+            created_at: r.created_at,
+        })
+        .collect();
+    requests.sort_by_key(|r| r.created_at);
+    Ok(requests)
+}
+
+pub(crate) async fn delete_reset_requests_for(
+    conn: &mut AsyncPgConnection,
+    site: SiteId,
+    email: &Email,
+) -> Result<u64, RepoError> {
+    diesel::sql_query("DELETE FROM password_reset_requests WHERE site_uuid = $1 AND email = $2")
+        .bind::<diesel::sql_types::Uuid, _>(site.as_uuid())
+        .bind::<diesel::sql_types::Text, _>(email.as_str())
+        .execute(conn)
+        .await
+        .map(|n| n as u64)
+        .map_err(map_diesel_error)
+}
+
+/// Compare-and-set on the hash: one statement, so it never writes over a concurrent change.
+pub(crate) async fn replace_password_hash(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    expected: &str,
+    new: &str,
+    now: i64,
+) -> Result<bool, RepoError> {
+    diesel::update(
+        users::table
+            .find(user.as_uuid())
+            .filter(users::password_hash.eq(expected)),
+    )
+    .set((users::password_hash.eq(new), users::updated_at.eq(now)))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+    .map_err(map_diesel_error)
 }
 
 pub(crate) async fn insert_refresh_token(

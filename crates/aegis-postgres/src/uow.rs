@@ -2,7 +2,7 @@
 
 use crate::pool::PgConnection;
 use aegis_domain::repo::{AccountTxRepository, QueuedEmail};
-use aegis_domain::token::{EmailChangeRequest, RefreshToken, StoredToken};
+use aegis_domain::token::{EmailChangeRequest, RefreshToken, ResetRequest, StoredToken};
 use aegis_domain::user::{Email, User};
 use aegis_domain::webhook::WebhookEvent;
 use aegis_domain::{RepoError, Site, SiteId, SiteTxRepository, Transaction, UnitOfWork, UserId};
@@ -142,6 +142,35 @@ impl AccountTxRepository for PgTransaction {
 
     async fn update_user(&mut self, user: &User) -> Result<(), RepoError> {
         accounts::update_user(self.conn()?, user).await
+    }
+
+    async fn replace_password_hash(
+        &mut self,
+        user: UserId,
+        expected: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, RepoError> {
+        accounts::replace_password_hash(self.conn()?, user, expected, new, now).await
+    }
+
+    async fn delete_reset_requests_for(
+        &mut self,
+        site: SiteId,
+        email: &Email,
+    ) -> Result<u64, RepoError> {
+        accounts::delete_reset_requests_for(self.conn()?, site, email).await
+    }
+
+    async fn take_reset_requests(&mut self, limit: i64) -> Result<Vec<ResetRequest>, RepoError> {
+        accounts::take_reset_requests(self.conn()?, limit).await
+    }
+
+    async fn lock_refresh_token(
+        &mut self,
+        digest: &str,
+    ) -> Result<Option<RefreshToken>, RepoError> {
+        accounts::find_refresh_token(self.conn()?, digest, true).await
     }
 
     async fn insert_auth_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, UnixTime};
 use crate::ids::{SiteId, UserId};
-use crate::password::{HashError, PasswordHasher, Verification};
+use crate::password::{HashError, HashKind, PasswordHasher, Verification};
 use crate::repo::{
     AccountRepository, QueuedEmail, RepoError, SiteRepository, Transaction, UnitOfWork,
 };
 use crate::secrets::SecretGenerator;
 use crate::site::Site;
 use crate::templates::{self, RenderedEmail};
-use crate::token::{self, IssuedToken, RefreshToken, StoredToken};
+use crate::token::{self, IssuedToken, RefreshToken, ResetRequest, StoredToken};
 use crate::user::{Email, PlainPassword, Role, User};
 use crate::webhook::{UserEvent, user_event};
 
@@ -98,8 +98,10 @@ pub enum RefreshError {
     UserNotFound,
     #[error("user account not verified")]
     NotVerified,
+    /// The token was used before, outside the grace window: its family and every session of the
+    /// user (carried here, for the security log) were revoked.
     #[error("refresh token reuse detected")]
-    ReuseDetected,
+    ReuseDetected(Box<User>),
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -500,6 +502,10 @@ impl AccountService {
     /// Login (§4.4). Unknown address, wrong password, no password and an unusable hash are one
     /// outcome, and each costs one password verification. The password is checked before the
     /// verification flag. A bcrypt or outdated hash is replaced on success.
+    ///
+    /// The tokens are stored with the user row locked, and only if the hash that was verified is
+    /// still the stored one: a login that raced a password change, a reset or a deletion mints
+    /// nothing, and the rehash writes the hash alone, never a stale copy of the row.
     pub async fn login(
         &self,
         site: &Site,
@@ -507,9 +513,11 @@ impl AccountService {
         password: &PlainPassword,
     ) -> Result<Session, LoginError> {
         let user = self.accounts.find_user_by_email(site.id, email).await?;
-        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verification = self.hasher.verify(password, stored).await?;
-        let (Some(mut user), Verification::Match { needs_rehash }) = (user, verification) else {
+        let verified_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verification = self.hasher.verify(password, verified_hash.clone()).await?;
+        let (Some(user), Verification::Match { needs_rehash }, Some(verified_hash)) =
+            (user, verification, verified_hash)
+        else {
             return Err(LoginError::InvalidCredentials);
         };
         if !user.is_verified {
@@ -524,14 +532,22 @@ impl AccountService {
         let family = self.generator.token();
         let (auth, refresh) = self.new_session_tokens(&user, Some(family), now);
         let mut tx = self.uow.begin().await?;
-        self.store_auth_token(&mut tx, &user, &auth, now).await?;
+        let current = tx.accounts().lock_user(user.id).await?;
+        let Some(current) = current.filter(|u| u.password_hash.as_ref() == Some(&verified_hash))
+        else {
+            return Err(LoginError::InvalidCredentials);
+        };
+        if !current.is_verified {
+            return Err(LoginError::EmailNotVerified);
+        }
+        self.store_auth_token(&mut tx, &current, &auth, now).await?;
         if let Some((_, record)) = &refresh {
             tx.accounts().insert_refresh_token(record).await?;
         }
         if let Some(hash) = rehash {
-            user.password_hash = Some(hash);
-            user.updated_at = now;
-            tx.accounts().update_user(&user).await?;
+            tx.accounts()
+                .replace_password_hash(user.id, &verified_hash, &hash, now)
+                .await?;
         }
         tx.commit().await?;
         Ok(Session {
@@ -540,6 +556,22 @@ impl AccountService {
             auth,
             refresh: refresh.map(|(token, _)| token),
         })
+    }
+
+    /// Times a verification of every kind of stored password hash (decision 20), so that a failed
+    /// login costs the same whichever kind the account has, from the first one. Run at startup.
+    pub async fn learn_password_costs(&self) -> Result<usize, Failure> {
+        let kinds: Vec<HashKind> = self
+            .accounts
+            .password_hash_kinds()
+            .await?
+            .iter()
+            .map(|k| HashKind::of(Some(k)))
+            .filter(|k| *k != HashKind::Dummy)
+            .collect();
+        let count = kinds.len();
+        self.hasher.learn_costs(kinds).await?;
+        Ok(count)
     }
 
     /// The bearer check: the user a live auth token belongs to. One indexed query.
@@ -582,43 +614,52 @@ impl AccountService {
 
     /// Refresh (§4.6, §5): rotation with an atomic claim, a grace window that mints no second
     /// successor, and reuse detection that revokes the family and all of the user's auth tokens.
+    ///
+    /// The token is read again with the user row locked, so a refresh that races a password
+    /// change, a reset, a logout or a deletion either finishes before it (and its tokens are then
+    /// revoked with the rest) or finds its token gone and mints nothing.
     pub async fn refresh(&self, presented: &str) -> Result<Session, RefreshError> {
         let digest = token::digest(presented);
         let now = self.clock.now();
-        let stored = self
+        let live = |t: &RefreshToken| !t.revoked && token::is_live(t.expires_at, now);
+        let owner = self
             .accounts
             .find_refresh_token(&digest)
             .await?
-            .filter(|t| !t.revoked && token::is_live(t.expires_at, now))
-            .ok_or(RefreshError::InvalidToken)?;
-        let user = self
-            .accounts
-            .find_user(stored.user_id)
+            .filter(live)
+            .ok_or(RefreshError::InvalidToken)?
+            .user_id;
+        let mut tx = self.uow.begin().await?;
+        let user = tx
+            .accounts()
+            .lock_user(owner)
             .await?
             .ok_or(RefreshError::UserNotFound)?;
+        let stored = tx
+            .accounts()
+            .lock_refresh_token(&digest)
+            .await?
+            .filter(|t| live(t) && t.user_id == owner)
+            .ok_or(RefreshError::InvalidToken)?;
         if !user.is_verified {
             return Err(RefreshError::NotVerified);
         }
         let rotate = self.settings.refresh_rotation;
         let (auth, successor) =
             self.new_session_tokens(&user, rotate.then(|| stored.family_id.clone()), now);
-        let mut tx = self.uow.begin().await?;
         if rotate {
             let won =
                 stored.used_at.is_none() && tx.accounts().claim_refresh_token(&digest, now).await?;
             if !won {
-                // Already used, by an earlier request or by the concurrent winner just now.
-                let used_at = match stored.used_at {
-                    Some(t) => t,
-                    None => now,
-                };
+                // Already used, by an earlier request or by a concurrent one just before.
+                let used_at = stored.used_at.unwrap_or(now);
                 if now > used_at + self.settings.refresh_grace {
                     tx.accounts()
                         .revoke_refresh_family(&stored.family_id, None)
                         .await?;
                     tx.accounts().delete_auth_tokens_of_user(user.id).await?;
                     tx.commit().await?;
-                    return Err(RefreshError::ReuseDetected);
+                    return Err(RefreshError::ReuseDetected(Box::new(user)));
                 }
                 self.store_auth_token(&mut tx, &user, &auth, now).await?;
                 tx.commit().await?;
@@ -678,8 +719,8 @@ failure_from!(ChangePasswordError, ResetPasswordError, EmailChangeError);
 
 impl AccountService {
     /// Sets a new password hash and ends every session and pending credential flow of the user:
-    /// auth and refresh tokens, reset tokens and email-change requests (§5). Verification is not
-    /// touched.
+    /// auth and refresh tokens, reset tokens and requests, and email-change requests (§5).
+    /// Verification is not touched.
     async fn replace_password(
         &self,
         tx: &mut Box<dyn Transaction>,
@@ -694,6 +735,9 @@ impl AccountService {
         accounts.delete_auth_tokens_of_user(user.id).await?;
         accounts.delete_refresh_tokens_of_user(user.id).await?;
         accounts.delete_reset_tokens_of_user(user.id).await?;
+        accounts
+            .delete_reset_requests_for(user.site_id, &user.email)
+            .await?;
         accounts.delete_email_changes_of_user(user.id).await?;
         Ok(())
     }
@@ -713,46 +757,78 @@ impl AccountService {
         let hash = self.hasher.hash(new).await?;
         let now = self.clock.now();
         let mut tx = self.uow.begin().await?;
+        let verified_hash = user.password_hash.clone();
         let mut user = tx
             .accounts()
             .lock_user(user.id)
             .await?
             .ok_or(ChangePasswordError::UserNotFound)?;
+        // The old password was checked against this hash: if a reset or another change replaced
+        // it meanwhile, the check no longer stands.
+        if user.password_hash != verified_hash {
+            return Err(ChangePasswordError::IncorrectPassword);
+        }
         self.replace_password(&mut tx, &mut user, hash, now).await?;
         tx.commit().await?;
         Ok(user)
     }
 
-    /// request-password-reset (§4.11): a reset link for an existing user of the site, verified or
-    /// not; nothing for an unknown address. Older reset links stay valid.
+    /// request-password-reset (§4.11): records the request and returns. Whether the address has
+    /// an account, and the link if it does, are worked out by [`Self::process_reset_requests`]
+    /// off the request path, so the answer takes the same time either way.
     pub async fn request_password_reset(&self, site: &Site, email: &Email) -> Result<(), Failure> {
-        let Some(user) = self.accounts.find_user_by_email(site.id, email).await? else {
-            return Ok(());
-        };
-        let now = self.clock.now();
-        let issued = IssuedToken::generate(self.generator.as_ref());
-        let expires_at = now + self.settings.password_reset_ttl;
-        let mut tx = self.uow.begin().await?;
-        tx.accounts()
-            .insert_reset_token(&StoredToken {
-                digest: issued.digest.clone(),
+        self.accounts
+            .record_reset_request(&ResetRequest {
+                id: self.generator.new_id(),
                 site_id: site.id,
-                user_id: user.id,
-                expires_at,
-                created_at: now,
+                email: email.clone(),
+                created_at: self.clock.now(),
             })
             .await?;
-        let message = templates::password_reset(
-            site,
-            user.email.as_str(),
-            &issued.plaintext,
-            self.settings.password_reset_ttl,
-        );
-        tx.accounts()
-            .enqueue_email(&self.queued(site, message, now, Some(expires_at)))
-            .await?;
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// Handles up to `batch` recorded reset requests in one transaction: a reset link for each
+    /// one naming an existing user of its site, verified or not; nothing for an unknown address.
+    /// Older reset links stay valid. Returns how many requests were handled.
+    pub async fn process_reset_requests(&self, batch: i64) -> Result<usize, RepoError> {
+        let now = self.clock.now();
+        let mut tx = self.uow.begin().await?;
+        let requests = tx.accounts().take_reset_requests(batch).await?;
+        for request in &requests {
+            let Some(site) = tx.sites().lock(request.site_id).await? else {
+                continue;
+            };
+            let Some(user) = tx
+                .accounts()
+                .lock_user_by_email(site.id, &request.email)
+                .await?
+            else {
+                continue;
+            };
+            let issued = IssuedToken::generate(self.generator.as_ref());
+            let expires_at = now + self.settings.password_reset_ttl;
+            tx.accounts()
+                .insert_reset_token(&StoredToken {
+                    digest: issued.digest.clone(),
+                    site_id: site.id,
+                    user_id: user.id,
+                    expires_at,
+                    created_at: now,
+                })
+                .await?;
+            let message = templates::password_reset(
+                &site,
+                user.email.as_str(),
+                &issued.plaintext,
+                self.settings.password_reset_ttl,
+            );
+            tx.accounts()
+                .enqueue_email(&self.queued(&site, message, now, Some(expires_at)))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(requests.len())
     }
 
     /// reset-password (§4.12). The token's site is checked before it is consumed, so a cross-site
@@ -824,6 +900,11 @@ impl AccountService {
         let issued = IssuedToken::generate(self.generator.as_ref());
         let expires_at = now + self.settings.email_change_ttl;
         let mut tx = self.uow.begin().await?;
+        // As in change-password: the request stands only if the checked hash is still the one.
+        let current = tx.accounts().lock_user(user.id).await?;
+        if current.is_none_or(|u| u.password_hash != user.password_hash) {
+            return Err(EmailChangeError::InvalidPassword);
+        }
         tx.accounts()
             .insert_email_change(&token::EmailChangeRequest {
                 token: StoredToken {
@@ -850,8 +931,10 @@ impl AccountService {
     }
 
     /// confirm-email-change (§4.14). Uniqueness is checked again; a refused confirm keeps its
-    /// token, so it works once the address is free. Sessions are kept. A stored address that no
-    /// longer parses (a request older than decision 30) makes the token unusable.
+    /// token, so it works once the address is free. Sessions are kept; every reset, verification
+    /// and email-change link sent before the change is ended (decision 31), so a link mailed to
+    /// the old address cannot be used after it. A stored address that no longer parses (a request
+    /// older than decision 30) makes the token unusable.
     pub async fn confirm_email_change(&self, presented: &str) -> Result<User, EmailChangeError> {
         let now = self.clock.now();
         let digest = token::digest(presented);
@@ -879,13 +962,20 @@ impl AccountService {
         if !tx.accounts().take_email_change(&digest).await? {
             return Err(EmailChangeError::InvalidToken);
         }
-        user.email = new_email;
+        let old_email = std::mem::replace(&mut user.email, new_email);
         user.updated_at = now;
         match tx.accounts().update_user(&user).await {
             Ok(()) => {}
             Err(RepoError::Conflict(_)) => return Err(EmailChangeError::EmailInUse),
             Err(e) => return Err(e.into()),
         }
+        let accounts = tx.accounts();
+        accounts.delete_reset_tokens_of_user(user.id).await?;
+        accounts
+            .delete_reset_requests_for(user.site_id, &old_email)
+            .await?;
+        accounts.delete_verification_tokens_of_user(user.id).await?;
+        accounts.delete_email_changes_of_user(user.id).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -976,6 +1066,31 @@ mod tests {
         }
         async fn update_user(&mut self, _: &User) -> Result<(), RepoError> {
             Ok(())
+        }
+        async fn replace_password_hash(
+            &mut self,
+            _: UserId,
+            _: &str,
+            _: &str,
+            _: UnixTime,
+        ) -> Result<bool, RepoError> {
+            Ok(false)
+        }
+        async fn lock_refresh_token(&mut self, _: &str) -> Result<Option<RefreshToken>, RepoError> {
+            Ok(None)
+        }
+        async fn take_reset_requests(
+            &mut self,
+            _: i64,
+        ) -> Result<Vec<crate::token::ResetRequest>, RepoError> {
+            Ok(Vec::new())
+        }
+        async fn delete_reset_requests_for(
+            &mut self,
+            _: SiteId,
+            _: &Email,
+        ) -> Result<u64, RepoError> {
+            Ok(0)
         }
         async fn insert_auth_token(&mut self, _: &StoredToken) -> Result<(), RepoError> {
             Ok(())
@@ -1176,7 +1291,11 @@ mod tests {
         sites
             .expect_find()
             .returning(move |_| Ok(Some(found.clone())));
-        let uow = Recording::default();
+        // The request stands only while the user's password is the one checked.
+        let uow = Recording {
+            existing: Some(user.clone()),
+            ..Recording::default()
+        };
         let svc = service(accounts, sites, &uow);
         svc.request_email_change(&user, &email(TYPED), &PlainPassword::new("pw".into()))
             .now_or_never()

@@ -35,6 +35,14 @@ async fn change_password_ends_every_session_and_pending_flow() {
         )
         .await;
     }
+    // Two reset links mailed, and one more request of mine not handled yet.
+    app.handle_reset_requests().await;
+    app.tenant(
+        "/api/auth/request-password-reset",
+        &site,
+        json!({"site_id": sid(&site), "email": "me@example.com"}),
+    )
+    .await;
     app.bearer(
         "POST",
         "/api/auth/request-email-change",
@@ -89,6 +97,8 @@ async fn change_password_ends_every_session_and_pending_flow() {
     .await
     .assert_error(401, "Invalid or expired refresh token");
     let me = "(SELECT uuid FROM users WHERE email = 'me@example.com')";
+    // A reset requested before the change does not turn into a link after it.
+    app.handle_reset_requests().await;
     for table in [
         "auth_tokens",
         "refresh_tokens",
@@ -163,6 +173,13 @@ async fn password_reset_by_email() {
         known.json(),
         json!({"message": "If the email exists, a password reset link has been sent"})
     );
+    // Both were recorded alike; the link is made off the request path.
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM password_reset_requests")
+            .await,
+        2
+    );
+    app.handle_reset_requests().await;
     assert_eq!(
         app.count("SELECT count(*) AS n FROM email_outbox WHERE kind = 'password_reset'")
             .await,

@@ -1,6 +1,7 @@
 //! The HTTP API through the real application, real adapters and a real PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod adoption;
 mod auth;
 mod cli;
@@ -14,7 +15,9 @@ mod framework;
 mod health;
 mod master_key;
 mod outage;
+mod races;
 mod ratelimits;
+mod security_log;
 mod service;
 mod sites;
 mod support;

@@ -223,27 +223,61 @@ async fn the_ip_limit_uses_the_socket_peer_and_ignores_invented_headers() {
 }
 
 #[actix_web::test]
-async fn a_configured_header_without_proxies_is_believed() {
+async fn a_configured_header_is_believed_only_from_trusted_proxies_and_is_the_only_source() {
+    // Without TRUSTED_PROXIES the header is believed from nobody (production refuses to start so).
     let app = TestApp::with_limits(ClientIpPolicy {
         header: Some("CF-Connecting-IP".into()),
         proxies: Vec::new(),
     })
     .await;
     let site = app.create_site("cf.example.com").await;
-    let reset = |i: usize, ip: &str| {
-        from(
-            "127.0.0.1",
-            tenant(
-                &site,
-                "/api/auth/request-password-reset",
-                json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
-            ),
+    let reset = |i: usize| {
+        tenant(
+            &site,
+            "/api/auth/request-password-reset",
+            json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
         )
-        .insert_header(("CF-Connecting-IP", ip.to_owned()))
     };
-    let same = statuses(&app, (0..21).map(|i| reset(i, "198.51.100.7")).collect()).await;
-    assert_eq!(same[20], 429);
-    assert_eq!(statuses(&app, vec![reset(50, "198.51.100.8")]).await, [200]);
+    let invented = statuses(
+        &app,
+        (0..21)
+            .map(|i| {
+                from("203.0.113.9", reset(i))
+                    .insert_header(("CF-Connecting-IP", format!("198.51.100.{i}")))
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(invented[20], 429, "{invented:?}");
+
+    // Behind a trusted proxy the header is the only source: X-Forwarded-For is ignored, and a
+    // request without the header counts against the proxy itself.
+    let app = TestApp::with_limits(ClientIpPolicy {
+        header: Some("CF-Connecting-IP".into()),
+        proxies: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+    })
+    .await;
+    let site = app.create_site("cf2.example.com").await;
+    let reset = |i: usize| {
+        tenant(
+            &site,
+            "/api/auth/request-password-reset",
+            json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
+        )
+    };
+    let forwarded = statuses(
+        &app,
+        (0..21)
+            .map(|i| {
+                from("10.0.0.2", reset(i))
+                    .insert_header(("X-Forwarded-For", format!("198.51.100.{i}")))
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(forwarded[20], 429, "{forwarded:?}");
+    let named = from("10.0.0.2", reset(50)).insert_header(("CF-Connecting-IP", "198.51.100.8"));
+    assert_eq!(statuses(&app, vec![named]).await, [200]);
 }
 
 #[actix_web::test]

@@ -62,6 +62,8 @@ pub struct TestApp {
     limits: Option<aegis_http::client_ip::ClientIpPolicy>,
     pub clock: ManualClock,
     pub hasher: Arc<CountingHasher>,
+    /// The application's services, for what its background workers would do.
+    pub state: web::Data<AppState>,
 }
 
 /// The real hasher with test-sized costs, counting its calls.
@@ -69,6 +71,27 @@ pub struct CountingHasher {
     pub inner: PooledHasher,
     pub hashes: AtomicUsize,
     pub verifications: AtomicUsize,
+    gate: std::sync::Mutex<Option<Arc<Gate>>>,
+}
+
+/// Holds verifications once computed, so a test can run something between a password check and
+/// what the caller does with it.
+pub struct Gate {
+    held: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
+impl Gate {
+    /// Waits until a verification is being held.
+    pub async fn held(&self) {
+        self.held.notified().await;
+    }
+
+    /// Lets every held and future verification through.
+    pub fn open(&self) {
+        self.open
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
 }
 
 impl CountingHasher {
@@ -83,7 +106,25 @@ impl CountingHasher {
             inner: PooledHasher::new(algorithms, size).unwrap(),
             hashes: AtomicUsize::new(0),
             verifications: AtomicUsize::new(0),
+            gate: std::sync::Mutex::new(None),
         }
+    }
+
+    /// From now on, verifications wait at the returned gate once computed.
+    pub fn hold_verifications(&self) -> Arc<Gate> {
+        let gate = Arc::new(Gate {
+            held: tokio::sync::Notify::new(),
+            open: tokio::sync::Semaphore::new(0),
+        });
+        *self.gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// Runs `meanwhile` while `gate` holds a verification, then lets it go and stops holding.
+    pub async fn release_for(&self, meanwhile: impl Future<Output = ()>, gate: &Gate) {
+        meanwhile.await;
+        *self.gate.lock().unwrap() = None;
+        gate.open();
     }
 
     pub fn verifications(&self) -> usize {
@@ -104,7 +145,20 @@ impl PasswordHasher for CountingHasher {
         stored: Option<String>,
     ) -> Result<Verification, HashError> {
         self.verifications.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(password, stored).await
+        let result = self.inner.verify(password, stored).await;
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.held.notify_one();
+            let _ = gate.open.acquire().await;
+        }
+        result
+    }
+
+    async fn learn_costs(
+        &self,
+        kinds: Vec<aegis_domain::password::HashKind>,
+    ) -> Result<(), HashError> {
+        self.inner.learn_costs(kinds).await
     }
 }
 
@@ -292,12 +346,15 @@ impl TestApp {
                 accounts: aegis_domain::service::accounts::AccountSettings::default(),
                 ratelimit_enabled: limits.is_some(),
                 client_ip: limits.clone().unwrap_or_default(),
+                networks: aegis_domain::ratelimit::NetworkPrefixes::default(),
+                account_keyring: aegis_domain::ratelimit::AccountKeyring::from_secret(SECRET_KEY),
                 cors_origins: None,
                 cors_extra_origins: vec!["https://extra.example.com".into()],
                 outbox_keys: sealing_keys(),
             },
         );
-        let service = test::init_service(app::build(web::Data::new(state))).await;
+        let state = web::Data::new(state);
+        let service = test::init_service(app::build(state.clone())).await;
         Self {
             service: boxed::rc_service(service),
             db,
@@ -306,6 +363,7 @@ impl TestApp {
             limits,
             clock,
             hasher,
+            state,
         }
     }
 
@@ -420,6 +478,7 @@ impl TestApp {
             #[diesel(sql_type = diesel::sql_types::Text)]
             sealed_with: String,
         }
+        self.handle_reset_requests().await;
         let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
         let row: Row = diesel::sql_query(
             "SELECT id, subject, text_body || html_body AS plain, sealed_body, sealed_with \
@@ -437,6 +496,15 @@ impl TestApp {
             .open(&row.sealed_with, row.id, recipient, &row.sealed_body)
             .unwrap();
         (row.subject, text)
+    }
+
+    /// Does what the password-reset worker of the service would have done by now.
+    pub async fn handle_reset_requests(&self) {
+        self.state
+            .accounts
+            .process_reset_requests(1_000)
+            .await
+            .unwrap();
     }
 
     /// The token in the newest queued email of `kind` to `recipient`.

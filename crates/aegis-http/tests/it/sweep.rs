@@ -105,3 +105,86 @@ async fn no_input_produces_a_server_error() {
         users_before
     );
 }
+
+#[actix_web::test]
+async fn hostile_headers_and_nesting_get_4xx_and_change_nothing() {
+    use aegis_http::client_ip::{Cidr, ClientIpPolicy};
+    let app = TestApp::with_limits(ClientIpPolicy {
+        header: Some("CF-Connecting-IP".into()),
+        proxies: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+    })
+    .await;
+    let site = app.create_site("headers.example.com").await;
+    let s = site["uuid"].as_str().unwrap().to_owned();
+    let key = site["tenant_api_key"].as_str().unwrap().to_owned();
+    let routes = [
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/auth/register"),
+        ("POST", "/api/auth/request-password-reset"),
+        ("POST", "/api/auth/invite-user"),
+        ("POST", "/api/auth/change-password"),
+        ("POST", "/api/auth/request-email-change"),
+        ("GET", "/api/auth/me"),
+        ("GET", "/api/sites"),
+        ("POST", "/api/sites"),
+    ];
+    let deep_array = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_object = format!("{}1{}", "{\"a\":".repeat(50_000), "}".repeat(50_000));
+    let body =
+        json!({"site_id": s, "email": "h@example.com", "password": "password-1"}).to_string();
+    let bytes = |b: &[u8]| HeaderValue::from_bytes(b).unwrap();
+    let junk_values = [
+        bytes(b"\xff\xfe\xfd"),
+        bytes(b"caf\xc3\xa9"),
+        bytes(b"\x80"),
+        bytes("x".repeat(6_000).as_bytes()),
+        bytes(b"Bearer \xff"),
+    ];
+    let users_before = app.count("SELECT count(*) AS n FROM users").await;
+    for (method, path) in routes {
+        for payload in [deep_array.as_str(), deep_object.as_str(), body.as_str()] {
+            for junk in &junk_values {
+                for header in [
+                    "X-Tenant-Api-Key",
+                    "Authorization",
+                    "X-API-Key",
+                    "CF-Connecting-IP",
+                    "X-Forwarded-For",
+                    "Origin",
+                    "Content-Type",
+                ] {
+                    let reply = app
+                        .send(
+                            request(method, path)
+                                .peer_addr("10.0.0.9:4000".parse().unwrap())
+                                .insert_header(("X-Tenant-Api-Key", key.as_str()))
+                                .insert_header((CONTENT_TYPE, "application/json"))
+                                .insert_header((header, junk.clone()))
+                                .set_payload(payload.to_owned()),
+                        )
+                        .await;
+                    let status = reply.status.as_u16();
+                    assert!(
+                        (400..500).contains(&status),
+                        "{method} {path} {header}={junk:?}: {status} {}",
+                        reply.text()
+                    );
+                    assert!(reply.json()["error"].is_string(), "{}", reply.text());
+                }
+            }
+        }
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM users").await,
+        users_before
+    );
+    // No counter was named after a header value.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM rate_limit_counters \
+             WHERE bucket LIKE '%caf%' OR bucket LIKE '%xxxx%' OR length(bucket) > 120"
+        )
+        .await,
+        0
+    );
+}

@@ -65,6 +65,7 @@ async fn a_fresh_database_gets_every_reference_table() {
             "email_change_requests",
             "email_outbox",
             "email_verification_tokens",
+            "password_reset_requests",
             "password_reset_tokens",
             "rate_limit_counters",
             "refresh_tokens",

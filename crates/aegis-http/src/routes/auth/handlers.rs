@@ -1,6 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::{HttpResponse, ResponseError as _, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use aegis_domain::ratelimit::SiteKey;
 use aegis_domain::service::accounts::{
     ChangePasswordError, EmailChangeError, Failure, InviteError, LoginError, RefreshError,
     RegisterError, ResetPasswordError, VerifyEmailError,
@@ -13,7 +14,8 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Bearer, JsonBody, LenientJson, TenantBody};
 use crate::json;
-use crate::ratelimit::LoginAttempt;
+use crate::ratelimit::{Limited, LoginAttempt, password_checked};
+use crate::security::{self, Event};
 use crate::validation::{Rule, Schema};
 
 fn failed(e: impl std::error::Error + 'static) -> ApiError {
@@ -40,7 +42,12 @@ fn schema(body: Value, declared: &[&str]) -> Result<Schema, ApiError> {
 }
 
 fn validated<T>(value: Option<T>) -> Result<T, ApiError> {
-    value.ok_or_else(|| ApiError::bug("Internal server error", "validated field missing"))
+    value.ok_or_else(missing)
+}
+
+/// A field the schema passed is absent: cannot happen.
+fn missing() -> ApiError {
+    ApiError::bug("Internal server error", "validated field missing")
 }
 
 pub async fn register(
@@ -90,19 +97,30 @@ pub async fn invite_user(
     Ok(json::response(StatusCode::CREATED, &UserView::from(&user)))
 }
 
-pub async fn login(gate: TenantBody, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    req: HttpRequest,
+    gate: TenantBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let mut s = schema(gate.body, &["site_id", "email", "password"])?;
     let email = s.required_email("email");
     let password = s.required_str("password", &[Rule::PasswordPresented]);
     s.finish()?;
+    let email = validated(email)?;
     let result = state
         .accounts
         .login(
             &gate.site,
-            &validated(email)?,
+            &email,
             &PlainPassword::new(validated(password)?),
         )
         .await;
+    if matches!(result, Err(LoginError::InvalidCredentials)) {
+        let who = state
+            .clients
+            .who(&req, SiteKey::Site(gate.site.id), Some(&email));
+        security::record(Event::LoginFailed, &who, "invalid credentials");
+    }
     // The limiter counts failed logins per account from this mark.
     let (mut response, attempt) = match result {
         Ok(session) => (
@@ -150,7 +168,11 @@ pub async fn logout(
     ))
 }
 
-pub async fn refresh(body: JsonBody, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    req: HttpRequest,
+    body: JsonBody,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let mut s = Schema::new(body.0, &["refresh_token"])?;
     let token = s.required_str("refresh_token", &[]);
     s.finish()?;
@@ -164,10 +186,20 @@ pub async fn refresh(body: JsonBody, state: web::Data<AppState>) -> Result<HttpR
             }
             RefreshError::UserNotFound => ApiError::unauthorized("User not found"),
             RefreshError::NotVerified => ApiError::unauthorized("User account not verified"),
-            RefreshError::ReuseDetected => ApiError::Client(
-                StatusCode::FORBIDDEN,
-                "Refresh token reuse detected - all sessions revoked",
-            ),
+            RefreshError::ReuseDetected(user) => {
+                let who = state
+                    .clients
+                    .who(&req, SiteKey::Site(user.site_id), Some(&user.email));
+                security::record(
+                    Event::RefreshTokenReuse,
+                    &who,
+                    "family and sessions revoked",
+                );
+                ApiError::Client(
+                    StatusCode::FORBIDDEN,
+                    "Refresh token reuse detected - all sessions revoked",
+                )
+            }
             RefreshError::Failure(e) => failure(e),
         })?;
     Ok(no_store(json::response(
@@ -240,28 +272,48 @@ pub async fn check_verification_token(
 }
 
 pub async fn change_password(
+    req: HttpRequest,
     bearer: Bearer,
     body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, &["old_password", "new_password"])?;
-    let old = s.required_str("old_password", &[Rule::PasswordPresented]);
-    let new = s.required_str("new_password", &[Rule::PasswordSet]);
-    s.finish()?;
-    let user = state
-        .accounts
-        .change_password(
-            &bearer.user,
-            &PlainPassword::new(validated(old)?),
-            &PlainPassword::new(validated(new)?),
-        )
-        .await
-        .map_err(|e| match e {
-            ChangePasswordError::IncorrectPassword => ApiError::bad_request("Incorrect password"),
-            ChangePasswordError::UserNotFound => ApiError::bad_request("User not found"),
-            ChangePasswordError::Failure(e) => failure(e),
-        })?;
-    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+    let run = async {
+        let mut s = match Schema::new(body.0, &["old_password", "new_password"]) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None),
+        };
+        let old = s.required_str("old_password", &[Rule::PasswordPresented]);
+        let new = s.required_str("new_password", &[Rule::PasswordSet]);
+        if let Err(e) = s.finish() {
+            return (Err(e), None);
+        }
+        let (Some(old), Some(new)) = (old, new) else {
+            return (Err(missing()), None);
+        };
+        let result = state
+            .accounts
+            .change_password(
+                &bearer.user,
+                &PlainPassword::new(old),
+                &PlainPassword::new(new),
+            )
+            .await;
+        match result {
+            Ok(user) => (
+                Ok(json::response(StatusCode::OK, &UserView::from(&user))),
+                Some(LoginAttempt::Succeeded),
+            ),
+            Err(ChangePasswordError::IncorrectPassword) => (
+                Err(ApiError::bad_request("Incorrect password")),
+                Some(LoginAttempt::Failed),
+            ),
+            Err(ChangePasswordError::UserNotFound) => {
+                (Err(ApiError::bad_request("User not found")), None)
+            }
+            Err(ChangePasswordError::Failure(e)) => (Err(failure(e)), None),
+        }
+    };
+    password_checked(&state, &req, Limited::ChangePassword, &bearer.user, run).await
 }
 
 pub async fn request_password_reset(
@@ -321,29 +373,44 @@ fn email_change_error(e: EmailChangeError) -> ApiError {
 }
 
 pub async fn request_email_change(
+    req: HttpRequest,
     bearer: Bearer,
     body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, &["new_email", "password"])?;
-    let new_email = s.required_email("new_email");
-    let password = s.required_str("password", &[Rule::PasswordPresented]);
-    s.finish()?;
-    state
-        .accounts
-        .request_email_change(
-            &bearer.user,
-            &validated(new_email)?,
-            &PlainPassword::new(validated(password)?),
-        )
-        .await
-        .map_err(email_change_error)?;
-    Ok(json::response(
-        StatusCode::OK,
-        &Message {
-            message: "Email change confirmation sent",
-        },
-    ))
+    let run = async {
+        let mut s = match Schema::new(body.0, &["new_email", "password"]) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None),
+        };
+        let new_email = s.required_email("new_email");
+        let password = s.required_str("password", &[Rule::PasswordPresented]);
+        if let Err(e) = s.finish() {
+            return (Err(e), None);
+        }
+        let (Some(new_email), Some(password)) = (new_email, password) else {
+            return (Err(missing()), None);
+        };
+        let result = state
+            .accounts
+            .request_email_change(&bearer.user, &new_email, &PlainPassword::new(password))
+            .await;
+        let attempt = match &result {
+            Err(EmailChangeError::InvalidPassword) => Some(LoginAttempt::Failed),
+            Ok(()) | Err(EmailChangeError::EmailInUse) => Some(LoginAttempt::Succeeded),
+            Err(_) => None,
+        };
+        let response = result.map_err(email_change_error).map(|()| {
+            json::response(
+                StatusCode::OK,
+                &Message {
+                    message: "Email change confirmation sent",
+                },
+            )
+        });
+        (response, attempt)
+    };
+    password_checked(&state, &req, Limited::EmailChange, &bearer.user, run).await
 }
 
 pub async fn confirm_email_change(
