@@ -488,9 +488,8 @@ pub(crate) async fn take_reset_requests(
         .map(|r| ResetRequest {
             id: r.id,
             site_id: SiteId::from_uuid(r.site_uuid),
-            // Written in its normal form; a request an earlier version recorded (lowercased only)
-            // is brought to it here, since the row lives only until it is handled.
-            email: Email::parse(&r.email).unwrap_or_else(|_| Email::from_stored(r.email)),
+            // Recorded in its normal form by request-password-reset.
+            email: Email::from_stored(r.email),
             created_at: r.created_at,
         })
         .collect();
