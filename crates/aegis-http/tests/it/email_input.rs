@@ -326,3 +326,38 @@ async fn a_site_sender_address_is_stored_in_its_normal_form() {
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
     assert_eq!(reply.json()["email_from"], "other@example.com");
 }
+
+#[actix_web::test]
+async fn a_lookalike_domain_is_another_mailbox_shown_in_ascii() {
+    let (app, site) = app_and_site().await;
+    let latin = register(&app, &site, "pay@example.com", "password-1").await;
+    assert_eq!(latin.status.as_u16(), 201, "{}", latin.text());
+    // `exаmple.com` with a Cyrillic `а`: a different domain, stored in the ASCII form that shows it.
+    let lookalike = register(&app, &site, "pay@ex\u{430}mple.com", "password-2").await;
+    assert_eq!(lookalike.status.as_u16(), 201, "{}", lookalike.text());
+    let stored = emails(&app).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.contains(&"pay@example.com".to_owned()));
+    let other = stored.iter().find(|e| *e != "pay@example.com").unwrap();
+    assert!(other.starts_with("pay@xn--") && other.is_ascii(), "{other}");
+    // The lookalike's verification goes to its own mailbox, and its password opens nothing else.
+    let token = app.emailed_token("verification", "pay@example.com").await;
+    app.tenant(
+        "/api/auth/verify-email",
+        &site,
+        json!({"site_id": site["uuid"], "token": token}),
+    )
+    .await;
+    app.tenant(
+        "/api/auth/login",
+        &site,
+        json!({"site_id": site["uuid"], "email": "pay@ex\u{430}mple.com", "password": "password-1"}),
+    )
+    .await
+    .assert_error(401, "Invalid credentials");
+    // Full-width letters fold to ASCII under IDNA: the same domain, hence the same account.
+    let fullwidth = register(&app, &site, "pay@\u{ff45}xample.com", "password-3").await;
+    assert_eq!(fullwidth.status.as_u16(), 201, "{}", fullwidth.text());
+    assert_eq!(emails(&app).await.len(), 2);
+    app.last_email("sign_in_attempt", "pay@example.com").await;
+}
