@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod service;
 pub mod site;
 pub mod templates;
+pub mod timing;
 pub mod token;
 pub mod user;
 pub mod validation;

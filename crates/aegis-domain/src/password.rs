@@ -66,10 +66,6 @@ pub enum HashKind {
     Argon2(String),
 }
 
-/// The most kinds [`FailureTiming`] keeps apart; more are unlikely and cost nothing but a missed
-/// calibration.
-const MAX_KINDS: usize = 32;
-
 /// The largest Argon2 memory cost a calibration sample is made with (1 GiB).
 const MAX_SAMPLE_KIB: u32 = 1 << 20;
 
@@ -102,57 +98,29 @@ impl HashKind {
     }
 }
 
-/// How many recent verifications of each kind [`FailureTiming`] keeps.
-const SAMPLES_PER_KIND: usize = 15;
-
 /// How long failed verifications take, so that every failure can be made to take as long as the
 /// slowest kind of stored hash: a login for an unknown address, for an account without a password
-/// and for a wrong password against any hash cost the same (decision 20).
+/// and for a wrong password against any hash cost the same (decision 41).
 ///
 /// Each kind's cost is the median of its recent verifications; the floor is the largest of those.
 /// Callers time each verification and, when it fails, wait out the rest of the floor.
 #[derive(Debug, Default)]
-pub struct FailureTiming {
-    recent: std::sync::Mutex<
-        std::collections::HashMap<HashKind, std::collections::VecDeque<std::time::Duration>>,
-    >,
-}
+pub struct FailureTiming(crate::timing::RecentTimes<HashKind>);
 
 impl FailureTiming {
     /// Records that verifying a hash of `kind` took `took`.
     pub fn record(&self, kind: HashKind, took: std::time::Duration) {
-        let Ok(mut recent) = self.recent.lock() else {
-            return;
-        };
-        if recent.len() >= MAX_KINDS && !recent.contains_key(&kind) {
-            return;
-        }
-        let samples = recent.entry(kind).or_default();
-        if samples.len() == SAMPLES_PER_KIND {
-            samples.pop_front();
-        }
-        samples.push_back(took);
+        self.0.record(kind, took);
     }
 
     /// What every failed verification should take at least.
     pub fn floor(&self) -> std::time::Duration {
-        let Ok(recent) = self.recent.lock() else {
-            return std::time::Duration::ZERO;
-        };
-        recent
-            .values()
-            .map(|samples| {
-                let mut sorted: Vec<_> = samples.iter().copied().collect();
-                sorted.sort_unstable();
-                sorted.get(sorted.len() / 2).copied().unwrap_or_default()
-            })
-            .max()
-            .unwrap_or_default()
+        self.0.largest_median().unwrap_or_default()
     }
 
     /// Whether `kind` has been timed.
     pub fn knows(&self, kind: &HashKind) -> bool {
-        self.recent.lock().is_ok_and(|r| r.contains_key(kind))
+        self.0.median(kind).is_some()
     }
 }
 
@@ -574,16 +542,7 @@ mod tests {
         assert_eq!(timing.floor(), ms(21));
         timing.record(HashKind::Bcrypt(12), ms(250));
         assert_eq!(timing.floor(), ms(250));
-        // Only recent verifications count.
-        for _ in 0..SAMPLES_PER_KIND {
-            timing.record(HashKind::Bcrypt(12), ms(300));
-        }
-        assert_eq!(timing.floor(), ms(300));
         assert!(timing.knows(&HashKind::Bcrypt(12)) && !timing.knows(&HashKind::Bcrypt(10)));
-        for cost in 0..100 {
-            timing.record(HashKind::Argon2(format!("k{cost}")), Duration::from_secs(9));
-        }
-        assert!(timing.recent.lock().unwrap().len() <= MAX_KINDS);
     }
 
     #[test]

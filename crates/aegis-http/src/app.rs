@@ -30,6 +30,9 @@ pub struct AppState {
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
     /// How requests are attributed to clients and accounts.
     pub clients: Arc<crate::client_ip::Clients>,
+    /// How long registrations take, by outcome and whether a password came with them.
+    pub registrations:
+        aegis_domain::timing::RecentTimes<(aegis_domain::service::accounts::Registration, bool)>,
     pub master_api_key: Option<SecretString>,
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
@@ -140,6 +143,7 @@ impl AppState {
             cors,
             limiter,
             clients,
+            registrations: aegis_domain::timing::RecentTimes::default(),
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
             version: config.version,

@@ -145,6 +145,15 @@ pub struct Session {
     pub refresh: Option<SessionToken>,
 }
 
+/// What a self-registration did. Both answer the client alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Registration {
+    /// A new, unverified account, and its verification email.
+    Created,
+    /// The address already had an account: a "sign-in attempt" email to it.
+    AddressTaken,
+}
+
 /// The outcome of verify-email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -258,7 +267,7 @@ impl AccountService {
         site: &Site,
         email: &Email,
         password: Option<&PlainPassword>,
-    ) -> Result<(), RegisterError> {
+    ) -> Result<Registration, RegisterError> {
         if !site.allow_self_registration {
             return Err(RegisterError::SelfRegistrationDisabled);
         }
@@ -280,7 +289,7 @@ impl AccountService {
                 .enqueue_email(&self.queued(site, message, now, None))
                 .await?;
             tx.commit().await?;
-            return Ok(());
+            return Ok(Registration::AddressTaken);
         }
         let user = User::new(
             UserId::from_uuid(self.generator.new_id()),
@@ -293,12 +302,12 @@ impl AccountService {
         match tx.accounts().insert_user(&user).await {
             Ok(()) => {}
             // A concurrent registration of the same address won: same answer as "exists".
-            Err(RepoError::Conflict(_)) => return Ok(()),
+            Err(RepoError::Conflict(_)) => return Ok(Registration::AddressTaken),
             Err(e) => return Err(e.into()),
         }
         self.send_verification(&mut tx, site, &user, now).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Registration::Created)
     }
 
     /// Invitation by the tenant backend (§4.3): a new pending user, or a pending one re-invited with
@@ -1237,14 +1246,16 @@ mod tests {
             MockSiteRepository::new(),
             &uow,
         );
-        svc.register(
-            &site,
-            &email(TYPED),
-            Some(&PlainPassword::new("pw-123456".into())),
-        )
-        .now_or_never()
-        .unwrap()
-        .unwrap();
+        let outcome = svc
+            .register(
+                &site,
+                &email(TYPED),
+                Some(&PlainPassword::new("pw-123456".into())),
+            )
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome, Registration::AddressTaken);
         assert_eq!(
             uow.emails(),
             [(EmailKind::SignInAttempt, NORMAL.to_owned())]
@@ -1261,10 +1272,12 @@ mod tests {
             MockSiteRepository::new(),
             &uow,
         );
-        svc.register(&site, &email(TYPED), None)
+        let outcome = svc
+            .register(&site, &email(TYPED), None)
             .now_or_never()
             .unwrap()
             .unwrap();
+        assert_eq!(outcome, Registration::Created);
         let users: Vec<String> = uow
             .written
             .lock()

@@ -313,3 +313,48 @@ async fn the_failure_bound_stops_bearer_password_checks_too() {
         .await;
     reply.assert_error(429, "Too many requests: 100 per 1 hour");
 }
+
+#[actix_web::test]
+async fn registering_a_taken_address_answers_no_sooner_than_a_new_one() {
+    use aegis_domain::service::accounts::Registration;
+    let app = TestApp::new().await;
+    let reply = app
+        .master(
+            "POST",
+            "/api/sites",
+            Some(json!({"name": "Open", "domain": "open.example.com",
+                "frontend_url": "http://test.example.com", "email_from": "noreply@example.com",
+                "email_from_name": "Open", "allow_self_registration": true})),
+        )
+        .await;
+    let site = reply.json();
+    for (i, password) in [Some("password-1"), None].into_iter().enumerate() {
+        let body = |email: String| match password {
+            Some(pw) => json!({"site_id": site["uuid"], "email": email, "password": pw}),
+            None => json!({"site_id": site["uuid"], "email": email}),
+        };
+        let new = app
+            .tenant(
+                "/api/auth/register",
+                &site,
+                body(format!("new{i}@example.com")),
+            )
+            .await;
+        assert_eq!(new.status.as_u16(), 201, "{}", new.text());
+        let typical = app
+            .state
+            .registrations
+            .median(&(Registration::Created, password.is_some()))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let taken = app
+            .tenant(
+                "/api/auth/register",
+                &site,
+                body(format!("new{i}@example.com")),
+            )
+            .await;
+        assert!(started.elapsed() >= typical, "{password:?}");
+        assert_eq!((taken.status, taken.text()), (new.status, new.text()));
+    }
+}
