@@ -30,6 +30,8 @@ pub struct AppState {
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
     /// How requests are attributed to clients and accounts.
     pub clients: Arc<crate::client_ip::Clients>,
+    /// Holds answers back precisely.
+    pub pacer: crate::pacing::Pacer,
     /// How long registrations take, by outcome and whether a password came with them.
     pub registrations:
         aegis_domain::timing::RecentTimes<(aegis_domain::service::accounts::Registration, bool)>,
@@ -144,6 +146,7 @@ impl AppState {
             limiter,
             clients,
             registrations: aegis_domain::timing::RecentTimes::default(),
+            pacer: crate::pacing::Pacer::default(),
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
             version: config.version,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod json;
 pub mod local;
+pub mod pacing;
 pub mod passwords;
 pub mod ratelimit;
 pub mod routes;

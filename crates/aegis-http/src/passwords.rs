@@ -173,6 +173,7 @@ impl PasswordHasher for PooledHasher {
             .await?;
         self.timing.record(kind, took);
         if verification == Verification::NoMatch {
+            // A plain sleep: it may wake a millisecond late, never early.
             let rest = self.timing.floor().saturating_sub(took);
             if !rest.is_zero() {
                 tokio::time::sleep(rest).await;

@@ -78,9 +78,8 @@ pub async fn register(
         && let Some(typical) = state
             .registrations
             .median(&(Registration::Created, with_password))
-        && typical > took
     {
-        tokio::time::sleep(typical - took).await;
+        state.pacer.wait(typical.saturating_sub(took)).await;
     }
     Ok(json::response(
         StatusCode::CREATED,
