@@ -1,10 +1,15 @@
-//! Holding an answer back for a given time, precisely: the runtime's timer wakes a sleeper a
-//! millisecond or two late, which would make a held answer slower than the one it imitates. The
-//! pacer learns how late it wakes and asks for that much less.
+//! Holding an answer back for a given time, precisely: the runtime's timer works in milliseconds
+//! and wakes a sleeper a millisecond or two late, which would make a held answer slower than the
+//! one it imitates. The pacer sleeps the bulk of the wait, waking early by what it has learnt of
+//! the timer's lateness, and yields to other tasks for the last stretch (at most a few
+//! milliseconds) until the deadline.
 
 use std::time::{Duration, Instant};
 
 use aegis_domain::timing::RecentTimes;
+
+/// The timer's resolution.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// Waits for given durations, correcting for the timer's lateness.
 #[derive(Debug, Default)]
@@ -13,16 +18,20 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// Waits about `wanted`, without holding a thread.
+    /// Waits `wanted`, give or take the scheduler, without holding a thread.
     pub async fn wait(&self, wanted: Duration) {
-        if wanted.is_zero() {
-            return;
+        let deadline = Instant::now() + wanted;
+        let early = self.lateness.median(&()).unwrap_or_default() + TIMER_TICK;
+        let bulk = wanted.saturating_sub(early);
+        if !bulk.is_zero() {
+            let started = Instant::now();
+            tokio::time::sleep(bulk).await;
+            self.lateness
+                .record((), started.elapsed().saturating_sub(bulk));
         }
-        let asked = wanted.saturating_sub(self.lateness.median(&()).unwrap_or_default());
-        let started = Instant::now();
-        tokio::time::sleep(asked).await;
-        self.lateness
-            .record((), started.elapsed().saturating_sub(asked));
+        while Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -35,10 +44,12 @@ mod tests {
         let pacer = Pacer::default();
         pacer.wait(Duration::ZERO).await;
         assert_eq!(pacer.lateness.median(&()), None, "no wait, nothing learnt");
-        for _ in 0..5 {
+        for wanted in [20, 1, 5, 0, 3] {
+            let wanted = Duration::from_millis(wanted);
             let started = Instant::now();
-            pacer.wait(Duration::from_millis(20)).await;
-            assert!(started.elapsed() >= Duration::from_millis(15));
+            pacer.wait(wanted).await;
+            // Never early: the last stretch is waited out to the deadline.
+            assert!(started.elapsed() >= wanted);
         }
         assert!(pacer.lateness.median(&()).is_some());
     }
