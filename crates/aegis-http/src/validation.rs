@@ -103,31 +103,34 @@ impl Schema {
         None
     }
 
-    /// A string that must be present and not null.
-    pub fn required_str(&mut self, field: &str, rules: &[Rule]) -> Option<String> {
+    /// The value of a field that may not be null: `None` (with the error recorded) when it is null,
+    /// or absent and `required`.
+    fn non_null(&mut self, field: &str, required: bool) -> Option<Value> {
         match self.fields.remove(field) {
             None => {
-                self.fail(field, msg::REQUIRED);
+                if required {
+                    self.fail(field, msg::REQUIRED);
+                }
                 None
             }
             Some(Value::Null) => {
                 self.fail(field, msg::NULL);
                 None
             }
-            Some(v) => self.string(field, v, rules),
+            Some(v) => Some(v),
         }
+    }
+
+    /// A string that must be present and not null.
+    pub fn required_str(&mut self, field: &str, rules: &[Rule]) -> Option<String> {
+        let value = self.non_null(field, true)?;
+        self.string(field, value, rules)
     }
 
     /// A string that may be absent but not null. `None` when absent or invalid.
     pub fn optional_str(&mut self, field: &str, rules: &[Rule]) -> Option<String> {
-        match self.fields.remove(field) {
-            None => None,
-            Some(Value::Null) => {
-                self.fail(field, msg::NULL);
-                None
-            }
-            Some(v) => self.string(field, v, rules),
-        }
+        let value = self.non_null(field, false)?;
+        self.string(field, value, rules)
     }
 
     /// A string that may be absent or null: `None` absent (or invalid), `Some(None)` null.
@@ -155,44 +158,19 @@ impl Schema {
     /// An email address that must be present and not null, parsed to its normal form (the only
     /// way a request's address becomes an [`Email`]).
     pub fn required_email(&mut self, field: &str) -> Option<Email> {
-        match self.fields.remove(field) {
-            None => {
-                self.fail(field, msg::REQUIRED);
-                None
-            }
-            Some(Value::Null) => {
-                self.fail(field, msg::NULL);
-                None
-            }
-            Some(v) => self.email(field, v),
-        }
+        let value = self.non_null(field, true)?;
+        self.email(field, value)
     }
 
     /// An email address that may be absent but not null. `None` when absent or invalid.
     pub fn optional_email(&mut self, field: &str) -> Option<Email> {
-        match self.fields.remove(field) {
-            None => None,
-            Some(Value::Null) => {
-                self.fail(field, msg::NULL);
-                None
-            }
-            Some(v) => self.email(field, v),
-        }
+        let value = self.non_null(field, false)?;
+        self.email(field, value)
     }
 
     /// The raw value of a required field, for checks the schema cannot make itself.
     pub fn required_value(&mut self, field: &str) -> Option<Value> {
-        match self.fields.remove(field) {
-            None => {
-                self.fail(field, msg::REQUIRED);
-                None
-            }
-            Some(Value::Null) => {
-                self.fail(field, msg::NULL);
-                None
-            }
-            Some(v) => Some(v),
-        }
+        self.non_null(field, true)
     }
 
     /// True when `field` has no error recorded yet.

@@ -145,6 +145,13 @@ pub struct Session {
     pub refresh: Option<SessionToken>,
 }
 
+/// The single-use links Aegis mails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Verification,
+    PasswordReset,
+}
+
 /// What a self-registration did. Both answer the client alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Registration {
@@ -237,25 +244,50 @@ impl AccountService {
         user: &User,
         now: UnixTime,
     ) -> Result<(), RepoError> {
+        self.send_link(tx, site, user, Link::Verification, now)
+            .await
+    }
+
+    /// Issues a token of `link`'s kind for `user`, stores its digest and queues the email that
+    /// carries it, in `tx`.
+    async fn send_link(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        site: &Site,
+        user: &User,
+        link: Link,
+        now: UnixTime,
+    ) -> Result<(), RepoError> {
         let issued = IssuedToken::generate(self.generator.as_ref());
-        let expires_at = now + self.settings.verification_ttl;
+        let ttl = match link {
+            Link::Verification => self.settings.verification_ttl,
+            Link::PasswordReset => self.settings.password_reset_ttl,
+        };
+        let stored = StoredToken {
+            digest: issued.digest.clone(),
+            site_id: site.id,
+            user_id: user.id,
+            expires_at: now + ttl,
+            created_at: now,
+        };
+        let recipient = user.email.as_str();
+        let message = match link {
+            Link::Verification => {
+                tx.accounts().insert_verification_token(&stored).await?;
+                templates::verification(
+                    site,
+                    recipient,
+                    &issued.plaintext,
+                    self.settings.verification_link_base.as_deref(),
+                )
+            }
+            Link::PasswordReset => {
+                tx.accounts().insert_reset_token(&stored).await?;
+                templates::password_reset(site, recipient, &issued.plaintext, ttl)
+            }
+        };
         tx.accounts()
-            .insert_verification_token(&StoredToken {
-                digest: issued.digest.clone(),
-                site_id: site.id,
-                user_id: user.id,
-                expires_at,
-                created_at: now,
-            })
-            .await?;
-        let message = templates::verification(
-            site,
-            user.email.as_str(),
-            &issued.plaintext,
-            self.settings.verification_link_base.as_deref(),
-        );
-        tx.accounts()
-            .enqueue_email(&self.queued(site, message, now, Some(expires_at)))
+            .enqueue_email(&self.queued(site, message, now, Some(stored.expires_at)))
             .await
     }
 
@@ -815,25 +847,7 @@ impl AccountService {
             else {
                 continue;
             };
-            let issued = IssuedToken::generate(self.generator.as_ref());
-            let expires_at = now + self.settings.password_reset_ttl;
-            tx.accounts()
-                .insert_reset_token(&StoredToken {
-                    digest: issued.digest.clone(),
-                    site_id: site.id,
-                    user_id: user.id,
-                    expires_at,
-                    created_at: now,
-                })
-                .await?;
-            let message = templates::password_reset(
-                &site,
-                user.email.as_str(),
-                &issued.plaintext,
-                self.settings.password_reset_ttl,
-            );
-            tx.accounts()
-                .enqueue_email(&self.queued(&site, message, now, Some(expires_at)))
+            self.send_link(&mut tx, &site, &user, Link::PasswordReset, now)
                 .await?;
         }
         tx.commit().await?;

@@ -2,26 +2,10 @@
 //! its /64, a stranger cannot lock an owner out, and the bearer routes that check a password are
 //! limited too.
 
-use actix_web::test::TestRequest;
 use aegis_http::client_ip::ClientIpPolicy;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, TestApp, request};
-
-fn from(ip: &str, req: TestRequest) -> TestRequest {
-    let addr = if ip.contains(':') {
-        format!("[{ip}]:40000")
-    } else {
-        format!("{ip}:40000")
-    };
-    req.peer_addr(addr.parse().unwrap())
-}
-
-fn tenant(site: &Value, path: &str, body: Value) -> TestRequest {
-    request("POST", path)
-        .insert_header(("X-Tenant-Api-Key", site["tenant_api_key"].as_str().unwrap()))
-        .set_json(body)
-}
+use crate::support::{TestApp, from_peer, request, statuses, tenant_request};
 
 /// Every spelling of the site's UUID the tenant gate accepts.
 fn spellings(site: &Value) -> Vec<String> {
@@ -36,22 +20,6 @@ fn spellings(site: &Value) -> Vec<String> {
     ]
 }
 
-async fn statuses(app: &TestApp, requests: Vec<TestRequest>) -> Vec<u16> {
-    let mut out = Vec::new();
-    for r in requests {
-        out.push(app.send(r).await.status.as_u16());
-    }
-    out
-}
-
-fn header(reply: &Reply, name: &str) -> String {
-    reply
-        .headers
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
 #[actix_web::test]
 async fn respelling_the_site_id_never_buys_a_fresh_counter() {
     let app = TestApp::with_limits(ClientIpPolicy::default()).await;
@@ -62,7 +30,7 @@ async fn respelling_the_site_id_never_buys_a_fresh_counter() {
     // The gate accepts every spelling.
     for id in &ids {
         let reply = app
-            .send(tenant(
+            .send(tenant_request(
                 &site,
                 "/api/auth/check-verification-token",
                 json!({"site_id": id, "token": "x"}),
@@ -81,7 +49,7 @@ async fn respelling_the_site_id_never_buys_a_fresh_counter() {
                 } else {
                     "VICTIM@Example.COM"
                 };
-                tenant(
+                tenant_request(
                     &site,
                     "/api/auth/login",
                     json!({"site_id": ids[i % ids.len()], "email": email, "password": "guess"}),
@@ -98,7 +66,7 @@ async fn respelling_the_site_id_never_buys_a_fresh_counter() {
         &app,
         (0..7)
             .map(|i| {
-                tenant(
+                tenant_request(
                     &site,
                     "/api/auth/register",
                     json!({"site_id": ids[i % ids.len()], "email": "new@example.com"}),
@@ -115,7 +83,7 @@ async fn respelling_the_site_id_never_buys_a_fresh_counter() {
             &app,
             (0..5)
                 .map(|i| {
-                    tenant(
+                    tenant_request(
                         &site,
                         path,
                         json!({"site_id": ids[(i + 1) % ids.len()], "email": "guest@example.com"}),
@@ -145,8 +113,7 @@ async fn garbage_site_ids_share_one_bucket_and_long_input_never_reaches_a_key() 
         &app,
         (0..7)
             .map(|i| {
-                tenant(
-                    &site,
+                tenant_request(&site,
                     "/api/auth/register",
                     json!({"site_id": format!("{}{i}", "x".repeat(10_000)), "email": "a@example.com"}),
                 )
@@ -166,7 +133,7 @@ async fn an_ipv6_client_is_limited_per_64() {
     let app = TestApp::with_limits(ClientIpPolicy::default()).await;
     let site = app.create_site("v6.example.com").await;
     let reset = |i: usize| {
-        tenant(
+        tenant_request(
             &site,
             "/api/auth/request-password-reset",
             json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
@@ -175,7 +142,7 @@ async fn an_ipv6_client_is_limited_per_64() {
     let rotating = statuses(
         &app,
         (0..22)
-            .map(|i| from(&format!("2001:db8:1:2:{i:x}::{i:x}"), reset(i)))
+            .map(|i| from_peer(&format!("2001:db8:1:2:{i:x}::{i:x}"), reset(i)))
             .collect(),
     )
     .await;
@@ -186,7 +153,7 @@ async fn an_ipv6_client_is_limited_per_64() {
     );
     // The next /64 is another client.
     assert_eq!(
-        statuses(&app, vec![from("2001:db8:1:3::1", reset(99))]).await,
+        statuses(&app, vec![from_peer("2001:db8:1:3::1", reset(99))]).await,
         [200]
     );
 }
@@ -198,9 +165,9 @@ async fn a_stranger_cannot_lock_the_owner_out_from_the_owners_network() {
     app.verified_user(&site, "owner@example.com", "password-1")
         .await;
     let login = |ip: &str, password: &str| {
-        from(
+        from_peer(
             ip,
-            tenant(
+            tenant_request(
                 &site,
                 "/api/auth/login",
                 json!({"site_id": site["uuid"], "email": "owner@example.com", "password": password}),
@@ -245,8 +212,8 @@ async fn bearer_password_checks_are_limited_and_count_as_failed_logins() {
     };
     let first = app.send(change("wrong-1")).await;
     first.assert_error(400, "Incorrect password");
-    assert_eq!(header(&first, "x-ratelimit-limit"), "10");
-    assert_eq!(header(&first, "x-ratelimit-remaining"), "9");
+    assert_eq!(first.header("x-ratelimit-limit"), "10");
+    assert_eq!(first.header("x-ratelimit-remaining"), "9");
     let replies = statuses(&app, (0..10).map(|_| change("wrong")).collect()).await;
     assert_eq!(replies[..9], [400; 9]);
     assert_eq!(replies[9], 429);
@@ -275,8 +242,8 @@ async fn bearer_password_checks_are_limited_and_count_as_failed_logins() {
     assert_eq!(probes[..10], [200; 10], "{probes:?}");
     assert_eq!(probes[10], 429);
     let reply = app.send(probe(99)).await;
-    assert_eq!(header(&reply, "x-ratelimit-limit"), "10");
-    assert_eq!(header(&reply, "x-ratelimit-remaining"), "0");
+    assert_eq!(reply.header("x-ratelimit-limit"), "10");
+    assert_eq!(reply.header("x-ratelimit-remaining"), "0");
 }
 
 #[actix_web::test]

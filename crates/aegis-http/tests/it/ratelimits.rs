@@ -4,40 +4,14 @@ use actix_web::test::TestRequest;
 use aegis_http::client_ip::{Cidr, ClientIpPolicy};
 use serde_json::{Value, json};
 
-use crate::support::{Reply, T0, TestApp, request};
-
-fn from(ip: &str, req: TestRequest) -> TestRequest {
-    req.peer_addr(format!("{ip}:40000").parse().unwrap())
-}
-
-fn tenant(site: &Value, path: &str, body: Value) -> TestRequest {
-    request("POST", path)
-        .insert_header(("X-Tenant-Api-Key", site["tenant_api_key"].as_str().unwrap()))
-        .set_json(body)
-}
-
-fn header(reply: &Reply, name: &str) -> String {
-    reply
-        .headers
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
+use crate::support::{T0, TestApp, from_peer, request, statuses, tenant_request};
 
 fn login(site: &Value, email: &str, password: &str) -> TestRequest {
-    tenant(
+    tenant_request(
         site,
         "/api/auth/login",
         json!({"site_id": site["uuid"], "email": email, "password": password}),
     )
-}
-
-async fn statuses(app: &TestApp, requests: Vec<TestRequest>) -> Vec<u16> {
-    let mut out = Vec::new();
-    for r in requests {
-        out.push(app.send(r).await.status.as_u16());
-    }
-    out
 }
 
 #[actix_web::test]
@@ -49,10 +23,10 @@ async fn login_is_limited_per_account_with_headers_on_every_answer() {
 
     let first = app.send(login(&site, "victim@example.com", "wrong")).await;
     assert_eq!(first.status.as_u16(), 401);
-    assert_eq!(header(&first, "x-ratelimit-limit"), "10");
-    assert_eq!(header(&first, "x-ratelimit-remaining"), "9");
-    assert_eq!(header(&first, "x-ratelimit-reset"), (T0 + 60).to_string());
-    assert_eq!(header(&first, "retry-after"), "60");
+    assert_eq!(first.header("x-ratelimit-limit"), "10");
+    assert_eq!(first.header("x-ratelimit-remaining"), "9");
+    assert_eq!(first.header("x-ratelimit-reset"), (T0 + 60).to_string());
+    assert_eq!(first.header("retry-after"), "60");
 
     // Every spelling of the address is the same account (decision 30): case, a Unicode or an
     // ASCII domain, composed or not.
@@ -79,8 +53,8 @@ async fn login_is_limited_per_account_with_headers_on_every_answer() {
         blocked.json(),
         json!({"error": "Too many requests: 10 per 1 minute"})
     );
-    assert_eq!(header(&blocked, "x-ratelimit-remaining"), "0");
-    assert_eq!(header(&blocked, "retry-after"), "60");
+    assert_eq!(blocked.header("x-ratelimit-remaining"), "0");
+    assert_eq!(blocked.header("retry-after"), "60");
 
     // Another account on the same site is not blocked.
     app.verified_user(&site, "bystander@example.com", "password-1")
@@ -115,7 +89,7 @@ async fn limits_run_before_the_tenant_gate() {
         [401; 5]
     );
     let reply = app
-        .send(tenant(&site, "/api/auth/register", body.clone()))
+        .send(tenant_request(&site, "/api/auth/register", body.clone()))
         .await;
     assert_eq!(
         reply.status.as_u16(),
@@ -143,15 +117,15 @@ async fn invite_user_charges_only_answers_that_are_not_401() {
         [401; 5]
     );
     let reply = app
-        .send(tenant(&site, "/api/auth/invite-user", body.clone()))
+        .send(tenant_request(&site, "/api/auth/invite-user", body.clone()))
         .await;
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.text());
-    assert_eq!(header(&reply, "x-ratelimit-limit"), "3");
-    assert_eq!(header(&reply, "x-ratelimit-remaining"), "2");
+    assert_eq!(reply.header("x-ratelimit-limit"), "3");
+    assert_eq!(reply.header("x-ratelimit-remaining"), "2");
     let more = statuses(
         &app,
         (0..4)
-            .map(|_| tenant(&site, "/api/auth/invite-user", body.clone()))
+            .map(|_| tenant_request(&site, "/api/auth/invite-user", body.clone()))
             .collect(),
     )
     .await;
@@ -166,7 +140,7 @@ async fn password_reset_is_limited_per_account() {
     let replies = statuses(
         &app,
         (0..6)
-            .map(|_| tenant(&site, "/api/auth/request-password-reset", body.clone()))
+            .map(|_| tenant_request(&site, "/api/auth/request-password-reset", body.clone()))
             .collect(),
     )
     .await;
@@ -182,7 +156,7 @@ async fn the_ip_limit_uses_the_socket_peer_and_ignores_invented_headers() {
     let app = TestApp::with_limits(policy).await;
     let site = app.create_site("ip.example.com").await;
     let reset = |i: usize| {
-        tenant(
+        tenant_request(
             &site,
             "/api/auth/request-password-reset",
             json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
@@ -194,7 +168,7 @@ async fn the_ip_limit_uses_the_socket_peer_and_ignores_invented_headers() {
         &app,
         (0..25)
             .map(|i| {
-                from("203.0.113.5", reset(i))
+                from_peer("203.0.113.5", reset(i))
                     .insert_header(("CF-Connecting-IP", format!("198.51.100.{i}")))
                     .insert_header(("X-Forwarded-For", format!("192.0.2.{i}")))
             })
@@ -205,7 +179,7 @@ async fn the_ip_limit_uses_the_socket_peer_and_ignores_invented_headers() {
     assert_eq!(first_429, 20, "{spoofed:?}");
     // Another address is not blocked.
     assert_eq!(
-        statuses(&app, vec![from("203.0.113.6", reset(99))]).await,
+        statuses(&app, vec![from_peer("203.0.113.6", reset(99))]).await,
         [200]
     );
     // Behind a trusted proxy, its header names the client.
@@ -213,7 +187,7 @@ async fn the_ip_limit_uses_the_socket_peer_and_ignores_invented_headers() {
         &app,
         (100..125)
             .map(|i| {
-                from("10.0.0.2", reset(i))
+                from_peer("10.0.0.2", reset(i))
                     .insert_header(("CF-Connecting-IP", format!("198.51.100.{i}")))
             })
             .collect(),
@@ -232,7 +206,7 @@ async fn a_configured_header_is_believed_only_from_trusted_proxies_and_is_the_on
     .await;
     let site = app.create_site("cf.example.com").await;
     let reset = |i: usize| {
-        tenant(
+        tenant_request(
             &site,
             "/api/auth/request-password-reset",
             json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
@@ -242,7 +216,7 @@ async fn a_configured_header_is_believed_only_from_trusted_proxies_and_is_the_on
         &app,
         (0..21)
             .map(|i| {
-                from("203.0.113.9", reset(i))
+                from_peer("203.0.113.9", reset(i))
                     .insert_header(("CF-Connecting-IP", format!("198.51.100.{i}")))
             })
             .collect(),
@@ -259,7 +233,7 @@ async fn a_configured_header_is_believed_only_from_trusted_proxies_and_is_the_on
     .await;
     let site = app.create_site("cf2.example.com").await;
     let reset = |i: usize| {
-        tenant(
+        tenant_request(
             &site,
             "/api/auth/request-password-reset",
             json!({"site_id": site["uuid"], "email": format!("u{i}@example.com")}),
@@ -269,14 +243,15 @@ async fn a_configured_header_is_believed_only_from_trusted_proxies_and_is_the_on
         &app,
         (0..21)
             .map(|i| {
-                from("10.0.0.2", reset(i))
+                from_peer("10.0.0.2", reset(i))
                     .insert_header(("X-Forwarded-For", format!("198.51.100.{i}")))
             })
             .collect(),
     )
     .await;
     assert_eq!(forwarded[20], 429, "{forwarded:?}");
-    let named = from("10.0.0.2", reset(50)).insert_header(("CF-Connecting-IP", "198.51.100.8"));
+    let named =
+        from_peer("10.0.0.2", reset(50)).insert_header(("CF-Connecting-IP", "198.51.100.8"));
     assert_eq!(statuses(&app, vec![named]).await, [200]);
 }
 
@@ -290,7 +265,7 @@ async fn instances_on_one_database_share_their_counters() {
     for i in 0..6 {
         let app = if i % 2 == 0 { &a } else { &b };
         seen.push(
-            app.send(tenant(&site, "/api/auth/register", body.clone()))
+            app.send(tenant_request(&site, "/api/auth/register", body.clone()))
                 .await
                 .status
                 .as_u16(),

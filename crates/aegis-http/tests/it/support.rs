@@ -420,6 +420,42 @@ impl TestApp {
     }
 }
 
+/// `req` as if it came from `ip` (v4 or v6).
+pub fn from_peer(ip: &str, req: TestRequest) -> TestRequest {
+    let addr = if ip.contains(':') {
+        format!("[{ip}]:40000")
+    } else {
+        format!("{ip}:40000")
+    };
+    req.peer_addr(addr.parse().unwrap())
+}
+
+/// A POST through the tenant gate of `site` (a site as the admin view returns it).
+pub fn tenant_request(site: &Value, path: &str, body: Value) -> TestRequest {
+    request("POST", path)
+        .insert_header(("X-Tenant-Api-Key", site["tenant_api_key"].as_str().unwrap()))
+        .set_json(body)
+}
+
+/// Sends each request in turn; their statuses.
+pub async fn statuses(app: &TestApp, requests: Vec<TestRequest>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for r in requests {
+        out.push(app.send(r).await.status.as_u16());
+    }
+    out
+}
+
+impl Reply {
+    /// A header's value, or an empty string.
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+}
+
 pub fn request(method: &str, path: &str) -> TestRequest {
     let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
     TestRequest::default().method(method).uri(path)
