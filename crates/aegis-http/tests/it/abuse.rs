@@ -199,12 +199,7 @@ async fn a_stranger_cannot_lock_the_owner_out_from_the_owners_network() {
 async fn bearer_password_checks_are_limited_and_count_as_failed_logins() {
     let app = TestApp::with_limits(ClientIpPolicy::default()).await;
     let site = app.create_site("bearer.example.com").await;
-    app.verified_user(&site, "user@example.com", "password-1")
-        .await;
-    let token = app.login(&site, "user@example.com", "password-1").await["auth_token"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.signed_in(&site, "user@example.com", "password-1").await;
     let change = |old: &str| {
         request("POST", "/api/auth/change-password")
             .insert_header(("Authorization", format!("Bearer {token}")))
@@ -250,12 +245,7 @@ async fn bearer_password_checks_are_limited_and_count_as_failed_logins() {
 async fn the_failure_bound_stops_bearer_password_checks_too() {
     let app = TestApp::with_limits(ClientIpPolicy::default()).await;
     let site = app.create_site("bound.example.com").await;
-    app.verified_user(&site, "user@example.com", "password-1")
-        .await;
-    let token = app.login(&site, "user@example.com", "password-1").await["auth_token"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.signed_in(&site, "user@example.com", "password-1").await;
     // Reach the bound with failed logins from this (in-process, addressless) client, in the
     // minutes after the one the sign-in used.
     app.clock.advance(60);

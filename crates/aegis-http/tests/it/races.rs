@@ -186,14 +186,7 @@ async fn a_rehash_never_undoes_a_reset_or_an_email_change() {
 async fn a_password_change_checked_before_a_reset_does_not_overwrite_it() {
     let app = TestApp::new().await;
     let site = app.create_site("race-change.example.com").await;
-    app.verified_user(&site, "me@example.com", "password-1")
-        .await;
-    let auth = login(&app, &site, "me@example.com", "password-1")
-        .await
-        .json()["auth_token"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let auth = app.signed_in(&site, "me@example.com", "password-1").await;
     let gate = app.hasher.hold_verifications();
     let change = app.bearer(
         "POST",
@@ -298,14 +291,7 @@ async fn a_confirmed_email_change_ends_every_link_sent_before_it() {
     let app = TestApp::new().await;
     let site = app.create_site("links.example.com").await;
     let site_id = site["uuid"].as_str().unwrap();
-    app.verified_user(&site, "old@example.com", "password-1")
-        .await;
-    let auth = login(&app, &site, "old@example.com", "password-1")
-        .await
-        .json()["auth_token"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let auth = app.signed_in(&site, "old@example.com", "password-1").await;
     // A reset link mailed to the old address, and two pending email changes.
     app.tenant(
         "/api/auth/request-password-reset",

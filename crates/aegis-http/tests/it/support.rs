@@ -578,6 +578,15 @@ impl TestApp {
         reply.json()["user"].clone()
     }
 
+    /// A verified user of `site` signed in: their auth token.
+    pub async fn signed_in(&self, site: &Value, email: &str, password: &str) -> String {
+        self.verified_user(site, email, password).await;
+        self.login(site, email, password).await["auth_token"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Logs in and returns the LoginResult.
     pub async fn login(&self, site: &Value, email: &str, password: &str) -> Value {
         let reply = self
