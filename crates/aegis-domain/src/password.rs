@@ -66,8 +66,12 @@ pub enum HashKind {
     Argon2(String),
 }
 
-/// The largest Argon2 memory cost a calibration sample is made with (1 GiB).
+/// The largest costs a calibration sample is made with: a stored hash beyond them (which would
+/// keep a hashing thread busy for minutes) is not timed in advance.
 const MAX_SAMPLE_KIB: u32 = 1 << 20;
+const MAX_SAMPLE_ITERATIONS: u32 = 32;
+const MAX_SAMPLE_PARALLELISM: u32 = 16;
+const MAX_SAMPLE_BCRYPT_COST: u32 = 16;
 
 impl HashKind {
     /// The kind of `stored` (a PHC or bcrypt string), or of its prefix as
@@ -303,11 +307,15 @@ impl PasswordAlgorithms {
         use argon2::PasswordHasher as _;
         match kind {
             HashKind::Dummy => Some(self.dummy_hash.clone()),
+            HashKind::Bcrypt(cost) if *cost > MAX_SAMPLE_BCRYPT_COST => None,
             HashKind::Bcrypt(cost) => bcrypt::hash("aegis-calibration", *cost).ok(),
             HashKind::Argon2(prefix) => {
                 let parsed = PasswordHash::new(&format!("{prefix}c2FsdHNhbHRzYWx0")).ok()?;
                 let params = Params::try_from(&parsed).ok()?;
-                if params.m_cost() > MAX_SAMPLE_KIB {
+                if params.m_cost() > MAX_SAMPLE_KIB
+                    || params.t_cost() > MAX_SAMPLE_ITERATIONS
+                    || params.p_cost() > MAX_SAMPLE_PARALLELISM
+                {
                     return None;
                 }
                 let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;

@@ -111,7 +111,7 @@ pub trait RateCounters: Send + Sync {
 }
 
 /// The longest bucket name the policy produces.
-pub const MAX_BUCKET_LEN: usize = 120;
+pub const MAX_BUCKET_LEN: usize = 128;
 
 /// Failed password checks allowed per account and client network per hour (the ASVS bound); a
 /// successful login clears the count.
@@ -568,7 +568,11 @@ mod policy_tests {
 
     #[test]
     fn every_route_has_its_buckets_and_no_bucket_is_long() {
-        let s = subject(Some("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"));
+        let mut s = subject(None);
+        s.client = Some(ClientNetwork::of(
+            "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+            NetworkPrefixes { v4: 32, v6: 128 },
+        ));
         for route in [
             Limited::Login,
             Limited::Register,

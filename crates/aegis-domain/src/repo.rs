@@ -63,6 +63,10 @@ pub trait SiteTxRepository: Send {
     /// Reads the site and locks it against concurrent updates and deletes until the transaction
     /// ends, without blocking work on its users.
     async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError>;
+    /// Reads the site and keeps it from being deleted until the transaction ends, without
+    /// blocking updates of it or anyone else holding it (`FOR KEY SHARE`). Take it before locking
+    /// any of its users, as a delete locks the site and then its users.
+    async fn hold(&mut self, id: SiteId) -> Result<Option<Site>, RepoError>;
     /// Reads the site and locks it exclusively, as a delete needs: until the transaction ends, no
     /// user can be added to it.
     async fn lock_for_delete(&mut self, id: SiteId) -> Result<Option<Site>, RepoError>;
@@ -142,12 +146,21 @@ pub trait AccountRepository: Send + Sync {
     /// The kinds of stored password hashes: each distinct algorithm-and-cost prefix (such as
     /// `$2b$12$` or `$argon2id$v=19$m=19456,t=2,p=1$`), at most 32.
     async fn password_hash_kinds(&self) -> Result<Vec<String>, RepoError>;
-    /// Records a password-reset request, to be handled by
-    /// [`AccountTxRepository::take_reset_requests`]: one statement, whatever the address.
+    /// Records a password-reset request, to be handled after a [`Self::claim_reset_requests`]:
+    /// one statement, whatever the address.
     async fn record_reset_request(
         &self,
         request: &crate::token::ResetRequest,
     ) -> Result<(), RepoError>;
+    /// Claims up to `limit` recorded reset requests, oldest first, that nobody holds a live claim
+    /// on, until `until`; one statement, so instances share the work. A claimed request is
+    /// handled and deleted with [`AccountTxRepository::delete_reset_request`].
+    async fn claim_reset_requests(
+        &self,
+        limit: i64,
+        now: crate::clock::UnixTime,
+        until: crate::clock::UnixTime,
+    ) -> Result<Vec<crate::token::ResetRequest>, RepoError>;
     /// Every user of a site, oldest first (`created_at`, then id).
     async fn list_users(&self, site: SiteId) -> Result<Vec<crate::user::User>, RepoError>;
     /// Deletes every expired row (`expires_at < now`) of the five token tables.
@@ -242,12 +255,8 @@ pub trait AccountTxRepository: Send {
     ) -> Result<(), RepoError>;
     /// Marks an unused reset token used; whether this call did (exactly one caller can).
     async fn claim_reset_token(&mut self, digest: &str) -> Result<bool, RepoError>;
-    /// Removes and returns up to `limit` recorded reset requests, oldest first, skipping any
-    /// another transaction is handling.
-    async fn take_reset_requests(
-        &mut self,
-        limit: i64,
-    ) -> Result<Vec<crate::token::ResetRequest>, RepoError>;
+    /// Deletes a handled reset request.
+    async fn delete_reset_request(&mut self, id: uuid::Uuid) -> Result<(), RepoError>;
     /// Deletes the reset requests for `email` on `site` not handled yet.
     async fn delete_reset_requests_for(
         &mut self,

@@ -97,20 +97,25 @@ impl ClientIpPolicy {
                 .map(canonical);
             return Some(named.unwrap_or(peer));
         }
-        let forwarded = req
-            .headers()
-            .get_all("X-Forwarded-For")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|part| part.trim().parse::<IpAddr>().ok().map(canonical))
-            .collect::<Vec<_>>();
-        Some(
-            forwarded
-                .into_iter()
-                .rev()
-                .find(|ip| !self.trusted(*ip))
-                .unwrap_or(peer),
-        )
+        // From the right: each entry was added by the hop to its right. Stop at the first entry
+        // that is not a trusted proxy; an entry that is not a plain address (or an unreadable
+        // header) ends the chain we can believe, and the peer is used.
+        let mut entries: Vec<&str> = Vec::new();
+        for value in req.headers().get_all("X-Forwarded-For") {
+            let Ok(value) = value.to_str() else {
+                return Some(peer);
+            };
+            entries.extend(value.split(','));
+        }
+        for entry in entries.iter().rev() {
+            let Ok(ip) = entry.trim().parse::<IpAddr>().map(canonical) else {
+                return Some(peer);
+            };
+            if !self.trusted(ip) {
+                return Some(ip);
+            }
+        }
+        Some(peer)
     }
 }
 
@@ -213,6 +218,19 @@ mod tests {
             .insert_header(("X-Forwarded-For", "9.9.9.9, 198.51.100.1, 10.0.0.3"))
             .to_http_request();
         assert_eq!(xff_only.client_ip(&chained), Some(ip("198.51.100.1")));
+        // An entry that is not a plain address ends what can be believed: a forged entry to its
+        // left is never chosen.
+        for odd in [
+            "6.6.6.6, 198.51.100.1:4711",
+            "6.6.6.6, unknown",
+            "6.6.6.6, [2001:db8::1]:443",
+        ] {
+            let req = TestRequest::default()
+                .peer_addr("10.0.0.2:5000".parse().unwrap())
+                .insert_header(("X-Forwarded-For", odd))
+                .to_http_request();
+            assert_eq!(xff_only.client_ip(&req), Some(ip("10.0.0.2")), "{odd}");
+        }
         let plain = ClientIpPolicy::default();
         assert_eq!(plain.client_ip(&spoof), Some(ip("203.0.113.9")));
         // A header without proxies is believed from nobody.

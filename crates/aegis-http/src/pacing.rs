@@ -10,6 +10,8 @@ use aegis_domain::timing::RecentTimes;
 
 /// The timer's resolution.
 const TIMER_TICK: Duration = Duration::from_millis(1);
+/// The most lateness the pacer corrects for.
+const MAX_EARLY: Duration = Duration::from_millis(2);
 
 /// Waits for given durations, correcting for the timer's lateness.
 #[derive(Debug, Default)]
@@ -21,7 +23,9 @@ impl Pacer {
     /// Waits `wanted`, give or take the scheduler, without holding a thread.
     pub async fn wait(&self, wanted: Duration) {
         let deadline = Instant::now() + wanted;
-        let early = self.lateness.median(&()).unwrap_or_default() + TIMER_TICK;
+        // Waking early by more than a few milliseconds would spend them spinning, which under
+        // load (when the timer is later still) would add to the load.
+        let early = self.lateness.median(&()).unwrap_or_default().min(MAX_EARLY) + TIMER_TICK;
         let bulk = wanted.saturating_sub(early);
         if !bulk.is_zero() {
             let started = Instant::now();

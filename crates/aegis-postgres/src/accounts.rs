@@ -260,6 +260,53 @@ impl AccountRepository for PgAccountRepository {
         .map_err(map_diesel_error)
     }
 
+    /// One statement: the oldest unclaimed (or no longer claimed) rows, skipping any another
+    /// instance is claiming this instant.
+    async fn claim_reset_requests(
+        &self,
+        limit: i64,
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<ResetRequest>, RepoError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            site_uuid: Uuid,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            email: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            created_at: i64,
+        }
+        let mut conn = self.pool.get().await?;
+        let rows: Vec<Row> = diesel::sql_query(
+            "UPDATE password_reset_requests SET claimed_until = $3 WHERE id IN ( \
+                 SELECT id FROM password_reset_requests \
+                 WHERE claimed_until IS NULL OR claimed_until < $2 \
+                 ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, site_uuid, email, created_at",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .bind::<diesel::sql_types::BigInt, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(until)
+        .load(&mut conn)
+        .await
+        .map_err(map_diesel_error)?;
+        let mut requests: Vec<ResetRequest> = rows
+            .into_iter()
+            .map(|r| ResetRequest {
+                id: r.id,
+                site_id: SiteId::from_uuid(r.site_uuid),
+                // Recorded in its normal form by request-password-reset.
+                email: Email::from_stored(r.email),
+                created_at: r.created_at,
+            })
+            .collect();
+        requests.sort_by_key(|r| r.created_at);
+        Ok(requests)
+    }
+
     async fn password_hash_kinds(&self) -> Result<Vec<String>, RepoError> {
         #[derive(QueryableByName)]
         struct Kind {
@@ -268,10 +315,10 @@ impl AccountRepository for PgAccountRepository {
         }
         let mut conn = self.pool.get().await?;
         diesel::sql_query(
-            "SELECT DISTINCT substring(password_hash FROM \
+            "SELECT kind FROM (SELECT DISTINCT substring(password_hash FROM \
              '^(\\$2[aby]\\$[0-9]+\\$|\\$argon2[a-z]*\\$(?:v=[0-9]+\\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+\\$)') \
-             AS kind FROM users WHERE password_hash IS NOT NULL \
-             AND password_hash ~ '^(\\$2[aby]\\$|\\$argon2)' LIMIT 32",
+             AS kind FROM users WHERE password_hash IS NOT NULL) AS kinds \
+             WHERE kind IS NOT NULL LIMIT 32",
         )
         .load::<Kind>(&mut conn)
         .await
@@ -456,45 +503,16 @@ pub(crate) async fn find_refresh_token(
         .map_err(map_diesel_error)
 }
 
-/// Claims the oldest requests with `SKIP LOCKED`, so instances share the work without waiting on
-/// each other; they are gone once the transaction commits.
-pub(crate) async fn take_reset_requests(
+pub(crate) async fn delete_reset_request(
     conn: &mut AsyncPgConnection,
-    limit: i64,
-) -> Result<Vec<ResetRequest>, RepoError> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: Uuid,
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        site_uuid: Uuid,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        email: String,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        created_at: i64,
-    }
-    let rows: Vec<Row> = diesel::sql_query(
-        "DELETE FROM password_reset_requests WHERE id IN ( \
-             SELECT id FROM password_reset_requests ORDER BY created_at \
-             LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, site_uuid, email, created_at",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(limit)
-    .load(conn)
-    .await
-    .map_err(map_diesel_error)?;
-    let mut requests: Vec<ResetRequest> = rows
-        .into_iter()
-        .map(|r| ResetRequest {
-            id: r.id,
-            site_id: SiteId::from_uuid(r.site_uuid),
-            // Recorded in its normal form by request-password-reset.
-            email: Email::from_stored(r.email),
-            created_at: r.created_at,
-        })
-        .collect();
-    requests.sort_by_key(|r| r.created_at);
-    Ok(requests)
+    id: Uuid,
+) -> Result<(), RepoError> {
+    diesel::sql_query("DELETE FROM password_reset_requests WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(map_diesel_error)
 }
 
 pub(crate) async fn delete_reset_requests_for(

@@ -9,6 +9,10 @@ const SERVER_GOING_AWAY: [&str; 3] = [
     "canceling statement due to conflict with recovery",
 ];
 
+/// Messages with which the server ends one transaction to let another through (a deadlock, which
+/// PostgreSQL breaks after `deadlock_timeout`): the request may simply be tried again.
+const TRY_AGAIN: [&str; 1] = ["deadlock detected"];
+
 /// Translates a diesel error at the adapter boundary.
 pub(crate) fn map_diesel_error(err: DieselError) -> RepoError {
     match err {
@@ -23,6 +27,15 @@ pub(crate) fn map_diesel_error(err: DieselError) -> RepoError {
             if SERVER_GOING_AWAY
                 .iter()
                 .any(|m| info.message().starts_with(m)) =>
+        {
+            RepoError::Unavailable(info.message().to_owned())
+        }
+        // Nothing was written; the answer is the 503 with `Retry-After`, not a 500.
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+            RepoError::Unavailable(info.message().to_owned())
+        }
+        DieselError::DatabaseError(_, info)
+            if TRY_AGAIN.iter().any(|m| info.message().starts_with(m)) =>
         {
             RepoError::Unavailable(info.message().to_owned())
         }

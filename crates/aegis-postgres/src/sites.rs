@@ -134,6 +134,8 @@ impl SiteRepository for PgSiteRepository {
 #[derive(Clone, Copy)]
 pub(crate) enum Lock {
     None,
+    /// `FOR KEY SHARE`: only excludes a delete (and key changes), as a user's foreign key does.
+    Hold,
     /// `FOR NO KEY UPDATE`: excludes other writers of the row, but not inserts of its users (whose
     /// foreign-key checks take `KEY SHARE`).
     Update,
@@ -149,6 +151,7 @@ pub(crate) async fn find_site(
     let query = sites::table.find(id.as_uuid()).select(SiteRow::as_select());
     let row = match lock {
         Lock::None => query.first(conn).await,
+        Lock::Hold => query.for_key_share().first(conn).await,
         Lock::Update => query.for_no_key_update().first(conn).await,
         Lock::Delete => query.for_update().first(conn).await,
     };

@@ -2,7 +2,7 @@
 
 use crate::pool::PgConnection;
 use aegis_domain::repo::{AccountTxRepository, QueuedEmail};
-use aegis_domain::token::{EmailChangeRequest, RefreshToken, ResetRequest, StoredToken};
+use aegis_domain::token::{EmailChangeRequest, RefreshToken, StoredToken};
 use aegis_domain::user::{Email, User};
 use aegis_domain::webhook::WebhookEvent;
 use aegis_domain::{RepoError, Site, SiteId, SiteTxRepository, Transaction, UnitOfWork, UserId};
@@ -105,6 +105,10 @@ impl SiteTxRepository for PgTransaction {
         sites::find_site(self.conn()?, id, sites::Lock::Update).await
     }
 
+    async fn hold(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
+        sites::find_site(self.conn()?, id, sites::Lock::Hold).await
+    }
+
     async fn lock_for_delete(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
         sites::find_site(self.conn()?, id, sites::Lock::Delete).await
     }
@@ -162,8 +166,8 @@ impl AccountTxRepository for PgTransaction {
         accounts::delete_reset_requests_for(self.conn()?, site, email).await
     }
 
-    async fn take_reset_requests(&mut self, limit: i64) -> Result<Vec<ResetRequest>, RepoError> {
-        accounts::take_reset_requests(self.conn()?, limit).await
+    async fn delete_reset_request(&mut self, id: uuid::Uuid) -> Result<(), RepoError> {
+        accounts::delete_reset_request(self.conn()?, id).await
     }
 
     async fn lock_refresh_token(

@@ -829,28 +829,32 @@ impl AccountService {
         Ok(())
     }
 
-    /// Handles up to `batch` recorded reset requests in one transaction: a reset link for each
-    /// one naming an existing user of its site, verified or not; nothing for an unknown address.
-    /// Older reset links stay valid. Returns how many requests were handled.
+    /// Handles up to `batch` recorded reset requests: a reset link for each one naming an
+    /// existing user of its site, verified or not; nothing for an unknown address. Older reset
+    /// links stay valid. Each request is claimed for a minute first, then handled in a
+    /// transaction of its own that locks, in order, the site (against its deletion) and the user,
+    /// as every credential change does, and deletes the request. Returns how many were handled.
     pub async fn process_reset_requests(&self, batch: i64) -> Result<usize, RepoError> {
+        const CLAIM_SECONDS: i64 = 60;
         let now = self.clock.now();
-        let mut tx = self.uow.begin().await?;
-        let requests = tx.accounts().take_reset_requests(batch).await?;
+        let requests = self
+            .accounts
+            .claim_reset_requests(batch, now, now + CLAIM_SECONDS)
+            .await?;
         for request in &requests {
-            let Some(site) = tx.sites().lock(request.site_id).await? else {
-                continue;
-            };
-            let Some(user) = tx
-                .accounts()
-                .lock_user_by_email(site.id, &request.email)
-                .await?
-            else {
-                continue;
-            };
-            self.send_link(&mut tx, &site, &user, Link::PasswordReset, now)
-                .await?;
+            let mut tx = self.uow.begin().await?;
+            if let Some(site) = tx.sites().hold(request.site_id).await?
+                && let Some(user) = tx
+                    .accounts()
+                    .lock_user_by_email(site.id, &request.email)
+                    .await?
+            {
+                self.send_link(&mut tx, &site, &user, Link::PasswordReset, now)
+                    .await?;
+            }
+            tx.accounts().delete_reset_request(request.id).await?;
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(requests.len())
     }
 
@@ -878,14 +882,15 @@ impl AccountService {
             .ok_or(ResetPasswordError::InvalidToken)?;
         let hash = self.hasher.hash(new).await?;
         let mut tx = self.uow.begin().await?;
-        if !tx.accounts().claim_reset_token(&digest).await? {
-            return Err(ResetPasswordError::InvalidToken);
-        }
+        // The user first, then the token, as every credential change locks them.
         let mut user = tx
             .accounts()
             .lock_user(owner.id)
             .await?
             .ok_or(ResetPasswordError::InvalidToken)?;
+        if !tx.accounts().claim_reset_token(&digest).await? {
+            return Err(ResetPasswordError::InvalidToken);
+        }
         self.replace_password(&mut tx, &mut user, hash, now).await?;
         tx.commit().await?;
         Ok(user)
@@ -1102,11 +1107,8 @@ mod tests {
         async fn lock_refresh_token(&mut self, _: &str) -> Result<Option<RefreshToken>, RepoError> {
             Ok(None)
         }
-        async fn take_reset_requests(
-            &mut self,
-            _: i64,
-        ) -> Result<Vec<crate::token::ResetRequest>, RepoError> {
-            Ok(Vec::new())
+        async fn delete_reset_request(&mut self, _: uuid::Uuid) -> Result<(), RepoError> {
+            Ok(())
         }
         async fn delete_reset_requests_for(
             &mut self,

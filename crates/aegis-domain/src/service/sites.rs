@@ -206,6 +206,9 @@ mod tests {
         async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
             Ok(self.memory.sites.lock().unwrap().get(&id).cloned())
         }
+        async fn hold(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
+            self.lock(id).await
+        }
         async fn lock_for_delete(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
             self.lock(id).await
         }
