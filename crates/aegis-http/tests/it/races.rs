@@ -94,6 +94,35 @@ async fn a_login_checked_before_a_reset_mints_nothing_after_it() {
 }
 
 #[actix_web::test]
+async fn a_login_checked_before_the_user_is_deleted_mints_nothing() {
+    let app = TestApp::new().await;
+    let site = app.create_site("race-delete.example.com").await;
+    let user = app
+        .verified_user(&site, "gone@example.com", "password-1")
+        .await;
+    let path = format!("/api/admin/users/{}", user["uuid"].as_str().unwrap());
+    let gate = app.hasher.hold_verifications();
+    let (stale, ()) = tokio::join!(
+        login(&app, &site, "gone@example.com", "password-1"),
+        async {
+            gate.held().await;
+            app.hasher
+                .release_for(
+                    async {
+                        let deleted = app.master("DELETE", &path, None).await;
+                        assert_eq!(deleted.status.as_u16(), 200, "{}", deleted.text());
+                    },
+                    &gate,
+                )
+                .await;
+        }
+    );
+    // Not a 500 from a token referring to a deleted user: the login simply fails.
+    stale.assert_error(401, "Invalid credentials");
+    assert_eq!(app.count("SELECT count(*) AS n FROM auth_tokens").await, 0);
+}
+
+#[actix_web::test]
 async fn a_rehash_never_undoes_a_reset_or_an_email_change() {
     let app = TestApp::new().await;
     let site = app.create_site("race-rehash.example.com").await;
