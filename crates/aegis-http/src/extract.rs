@@ -199,7 +199,7 @@ async fn authenticate_tenant(
             .sites
             .get(id)
             .await
-            .map_err(|e| ApiError::internal("Internal server error", e))?,
+            .map_err(ApiError::from)?,
         None => None,
     };
     let expected = site.as_ref().map_or("", |s| s.tenant_api_key.as_str());
@@ -339,7 +339,7 @@ impl FromRequest for Bearer {
                 .accounts
                 .authenticate(&token)
                 .await
-                .map_err(|e| ApiError::internal("Internal server error", e))?
+                .map_err(ApiError::from)?
                 .ok_or_else(invalid)?;
             Ok(Self { user, token })
         })

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod error_map;
 pub mod extract;
 pub mod json;
 pub mod local;

@@ -3,8 +3,7 @@ use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use aegis_domain::ratelimit::SiteKey;
 use aegis_domain::service::accounts::{
-    ChangePasswordError, EmailChangeError, Failure, InviteError, LoginError, RefreshError,
-    RegisterError, Registration, ResetPasswordError, VerifyEmailError,
+    ChangePasswordError, EmailChangeError, LoginError, RefreshError, Registration,
 };
 use aegis_domain::user::PlainPassword;
 use serde_json::Value;
@@ -17,14 +16,6 @@ use crate::json;
 use crate::ratelimit::{Limited, LoginAttempt, password_checked};
 use crate::security::{self, Event};
 use crate::validation::{Rule, Schema};
-
-fn failed(e: impl std::error::Error + 'static) -> ApiError {
-    ApiError::internal("Internal server error", e)
-}
-
-fn failure(e: Failure) -> ApiError {
-    failed(e)
-}
 
 /// A response carrying a token or a secret: never cached.
 fn no_store(mut response: HttpResponse) -> HttpResponse {
@@ -63,13 +54,7 @@ pub async fn register(
     let outcome = state
         .accounts
         .register(&gate.site, &validated(email)?, password.as_ref())
-        .await
-        .map_err(|e| match e {
-            RegisterError::SelfRegistrationDisabled => {
-                ApiError::bad_request("Self-registration is not enabled for this site")
-            }
-            RegisterError::Failure(e) => failure(e),
-        })?;
+        .await?;
     // A taken address writes less than a new account: it answers no sooner (decision 44).
     let took = started.elapsed();
     let with_password = password.is_some();
@@ -99,13 +84,7 @@ pub async fn invite_user(
     let user = state
         .accounts
         .invite(&gate.site, &validated(email)?)
-        .await
-        .map_err(|e| match e {
-            InviteError::AlreadyRegistered => {
-                ApiError::bad_request("Email already registered for this site")
-            }
-            InviteError::Failure(e) => failure(e),
-        })?;
+        .await?;
     Ok(json::response(StatusCode::CREATED, &UserView::from(&user)))
 }
 
@@ -139,17 +118,10 @@ pub async fn login(
             no_store(json::response(StatusCode::OK, &SessionView::from(&session))),
             LoginAttempt::Succeeded,
         ),
-        Err(LoginError::InvalidCredentials) => (
-            ApiError::unauthorized("Invalid credentials").error_response(),
-            LoginAttempt::Failed,
-        ),
-        Err(LoginError::EmailNotVerified) => {
-            return Err(ApiError::Client(
-                StatusCode::FORBIDDEN,
-                "Email not verified",
-            ));
+        Err(e @ LoginError::InvalidCredentials) => {
+            (ApiError::from(e).error_response(), LoginAttempt::Failed)
         }
-        Err(LoginError::Failure(e)) => return Err(failure(e)),
+        Err(e) => return Err(e.into()),
     };
     response.extensions_mut().insert(attempt);
     Ok(response)
@@ -167,8 +139,7 @@ pub async fn logout(
     let deleted = state
         .accounts
         .logout(&bearer.user, &bearer.token, refresh)
-        .await
-        .map_err(failed)?;
+        .await?;
     if !deleted {
         return Err(ApiError::not_found("Token not found"));
     }
@@ -192,13 +163,8 @@ pub async fn refresh(
         .accounts
         .refresh(&validated(token)?)
         .await
-        .map_err(|e| match e {
-            RefreshError::InvalidToken => {
-                ApiError::unauthorized("Invalid or expired refresh token")
-            }
-            RefreshError::UserNotFound => ApiError::unauthorized("User not found"),
-            RefreshError::NotVerified => ApiError::unauthorized("User account not verified"),
-            RefreshError::ReuseDetected(user) => {
+        .inspect_err(|e| {
+            if let RefreshError::ReuseDetected(user) = e {
                 let who = state
                     .clients
                     .who(&req, SiteKey::Site(user.site_id), Some(&user.email));
@@ -207,12 +173,7 @@ pub async fn refresh(
                     &who,
                     "family and sessions revoked",
                 );
-                ApiError::Client(
-                    StatusCode::FORBIDDEN,
-                    "Refresh token reuse detected - all sessions revoked",
-                )
             }
-            RefreshError::Failure(e) => failure(e),
         })?;
     Ok(no_store(json::response(
         StatusCode::OK,
@@ -227,18 +188,6 @@ pub async fn me(bearer: Bearer) -> HttpResponse {
     ))
 }
 
-fn verify_error(e: VerifyEmailError) -> ApiError {
-    match e {
-        VerifyEmailError::InvalidToken => {
-            ApiError::bad_request("Invalid or expired verification token")
-        }
-        VerifyEmailError::PasswordRequired => {
-            ApiError::bad_request("Password is required to complete account setup")
-        }
-        VerifyEmailError::Failure(e) => failure(e),
-    }
-}
-
 pub async fn verify_email(
     gate: TenantBody,
     state: web::Data<AppState>,
@@ -251,8 +200,7 @@ pub async fn verify_email(
     let verified = state
         .accounts
         .verify_email(&gate.site, &validated(token)?, password.as_ref())
-        .await
-        .map_err(verify_error)?;
+        .await?;
     Ok(json::response(
         StatusCode::OK,
         &VerifiedView {
@@ -272,8 +220,7 @@ pub async fn check_verification_token(
     let user = state
         .accounts
         .check_verification_token(&gate.site, &validated(token)?)
-        .await
-        .map_err(verify_error)?;
+        .await?;
     Ok(json::response(
         StatusCode::OK,
         &TokenStatusView {
@@ -310,20 +257,15 @@ pub async fn change_password(
                 &PlainPassword::new(new),
             )
             .await;
-        match result {
-            Ok(user) => (
-                Ok(json::response(StatusCode::OK, &UserView::from(&user))),
-                Some(LoginAttempt::Succeeded),
-            ),
-            Err(ChangePasswordError::IncorrectPassword) => (
-                Err(ApiError::bad_request("Incorrect password")),
-                Some(LoginAttempt::Failed),
-            ),
-            Err(ChangePasswordError::UserNotFound) => {
-                (Err(ApiError::bad_request("User not found")), None)
-            }
-            Err(ChangePasswordError::Failure(e)) => (Err(failure(e)), None),
-        }
+        let attempt = match &result {
+            Ok(_) => Some(LoginAttempt::Succeeded),
+            Err(ChangePasswordError::IncorrectPassword) => Some(LoginAttempt::Failed),
+            Err(_) => None,
+        };
+        let response = result
+            .map(|user| json::response(StatusCode::OK, &UserView::from(&user)))
+            .map_err(ApiError::from);
+        (response, attempt)
     };
     password_checked(&state, &req, Limited::ChangePassword, &bearer.user, run).await
 }
@@ -338,8 +280,7 @@ pub async fn request_password_reset(
     state
         .accounts
         .request_password_reset(&gate.site, &validated(email)?)
-        .await
-        .map_err(failure)?;
+        .await?;
     Ok(json::response(
         StatusCode::OK,
         &Message {
@@ -363,25 +304,8 @@ pub async fn reset_password(
             &validated(token)?,
             &PlainPassword::new(validated(new)?),
         )
-        .await
-        .map_err(|e| match e {
-            ResetPasswordError::InvalidToken => {
-                ApiError::bad_request("Invalid or expired reset token")
-            }
-            ResetPasswordError::Failure(e) => failure(e),
-        })?;
+        .await?;
     Ok(json::response(StatusCode::OK, &UserView::from(&user)))
-}
-
-fn email_change_error(e: EmailChangeError) -> ApiError {
-    match e {
-        EmailChangeError::InvalidPassword => ApiError::bad_request("Invalid password"),
-        EmailChangeError::InvalidToken => {
-            ApiError::bad_request("Invalid or expired email change token")
-        }
-        EmailChangeError::EmailInUse => ApiError::bad_request("Email already in use"),
-        EmailChangeError::Failure(e) => failure(e),
-    }
 }
 
 pub async fn request_email_change(
@@ -412,7 +336,7 @@ pub async fn request_email_change(
             Ok(()) | Err(EmailChangeError::EmailInUse) => Some(LoginAttempt::Succeeded),
             Err(_) => None,
         };
-        let response = result.map_err(email_change_error).map(|()| {
+        let response = result.map_err(ApiError::from).map(|()| {
             json::response(
                 StatusCode::OK,
                 &Message {
@@ -435,7 +359,6 @@ pub async fn confirm_email_change(
     let user = state
         .accounts
         .confirm_email_change(&validated(token)?)
-        .await
-        .map_err(email_change_error)?;
+        .await?;
     Ok(json::response(StatusCode::OK, &UserView::from(&user)))
 }

@@ -1,18 +1,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aegis_domain::{CreateSiteError, DeleteSiteError, SiteId, UpdateSiteError};
+use aegis_domain::SiteId;
 
 use super::dto::{self, Message, SiteAdminView, SitePublicView};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::error_map::SITE_NOT_FOUND;
 use crate::extract::{JsonBody, MasterKey};
 use crate::json;
-
-const SITE_NOT_FOUND: &str = "Site not found";
-
-fn read_failed(e: impl std::error::Error + 'static) -> ApiError {
-    ApiError::internal("Internal server error", e)
-}
 
 /// A path identifier that is not a UUID in an accepted form is simply an unknown site.
 fn site_id(raw: &str) -> Result<SiteId, ApiError> {
@@ -25,10 +20,7 @@ pub async fn create(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let new = dto::new_site(body.0)?;
-    let site = state.sites.create(new).await.map_err(|e| match e {
-        CreateSiteError::DomainTaken => ApiError::bad_request("Domain already exists"),
-        CreateSiteError::Repo(e) => ApiError::internal("Failed to create site", e),
-    })?;
+    let site = state.sites.create(new).await?;
     state.cors.invalidate();
     tracing::info!(site = %site.id, "site created");
     Ok(json::response(
@@ -38,7 +30,7 @@ pub async fn create(
 }
 
 pub async fn list(_: MasterKey, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let sites = state.sites.list().await.map_err(read_failed)?;
+    let sites = state.sites.list().await?;
     let views: Vec<SiteAdminView<'_>> = sites.iter().map(SiteAdminView::from).collect();
     Ok(json::response(StatusCode::OK, &views))
 }
@@ -51,8 +43,7 @@ pub async fn get_by_domain(
     let site = state
         .sites
         .get_by_domain(&domain)
-        .await
-        .map_err(read_failed)?
+        .await?
         .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
     Ok(json::response(StatusCode::OK, &SitePublicView::from(&site)))
 }
@@ -66,8 +57,7 @@ pub async fn get(
     let site = state
         .sites
         .get(id)
-        .await
-        .map_err(read_failed)?
+        .await?
         .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
     Ok(json::response(StatusCode::OK, &SiteAdminView::from(&site)))
 }
@@ -84,14 +74,7 @@ pub async fn update(
         return Err(ApiError::bad_request("At least one field must be provided"));
     }
     let id = site_id(&path)?;
-    let site = state.sites.update(id, patch).await.map_err(|e| match e {
-        UpdateSiteError::NothingToUpdate => {
-            ApiError::bad_request("At least one field must be provided")
-        }
-        UpdateSiteError::NotFound => ApiError::not_found(SITE_NOT_FOUND),
-        UpdateSiteError::DomainTaken => ApiError::bad_request("Domain already exists"),
-        UpdateSiteError::Repo(e) => ApiError::internal("Failed to update site", e),
-    })?;
+    let site = state.sites.update(id, patch).await?;
     state.cors.invalidate();
     tracing::info!(site = %site.id, "site updated");
     Ok(json::response(StatusCode::OK, &SiteAdminView::from(&site)))
@@ -103,23 +86,7 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = site_id(&path)?;
-    state.sites.delete(id).await.map_err(|e| match e {
-        DeleteSiteError::NotFound => ApiError::not_found(SITE_NOT_FOUND),
-        DeleteSiteError::Protected => ApiError::Conflict {
-            message: "This site is protected from deletion".into(),
-            code: "site_deletion_protected",
-        },
-        DeleteSiteError::HasProtectedUsers(n) => ApiError::Conflict {
-            message: format!(
-                "Site has {n} deletion-protected user(s); clear their protection before deleting the site"
-            ),
-            code: "site_has_protected_users",
-        },
-        DeleteSiteError::ProtectionRace => {
-            ApiError::bug("Failed to delete site", "a deletion protection appeared concurrently")
-        }
-        DeleteSiteError::Repo(e) => ApiError::internal("Failed to delete site", e),
-    })?;
+    state.sites.delete(id).await?;
     state.cors.invalidate();
     tracing::info!(site = %id, "site deleted");
     Ok(json::response(

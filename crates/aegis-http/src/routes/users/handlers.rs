@@ -1,7 +1,5 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aegis_domain::service::accounts::InviteError;
-use aegis_domain::service::users::{DeleteUserError, ResendError};
 use aegis_domain::site::Site;
 use aegis_domain::user::{Email, Role, User};
 use aegis_domain::validation::msg;
@@ -11,17 +9,11 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::error_map::{SITE_NOT_FOUND, USER_NOT_FOUND};
 use crate::extract::{BearerAdmin, JsonBody, MasterKey, TENANT_GATE_ERROR, TenantPath};
 use crate::json;
 use crate::routes::auth::UserView;
 use crate::validation::Schema;
-
-const USER_NOT_FOUND: &str = "User not found";
-const SITE_NOT_FOUND: &str = "Site not found";
-
-fn failed(e: impl std::error::Error + 'static) -> ApiError {
-    ApiError::internal("Internal server error", e)
-}
 
 fn users_response(users: &[User]) -> HttpResponse {
     let views: Vec<UserView<'_>> = users.iter().map(UserView::from).collect();
@@ -41,10 +33,9 @@ pub async fn list_site_users(
     let site = state
         .sites
         .get(id)
-        .await
-        .map_err(failed)?
+        .await?
         .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
-    let users = state.accounts.list_users(site.id).await.map_err(failed)?;
+    let users = state.accounts.list_users(site.id).await?;
     Ok(users_response(&users))
 }
 
@@ -57,10 +48,9 @@ pub async fn list_domain_users(
     let site = state
         .sites
         .get_by_domain(&domain)
-        .await
-        .map_err(failed)?
+        .await?
         .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
-    let users = state.accounts.list_users(site.id).await.map_err(failed)?;
+    let users = state.accounts.list_users(site.id).await?;
     Ok(users_response(&users))
 }
 
@@ -75,8 +65,7 @@ pub async fn get_site_user(
     let user = state
         .accounts
         .user_in_site(gate.site.id, id)
-        .await
-        .map_err(failed)?
+        .await?
         .ok_or_else(denied)?;
     Ok(json::response(StatusCode::OK, &UserView::from(&user)))
 }
@@ -101,16 +90,7 @@ async fn create_user(
     email: &Email,
     role: Role,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .accounts
-        .create_by_admin(site, email, role)
-        .await
-        .map_err(|e| match e {
-            InviteError::AlreadyRegistered => {
-                ApiError::bad_request("Email already registered for this site")
-            }
-            InviteError::Failure(e) => failed(e),
-        })?;
+    let user = state.accounts.create_by_admin(site, email, role).await?;
     Ok(json::response(StatusCode::CREATED, &UserView::from(&user)))
 }
 
@@ -125,7 +105,7 @@ pub async fn admin_register(
     let role = role(&mut s);
     let site = match raw_site {
         Some(Value::String(raw)) => match SiteId::parse(&raw) {
-            Some(id) => state.sites.get(id).await.map_err(failed)?,
+            Some(id) => state.sites.get(id).await?,
             None => None,
         },
         _ => None,
@@ -155,8 +135,7 @@ pub async fn admin_register_user(
     let site = state
         .sites
         .get(admin.0.user.site_id)
-        .await
-        .map_err(failed)?
+        .await?
         .ok_or(ApiError::bad_request(SITE_NOT_FOUND))?;
     match (email, role) {
         (Some(email), Some(role)) => create_user(&state, &site, &email, role).await,
@@ -171,11 +150,7 @@ pub async fn admin_list_users(
     admin: BearerAdmin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let users = state
-        .accounts
-        .list_users(admin.0.user.site_id)
-        .await
-        .map_err(failed)?;
+    let users = state.accounts.list_users(admin.0.user.site_id).await?;
     Ok(users_response(&users))
 }
 
@@ -190,31 +165,7 @@ pub async fn delete_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    let user = state.accounts.delete_user(id).await.map_err(|e| match e {
-        DeleteUserError::NotFound => ApiError::not_found(USER_NOT_FOUND),
-        DeleteUserError::SiteMissing => ApiError::Client(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Site for this user could not be resolved",
-        ),
-        DeleteUserError::SiteProtected => ApiError::Conflict {
-            message: "This site is protected from deletion; none of its users can be deleted"
-                .into(),
-            code: "site_deletion_protected",
-        },
-        DeleteUserError::UserProtected => ApiError::Conflict {
-            message: "User is protected from deletion".into(),
-            code: "user_deletion_protected",
-        },
-        DeleteUserError::LastAdmin => ApiError::Conflict {
-            message: "Cannot delete the last admin of a site".into(),
-            code: "last_site_admin",
-        },
-        DeleteUserError::Race => ApiError::bug(
-            "Failed to delete user",
-            "a deletion guard refused concurrently",
-        ),
-        DeleteUserError::Repo(e) => ApiError::internal("Failed to delete user", e),
-    })?;
+    let user = state.accounts.delete_user(id).await?;
     tracing::info!(user = %user.id, site = %user.site_id, "user deleted");
     Ok(json::response(
         StatusCode::OK,
@@ -239,8 +190,7 @@ pub async fn patch_user(
     let user = state
         .accounts
         .set_user_protection(id, protected)
-        .await
-        .map_err(failed)?
+        .await?
         .ok_or(ApiError::not_found(USER_NOT_FOUND))?;
     Ok(json::response(StatusCode::OK, &UserView::from(&user)))
 }
@@ -251,15 +201,7 @@ pub async fn resend_verification(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    state
-        .accounts
-        .resend_verification(id)
-        .await
-        .map_err(|e| match e {
-            ResendError::NotFound => ApiError::not_found(USER_NOT_FOUND),
-            ResendError::AlreadyVerified => ApiError::bad_request("User is already verified"),
-            ResendError::Repo(e) => failed(e),
-        })?;
+    state.accounts.resend_verification(id).await?;
     Ok(json::response(
         StatusCode::OK,
         &Message {
@@ -282,11 +224,7 @@ pub async fn cleanup_expired_tokens(
     _: MasterKey,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let c = state
-        .accounts
-        .cleanup_expired_tokens()
-        .await
-        .map_err(failed)?;
+    let c = state.accounts.cleanup_expired_tokens().await?;
     Ok(json::response(
         StatusCode::OK,
         &CleanupView {
@@ -315,7 +253,7 @@ pub async fn deliver_pending_webhooks(
     _: MasterKey,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = state.webhooks.sweep().await.map_err(failed)?;
+    let r = state.webhooks.sweep().await?;
     Ok(json::response(
         StatusCode::OK,
         &SweepView {
