@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::Service as _;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{HttpServiceFactory, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers};
@@ -163,8 +163,8 @@ pub fn read_version(path: &std::path::Path) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The application: routes, JSON errors for everything the framework answers itself, and the
-/// request log.
+/// The application the binary serves: the API at the root of the path space ([`scope`] with an
+/// empty prefix), with one concrete body type.
 pub fn build(
     state: web::Data<AppState>,
 ) -> App<
@@ -176,8 +176,20 @@ pub fn build(
         InitError = (),
     >,
 > {
-    let limit = state.max_body_bytes;
     App::new()
+        .wrap_fn(|req, srv| {
+            let call = srv.call(req);
+            async move { call.await.map(ServiceResponse::map_into_boxed_body) }
+        })
+        .service(scope("", state))
+}
+
+/// The whole API under `prefix` (`""` for the root): routes, JSON errors for everything the
+/// framework answers itself (decision 9), CORS, security headers, the body limit and the request
+/// log, applied to these routes only, so it can be mounted inside an application of its own.
+pub fn scope(prefix: &str, state: web::Data<AppState>) -> impl HttpServiceFactory + 'static {
+    let limit = state.max_body_bytes;
+    web::scope(prefix)
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
         .wrap(ErrorHandlers::new().default_handler(json_errors))
@@ -189,11 +201,6 @@ pub fn build(
                 .add(("Cache-Control", "no-store")),
         )
         .wrap(crate::telemetry::RequestLog)
-        // One concrete body type for whoever runs the application.
-        .wrap_fn(|req, srv| {
-            let call = srv.call(req);
-            async move { call.await.map(ServiceResponse::map_into_boxed_body) }
-        })
         .configure(crate::routes::configure)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found("Not found"))

@@ -274,6 +274,18 @@ impl Settings {
         Self::from_map(map)
     }
 
+    /// Settings from variables set in code, validated as from the environment:
+    /// `Settings::from_vars([("DATABASE_URL", url), ("SECRET_KEY", secret)])`.
+    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_map(
+            vars.into_iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                .collect(),
+        )
+    }
+
     /// Builds settings from variable → value (names in any case), as from the environment.
     pub fn from_map(map: HashMap<String, String>) -> Result<Self, ConfigError> {
         let raw = Raw(map

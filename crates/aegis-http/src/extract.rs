@@ -195,11 +195,7 @@ async fn authenticate_tenant(
     log: &GateLog,
 ) -> Result<Site, ApiError> {
     let site = match SiteId::parse(raw_site_id) {
-        Some(id) => state
-            .sites
-            .get(id)
-            .await
-            .map_err(ApiError::from)?,
+        Some(id) => state.sites.get(id).await.map_err(ApiError::from)?,
         None => None,
     };
     let expected = site.as_ref().map_or("", |s| s.tenant_api_key.as_str());

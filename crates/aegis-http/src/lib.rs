@@ -7,6 +7,7 @@ pub mod app;
 pub mod client_ip;
 pub mod config;
 pub mod cors;
+pub mod embed;
 pub mod error;
 pub mod error_map;
 pub mod extract;

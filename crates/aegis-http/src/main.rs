@@ -5,19 +5,14 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use actix_web::{HttpServer, web};
-use aegis_domain::delivery::EmailDelivery;
-use aegis_domain::ratelimit::AccountKeyring;
-use aegis_http::app::{self, AppConfig, AppState, Ports};
+use actix_web::HttpServer;
+use aegis_http::app;
 use aegis_http::config::{DatabaseSource, Mode, Settings};
-use aegis_http::workers::Workers;
+use aegis_http::embed::Aegis;
 use aegis_http::{local, telemetry};
-use aegis_postgres::{
-    ConnectTarget, PgEmailOutbox, PgPool, PoolSettings, SealingKeys, build_pool, run_migrations,
-};
+use aegis_postgres::ConnectTarget;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -103,7 +98,16 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
     if master_api_key.is_none() && settings.mode == Mode::Development {
         tracing::warn!("MASTER_API_KEY is not set: master-key routes will answer 500");
     }
-    let (outbox_keys, account_keyring) = secret_keys(&settings)?;
+    // The key that seals queued email and names accounts: SECRET_KEY (required in production),
+    // or in development a key generated into the data directory.
+    let secret = match &settings.secret_key {
+        Some(key) => key.expose_secret().to_owned(),
+        None => local::development_secret_key(&settings.data_dir)?,
+    };
+    let settings = Settings {
+        master_api_key,
+        ..settings
+    };
 
     let result = actix_web::rt::System::new().block_on(async {
         if let Some((_, admin_url)) = &local_mode {
@@ -111,74 +115,17 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot create the local database: {e}"))?;
         }
-        let migrated = run_migrations(database_url.expose_secret())
+        let aegis = Aegis::start_with(&settings, database_url.expose_secret(), &secret)
             .await
             .map_err(|e| e.to_string())?;
-        for name in &migrated.applied {
-            tracing::info!(migration = %name, "migration applied");
-        }
-        if let Some(report) = &migrated.email_normal_form {
-            // Each row left as stored was logged as a warning, naming its site and users.
-            tracing::info!(
-                users = report.users_normalised,
-                email_changes = report.changes_normalised,
-                left_as_stored = report.unresolved.len(),
-                "stored email addresses brought to their normal form"
-            );
-        }
-        let pool = build_pool(
-            database_url.expose_secret(),
-            PoolSettings {
-                max_size: settings.db_pool_size,
-                timeout: settings.db_pool_timeout,
-                ..PoolSettings::default()
-            },
-        )?;
-        // Waiting email written by an earlier version, or under the previous SECRET_KEY, is
-        // sealed under the current key before anything else runs.
-        let sealed = PgEmailOutbox::new(pool.clone(), outbox_keys.clone())
-            .seal_stored()
-            .await
-            .map_err(|e| format!("cannot seal stored email: {e}"))?;
-        if sealed.sealed + sealed.resealed > 0 {
-            tracing::info!(
-                sealed = sealed.sealed,
-                resealed = sealed.resealed,
-                "stored email bodies sealed under the current SECRET_KEY"
-            );
-        }
         if command == Command::Migrate {
-            tracing::info!(applied = migrated.applied.len(), "database is up to date");
+            tracing::info!("database is up to date");
             return Ok(());
         }
-        serve(
-            &settings,
-            pool,
-            master_api_key,
-            (outbox_keys, account_keyring),
-        )
-        .await
+        serve(&settings, aegis).await
     });
     drop(local_mode);
     result
-}
-
-/// The keys derived from `SECRET_KEY` (required in production; in development generated into the
-/// data directory): the ones that seal queued email, and the one that names accounts in rate-limit
-/// buckets and the security log.
-fn secret_keys(settings: &Settings) -> Result<(SealingKeys, AccountKeyring), String> {
-    let secret = match &settings.secret_key {
-        Some(key) => key.expose_secret().to_owned(),
-        None => local::development_secret_key(&settings.data_dir)?,
-    };
-    let sealing = SealingKeys::new(
-        &secret,
-        settings
-            .secret_key_previous
-            .as_ref()
-            .map(|k| k.expose_secret()),
-    )?;
-    Ok((sealing, AccountKeyring::from_secret(&secret)))
 }
 
 /// Production over the network should check who it talks to: says so once when no `sslmode`
@@ -221,56 +168,9 @@ fn announce_local_mode(mode: &local::LocalMode, key_from_data_dir: bool) {
     }
 }
 
-async fn serve(
-    settings: &Settings,
-    pool: PgPool,
-    master_api_key: Option<SecretString>,
-    (outbox_keys, account_keyring): (SealingKeys, AccountKeyring),
-) -> Result<(), String> {
-    let ports = Ports::system(
-        settings.argon2,
-        settings.password_hash_pool,
-        settings.webhook_block_private_networks,
-    )
-    .map_err(|e| format!("cannot set up the service: {e}"))?;
-    let clock = ports.clock.clone();
-    let state = web::Data::new(AppState::new(
-        pool.clone(),
-        ports,
-        AppConfig {
-            master_api_key,
-            max_body_bytes: settings.max_content_length,
-            version: app::read_version(&settings.version_file),
-            accounts: settings.account_settings(),
-            ratelimit_enabled: settings.ratelimit_enabled,
-            client_ip: settings.client_ip.clone(),
-            networks: settings.client_networks,
-            account_keyring,
-            cors_origins: settings.cors_origins.clone(),
-            cors_extra_origins: settings.cors_extra_origins.clone(),
-            outbox_keys: outbox_keys.clone(),
-        },
-    ));
-    // Time each kind of stored password hash before its first failed login (decision 20).
-    let accounts = state.accounts.clone();
-    actix_web::rt::spawn(async move {
-        match accounts.learn_password_costs().await {
-            Ok(0) => {}
-            Ok(kinds) => tracing::info!(kinds, "stored password hash costs timed"),
-            Err(e) => tracing::warn!(error = %e, "stored password hash costs not timed"),
-        }
-    });
-    let mut workers = Workers::default();
-    let outbox = Arc::new(PgEmailOutbox::new(pool.clone(), outbox_keys));
-    if let Some(mailer) = aegis_http::wiring::mailer(settings)? {
-        workers.spawn_email(EmailDelivery::new(outbox.clone(), mailer, clock.clone()));
-    }
-    workers.spawn_email_housekeeping(outbox, clock);
-    workers.spawn_webhooks(state.webhooks.clone());
-    workers.spawn_reset_requests(state.accounts.clone());
-    if let Some(limiter) = &state.limiter {
-        workers.spawn_housekeeping(limiter.counters.clone(), limiter.clock.clone());
-    }
+async fn serve(settings: &Settings, aegis: Aegis) -> Result<(), String> {
+    let workers = aegis.spawn_workers().map_err(|e| e.to_string())?;
+    let state = aegis.state();
     let host = settings.bind_host().to_owned();
     let server = HttpServer::new(move || app::build(state.clone()))
         .bind((host.as_str(), settings.port))
@@ -304,7 +204,7 @@ async fn serve(
             server.await
         }
     };
-    pool.close();
+    aegis.pool().close();
     served
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
