@@ -193,12 +193,13 @@ impl Aegis {
     /// Mounts the whole API under `prefix` (say `/auth`, giving `/auth/api/auth/login`; `""` for
     /// the paths the binary serves) inside an existing `App`, with its JSON errors, CORS, security
     /// headers, body limit and request log applied to its routes only:
-    /// `App::new().configure(aegis.configure("/auth"))`.
-    pub fn configure(&self, prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    /// `App::new().configure(aegis.configure("/auth"))`. The function can be cloned into every
+    /// worker's `App` of an `HttpServer`.
+    pub fn configure(&self, prefix: &str) -> impl Fn(&mut web::ServiceConfig) + Clone + use<> {
         let state = self.state.clone();
         let prefix = prefix.trim_end_matches('/').to_owned();
         move |cfg| {
-            cfg.service(app::scope(&prefix, state));
+            cfg.service(app::scope(&prefix, state.clone()));
         }
     }
 

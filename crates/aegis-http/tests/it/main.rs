@@ -11,6 +11,7 @@ mod credentials;
 mod database_down;
 mod delivery;
 mod email_input;
+mod embedding;
 mod framework;
 mod health;
 mod master_key;
