@@ -205,6 +205,7 @@ pub struct PgAccountRepository {
 }
 
 impl PgAccountRepository {
+    /// The repository over `pool`; each method takes a connection for itself and returns it.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
