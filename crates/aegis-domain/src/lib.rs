@@ -30,7 +30,8 @@
 //!
 //! # Example
 //!
-//! Parsing what a client sent, then checking a tenant key and hashing a password:
+//! Parsing what a client sent, comparing a key, naming a client's network for the rate limits,
+//! and hashing a password:
 //!
 //! ```
 //! use aegis_domain::password::{Argon2Settings, PasswordAlgorithms, Verification};
