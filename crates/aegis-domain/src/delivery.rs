@@ -42,11 +42,14 @@ pub const PRUNE_BATCH: i64 = 500;
 /// A claimed outbox row.
 #[derive(Debug, Clone)]
 pub struct ClaimedEmail {
+    /// The outbox row's id, passed back to [`EmailOutbox::mark_delivered`] and
+    /// [`EmailOutbox::mark_failed`] and shown in logs instead of the recipient.
     pub id: Uuid,
     /// Attempts made before this one.
     pub attempts: i32,
     /// The `next_attempt_at` this claim set: the proof of ownership when recording the outcome.
     pub lease: UnixTime,
+    /// The message to hand to the [`Mailer`], exactly as it was queued.
     pub email: OutgoingEmail,
 }
 
@@ -91,6 +94,7 @@ pub trait EmailOutbox: Send + Sync {
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
+    /// The transport accepted the message and the row is marked delivered (its body cleared).
     Delivered,
     /// Failed; due again later.
     Retrying,
@@ -103,9 +107,14 @@ pub enum Attempt {
 /// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
+    /// Messages claimed and handed to the transport, whatever the outcome.
     pub attempted: u32,
+    /// Attempts that ended in [`Attempt::Delivered`].
     pub delivered: u32,
+    /// Attempts that failed and were scheduled again ([`Attempt::Retrying`]).
     pub retrying: u32,
+    /// Attempts that failed for the last time ([`Attempt::Exhausted`]); these messages are never
+    /// sent.
     pub exhausted: u32,
     /// Messages whose link expired before they could be sent.
     pub expired: u64,
@@ -136,6 +145,8 @@ pub struct EmailDelivery {
 }
 
 impl EmailDelivery {
+    /// A delivery worker over `outbox`, sending through `mailer` and reading time from `clock`.
+    /// Cheap to clone; several workers may share one outbox, since claims are leased.
     pub fn new(
         outbox: Arc<dyn EmailOutbox>,
         mailer: Arc<dyn Mailer>,

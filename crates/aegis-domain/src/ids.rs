@@ -6,9 +6,24 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
-/// Parses an identifier as a client sent it (decision 15 of the contract): a UUID string in the
-/// hyphenated form (any case), the braced form or the 32-hex form. Anything else, including integers,
-/// numeric strings and the `urn:uuid:` form, is not an identifier and yields `None`.
+/// Parses an identifier as a client sent it: a UUID string in the hyphenated form (any case), the
+/// braced form or the 32-hex form. Anything else, including integers, numeric strings, surrounding
+/// whitespace and the `urn:uuid:` form, is not an identifier and yields `None`.
+///
+/// Use it (or [`SiteId::parse`] and [`UserId::parse`]) on every identifier that comes from a
+/// request, so that all accepted spellings name the same row.
+///
+/// ```
+/// use aegis_domain::parse_identifier;
+///
+/// let id = parse_identifier("0191E1A0-0000-7000-8000-0000000000FF").unwrap();
+/// assert_eq!(id.to_string(), "0191e1a0-0000-7000-8000-0000000000ff");
+/// assert_eq!(parse_identifier("{0191e1a0-0000-7000-8000-0000000000ff}"), Some(id));
+/// assert_eq!(parse_identifier("0191e1a00000700080000000000000ff"), Some(id));
+/// assert_eq!(parse_identifier("urn:uuid:0191e1a0-0000-7000-8000-0000000000ff"), None);
+/// assert_eq!(parse_identifier(" 0191e1a0-0000-7000-8000-0000000000ff"), None);
+/// assert_eq!(parse_identifier("42"), None);
+/// ```
 pub fn parse_identifier(raw: &str) -> Option<Uuid> {
     match raw.len() {
         32 | 36 | 38 => Uuid::try_parse(raw).ok(),

@@ -11,9 +11,15 @@ pub struct OutgoingEmail {
     pub from_name: String,
     /// Sender address (the site's `email_from`).
     pub from_address: String,
+    /// Recipient address, in the normal form the account stores. Personal data: log it only
+    /// through [`redact_email`].
     pub to: String,
+    /// Subject line, already rendered (no placeholders left).
     pub subject: String,
+    /// Plain-text body. It may carry a live verification or reset link, so it is a secret while
+    /// the link is valid.
     pub text: String,
+    /// HTML body, with the same content and the same secrecy as `text`.
     pub html: String,
     /// Per-site Mailgun sending domain, overriding the global one.
     pub mailgun_domain: Option<String>,

@@ -16,7 +16,11 @@ use crate::user::PlainPassword;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
     /// It matches; `needs_rehash` when the stored hash is bcrypt or Argon2 with other parameters.
-    Match { needs_rehash: bool },
+    Match {
+        /// The password is right but the stored hash is not Argon2id at the current
+        /// [`Argon2Settings`]: store a fresh [`PasswordHasher::hash`] of it.
+        needs_rehash: bool,
+    },
     /// Wrong password, no stored hash, or a stored hash that cannot be parsed.
     NoMatch,
 }
@@ -133,7 +137,10 @@ impl FailureTiming {
 pub struct Argon2Settings {
     /// Memory in KiB.
     pub memory_kib: u32,
+    /// Passes over the memory (Argon2's `t`); at least 1.
     pub iterations: u32,
+    /// Degree of parallelism (Argon2's `p`, lanes); at least 1, and `memory_kib` must be at
+    /// least 8 times it.
     pub parallelism: u32,
 }
 
@@ -196,6 +203,40 @@ impl HashMemory {
 
 /// The synchronous algorithms. Wrap it in an implementation of [`PasswordHasher`] that runs it on a
 /// bounded set of threads, each with its own [`HashMemory`].
+///
+/// Every call is CPU-bound for as long as the costs say (tens of milliseconds at the defaults), so
+/// never call it on an async executor's threads.
+///
+/// ```
+/// use aegis_domain::password::{Argon2Settings, PasswordAlgorithms, Verification};
+/// use aegis_domain::user::PlainPassword;
+///
+/// // Tiny costs keep the example fast; use `Argon2Settings::default()` in production.
+/// let cheap = Argon2Settings { memory_kib: 64, iterations: 1, parallelism: 1 };
+/// let algorithms = PasswordAlgorithms::new(cheap)?;
+///
+/// let password = PlainPassword::new("correct horse battery staple".to_owned());
+/// let stored = algorithms.hash(&password)?;
+/// assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+///
+/// assert_eq!(
+///     algorithms.verify(&password, Some(&stored)),
+///     Verification::Match { needs_rehash: false },
+/// );
+/// let wrong = PlainPassword::new("Tr0ub4dor&3".to_owned());
+/// assert_eq!(algorithms.verify(&wrong, Some(&stored)), Verification::NoMatch);
+///
+/// // Hashes made at other costs still verify, and ask to be replaced.
+/// let stronger = PasswordAlgorithms::new(Argon2Settings { memory_kib: 128, ..cheap })?;
+/// assert_eq!(
+///     stronger.verify(&password, Some(&stored)),
+///     Verification::Match { needs_rehash: true },
+/// );
+///
+/// // No stored hash: a dummy verification of the same cost runs, and the answer is no.
+/// assert_eq!(algorithms.verify(&password, None), Verification::NoMatch);
+/// # Ok::<(), aegis_domain::password::HashError>(())
+/// ```
 #[derive(Clone)]
 pub struct PasswordAlgorithms {
     argon2: Argon2<'static>,

@@ -6,6 +6,10 @@
 //! request names no site), a keyed digest of the normalised email address, and the client's
 //! network. No bucket name holds raw client input, an email address, or more than
 //! [`MAX_BUCKET_LEN`] bytes.
+//!
+//! A request is limited in three steps: [`hits`] names the counters it touches, a
+//! [`RateCounters`] adapter applies them atomically, and [`decide`] reads the counts back. When the
+//! request turns out not to count (see [`Limited::refunds`]), [`refunds`] takes its hits back.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -22,11 +26,15 @@ use crate::user::Email;
 /// A limit: at most `limit` hits per `window_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// Hits allowed in one window; the hit after the last allowed one is refused.
     pub limit: u32,
+    /// The window's length. Windows are fixed and aligned to multiples of it since the Unix
+    /// epoch (see [`Rate::window_start`]).
     pub window_seconds: u32,
 }
 
 impl Rate {
+    /// `limit` hits per minute.
     pub const fn per_minute(limit: u32) -> Self {
         Self {
             limit,
@@ -34,6 +42,7 @@ impl Rate {
         }
     }
 
+    /// `limit` hits per window of `minutes` minutes.
     pub const fn per_minutes(limit: u32, minutes: u32) -> Self {
         Self {
             limit,
@@ -41,6 +50,7 @@ impl Rate {
         }
     }
 
+    /// `limit` hits per hour.
     pub const fn per_hour(limit: u32) -> Self {
         Self {
             limit,
@@ -55,6 +65,13 @@ impl Rate {
     }
 
     /// How the reference words it: "10 per 1 minute", "3 per 15 minute", "20 per 1 hour".
+    ///
+    /// ```
+    /// use aegis_domain::ratelimit::Rate;
+    ///
+    /// assert_eq!(Rate::per_minutes(3, 15).describe(), "3 per 15 minute");
+    /// assert_eq!(Rate::per_hour(20).describe(), "20 per 1 hour");
+    /// ```
     pub fn describe(&self) -> String {
         if self.window_seconds.is_multiple_of(3_600) {
             format!("{} per {} hour", self.limit, self.window_seconds / 3_600)
@@ -68,25 +85,34 @@ impl Rate {
 /// read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
+    /// The counter's name, built by the policy from parsed values only (see the module docs).
     pub bucket: String,
+    /// The limit the counter is held to; also fixes its window.
     pub rate: Rate,
+    /// 1 to count the request, -1 to refund an earlier count, 0 only to read the count.
     pub by: i32,
 }
 
 /// A counter after a hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
+    /// The counter's name, as in the [`Hit`].
     pub bucket: String,
+    /// The counter's rate, as in the [`Hit`].
     pub rate: Rate,
+    /// Hits counted in the current window, this one included.
     pub hits: u32,
+    /// Start of the current window (Unix seconds).
     pub window_start: UnixTime,
 }
 
 impl Count {
+    /// Whether the counted hit went over the limit, so the request is refused.
     pub fn exceeded(&self) -> bool {
         self.hits > self.rate.limit
     }
 
+    /// Hits left in the window, for the `X-RateLimit-Remaining` header; 0 once exceeded.
     pub fn remaining(&self) -> u32 {
         self.rate.limit.saturating_sub(self.hits)
     }
@@ -120,9 +146,13 @@ pub const FAILED_LOGINS_PER_HOUR: u32 = 100;
 /// Which requests are limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limited {
+    /// `login`: a password check on a tenant route.
     Login,
+    /// `register`: self-registration on a site.
     Register,
+    /// `request-password-reset`: sends mail to an address that may have an account.
     PasswordReset,
+    /// `invite-user`: the tenant backend inviting a user.
     Invite,
     /// `change-password`: a password check on a bearer route.
     ChangePassword,
@@ -134,8 +164,11 @@ pub enum Limited {
 /// The rates of one route: per account, per site and per client network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rates {
+    /// The rate per site and account digest (every route has one).
     pub account: Rate,
+    /// The rate for the whole site, on routes that have one.
     pub site: Option<Rate>,
+    /// The rate per client network, on routes that have one.
     pub client: Option<Rate>,
 }
 
@@ -211,6 +244,8 @@ impl AccountKeyring {
         Self::new(&mac.finalize().into_bytes().into())
     }
 
+    /// The keyring of a 32-byte key used as it is; prefer [`AccountKeyring::from_secret`] unless
+    /// the key is already derived for this one purpose.
     pub fn new(key: &[u8; 32]) -> Self {
         Self(
             <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key)
@@ -243,6 +278,7 @@ impl AccountDigest {
         Self("none".to_owned())
     }
 
+    /// The digest's text: 32 lowercase hex characters, or `none`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -258,7 +294,10 @@ impl fmt::Display for AccountDigest {
 /// site in any accepted spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SiteKey {
+    /// A well-formed site identifier (the site need not exist).
     Site(SiteId),
+    /// No site identifier, or one in no accepted spelling; such requests share the bucket
+    /// `no-site`.
     None,
 }
 
@@ -282,7 +321,10 @@ impl fmt::Display for SiteKey {
 /// An IPv6 client usually holds a whole /64, so counting per address would give it 2⁶⁴ buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetworkPrefixes {
+    /// Prefix length for IPv4 clients, 0 to 32 (larger values count as 32). Default 32: one
+    /// bucket per address.
     pub v4: u8,
+    /// Prefix length for IPv6 clients, 0 to 128 (larger values count as 128). Default 64.
     pub v6: u8,
 }
 
@@ -336,7 +378,10 @@ impl fmt::Display for ClientNetwork {
 /// Whom a request counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
+    /// The site the request names.
     pub site: SiteKey,
+    /// The account the request names ([`AccountKeyring::account`]), or [`AccountDigest::none`]
+    /// when it names no valid address.
     pub account: AccountDigest,
     /// `None` when the connection has no peer address (an in-process caller).
     pub client: Option<ClientNetwork>,
@@ -365,7 +410,36 @@ impl Subject {
 }
 
 /// The hits one request makes, in a fixed order: account, site, client, and (on routes that check a
-/// password) a read of the failed-login bucket.
+/// password) a read of the failed-login bucket. Pass them to [`RateCounters::hit`] before handling
+/// the request, then to [`decide`] with the counts it returns.
+///
+/// ```
+/// use aegis_domain::ratelimit::{
+///     AccountKeyring, ClientNetwork, Limited, NetworkPrefixes, SiteKey, Subject, hits,
+/// };
+/// use aegis_domain::user::Email;
+///
+/// let keyring = AccountKeyring::from_secret("the service's SECRET_KEY");
+/// let site = SiteKey::parse(Some("0192f1b4-5a6e-7c3d-8e9f-0a1b2c3d4e5f"));
+/// let email = Email::parse("Ada@Example.com").unwrap();
+/// let subject = Subject {
+///     site,
+///     account: keyring.account(site, &email),
+///     client: Some(ClientNetwork::of(
+///         "2001:db8::1".parse().unwrap(),
+///         NetworkPrefixes::default(),
+///     )),
+/// };
+///
+/// let login = hits(Limited::Login, &subject);
+/// // Account and client network are counted; the failed-login bucket is only read.
+/// assert_eq!(login.len(), 3);
+/// assert!(login[0].bucket.starts_with("login:account:0192f1b4-5a6e-7c3d-8e9f-0a1b2c3d4e5f:"));
+/// assert_eq!(login[1].bucket, "login:ip:2001:db8::/64");
+/// assert_eq!((login[0].by, login[1].by, login[2].by), (1, 1, 0));
+/// // No bucket name holds the address.
+/// assert!(login.iter().all(|h| !h.bucket.contains("example.com")));
+/// ```
 pub fn hits(route: Limited, subject: &Subject) -> Vec<Hit> {
     let rates = route.rates();
     let name = route.name();
@@ -426,7 +500,33 @@ impl Decision {
     }
 }
 
-/// Decides on the counts `RateCounters::hit` returned for `hits`.
+/// Decides on the counts [`RateCounters::hit`] returned for `hits` (in the same order). A counted
+/// bucket refuses once its count exceeds the limit; the failed-login bucket, which is only read,
+/// refuses once it has reached it.
+///
+/// ```
+/// use aegis_domain::ratelimit::{Count, Hit, Rate, decide};
+///
+/// let now = 1_700_000_000;
+/// let hits = vec![Hit { bucket: "register:account:a".into(), rate: Rate::per_minute(5), by: 1 }];
+/// // What a RateCounters adapter answers after `n` hits in the current window.
+/// let counts = |n| vec![Count {
+///     bucket: hits[0].bucket.clone(),
+///     rate: hits[0].rate,
+///     hits: n,
+///     window_start: hits[0].rate.window_start(now),
+/// }];
+///
+/// let fifth = decide(&hits, &counts(5));
+/// assert!(fifth.blocked.is_none());
+/// assert_eq!(fifth.reported.as_ref().map(Count::remaining), Some(0));
+///
+/// let sixth = decide(&hits, &counts(6));
+/// assert!(!sixth.blocked_by_failures());
+/// let refused_by = sixth.blocked.expect("over the limit");
+/// assert_eq!(refused_by.bucket, "register:account:a");
+/// assert_eq!(refused_by.reset_at(), 1_700_000_040); // the end of the minute
+/// ```
 pub fn decide(hits: &[Hit], counts: &[Count]) -> Decision {
     let paired = || counts.iter().zip(hits);
     let blocked = paired()

@@ -82,11 +82,17 @@ pub trait SiteTxRepository: Send {
 /// An email waiting in the outbox.
 #[derive(Clone, PartialEq, Eq)]
 pub struct QueuedEmail {
+    /// The outbox row's id (a fresh UUID per message).
     pub id: uuid::Uuid,
+    /// The site the message is sent for; its Mailgun overrides apply at delivery.
     pub site_id: SiteId,
+    /// The sender's display name, copied from the site when queued.
     pub from_name: String,
+    /// The sender address, copied from the site when queued.
     pub from_address: String,
+    /// The rendered message and its recipient.
     pub message: crate::templates::RenderedEmail,
+    /// When the message was queued (Unix seconds); the oldest due message goes first.
     pub created_at: crate::clock::UnixTime,
     /// When the token in the message's link expires (`None` when it carries none): the body is
     /// cleared then, delivered or not.
@@ -318,17 +324,23 @@ pub trait AccountTxRepository: Send {
     ) -> Result<(), RepoError>;
 }
 
-/// Rows removed by a cleanup, per table (§4.30).
+/// Expired rows removed by a token cleanup, per table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanupCounts {
+    /// Expired bearer (auth) tokens.
     pub auth_tokens: u64,
+    /// Expired refresh tokens.
     pub refresh_tokens: u64,
+    /// Expired email-verification and invitation tokens.
     pub email_verification_tokens: u64,
+    /// Expired password-reset tokens.
     pub password_reset_tokens: u64,
+    /// Expired email-change requests.
     pub email_change_requests: u64,
 }
 
 impl CleanupCounts {
+    /// All rows removed, across tables.
     pub fn total(&self) -> u64 {
         self.auth_tokens
             + self.refresh_tokens

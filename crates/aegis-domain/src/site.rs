@@ -10,25 +10,41 @@ use crate::user::Email;
 /// A site as stored. Secret fields are redacted from `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Site {
+    /// The site's identifier; clients name the site with it in every tenant request.
     pub id: SiteId,
+    /// Display name, used in email subjects and bodies (1 to 255 characters).
     pub name: String,
-    /// Lowercased on write and on lookup (decision 17); unique.
+    /// Lowercased on write and on lookup (decision 17); unique. A free-form string that the
+    /// tenant looks its site up by, not checked as a hostname.
     pub domain: String,
+    /// The tenant's frontend: every link in the site's emails is built on it (trailing slashes
+    /// removed), e.g. `{frontend_url}/reset-password?token=…`.
     pub frontend_url: String,
+    /// Where the frontend should send a user after verifying their email; when `None`, clients
+    /// are pointed at `frontend_url` instead.
     pub verification_redirect_url: Option<String>,
     /// The sender address: in its normal form when Aegis wrote it (decision 30).
     pub email_from: String,
+    /// The sender's display name in the site's emails.
     pub email_from_name: String,
+    /// When the site was created (Unix seconds).
     pub created_at: UnixTime,
+    /// When the site last changed (Unix seconds); every [`Site::apply`] moves it.
     pub updated_at: UnixTime,
+    /// Whether anyone may register on the site; when `false`, users arrive only by invitation or
+    /// creation by an operator or admin.
     pub allow_self_registration: bool,
+    /// Where user events are posted (see [`crate::webhook`]); `None` sends no webhooks.
     pub webhook_url: Option<String>,
     /// Present exactly when a webhook URL was set through the API; signs webhook deliveries.
     pub webhook_secret: Option<String>,
     /// Authenticates the tenant's backend (`X-Tenant-Api-Key`).
     pub tenant_api_key: String,
+    /// Mailgun sending domain for this site's emails, overriding the service-wide one.
     pub mailgun_domain: Option<String>,
+    /// Mailgun API key for this site's emails, overriding the service-wide one. A secret.
     pub mailgun_api_key: Option<String>,
+    /// While set, neither the site nor any of its users can be deleted.
     pub deletion_protected: bool,
 }
 
@@ -62,38 +78,66 @@ pub fn normalize_domain(raw: &str) -> String {
     raw.to_lowercase()
 }
 
-/// A validated request to create a site. Build it from checked input: field formats and lengths are
-/// those of the contract (§4.15), `domain` already normalised.
+/// A validated request to create a site. Build it from checked input (lengths with
+/// [`crate::validation::check_length_1_255`] and [`crate::validation::check_max_255`], URLs with
+/// [`crate::validation::is_valid_url`]); [`Site::create`] turns it into a [`Site`] with fresh
+/// secrets. Each field means what the [`Site`] field of the same name means.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct NewSite {
+    /// See [`Site::name`].
     pub name: String,
+    /// See [`Site::domain`]; lowercased by [`Site::create`].
     pub domain: String,
+    /// See [`Site::frontend_url`].
     pub frontend_url: String,
+    /// See [`Site::verification_redirect_url`].
     pub verification_redirect_url: Option<String>,
+    /// See [`Site::email_from`]; already in its normal form, being an [`Email`].
     pub email_from: Email,
+    /// See [`Site::email_from_name`].
     pub email_from_name: String,
+    /// See [`Site::allow_self_registration`].
     pub allow_self_registration: bool,
+    /// See [`Site::webhook_url`]. A non-empty URL makes [`Site::create`] issue a webhook secret.
     pub webhook_url: Option<String>,
+    /// See [`Site::mailgun_domain`].
     pub mailgun_domain: Option<String>,
+    /// See [`Site::mailgun_api_key`].
     pub mailgun_api_key: Option<String>,
 }
 
-/// A validated partial update of a site (§4.19). `None` leaves a field alone; for nullable fields
-/// `Some(None)` clears it.
+/// A validated partial update of a site, applied with [`Site::apply`]. `None` leaves a field alone;
+/// for nullable fields `Some(None)` clears it. Each field means what the [`Site`] field of the same
+/// name means.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct SitePatch {
+    /// New [`Site::name`].
     pub name: Option<String>,
+    /// New [`Site::domain`]; lowercased by [`Site::apply`].
     pub domain: Option<String>,
+    /// New [`Site::frontend_url`].
     pub frontend_url: Option<String>,
+    /// New [`Site::verification_redirect_url`], or `Some(None)` to clear it.
     pub verification_redirect_url: Option<Option<String>>,
+    /// New [`Site::email_from`].
     pub email_from: Option<Email>,
+    /// New [`Site::email_from_name`].
     pub email_from_name: Option<String>,
+    /// New [`Site::allow_self_registration`].
     pub allow_self_registration: Option<bool>,
+    /// New [`Site::webhook_url`], or `Some(None)` (or an empty URL) to stop webhooks. Setting a
+    /// non-empty URL always issues a new webhook secret, even when the URL is unchanged.
     pub webhook_url: Option<Option<String>>,
+    /// `Some(true)` rotates [`Site::webhook_secret`], if the site still has a webhook URL after
+    /// this patch.
     pub regenerate_webhook_secret: Option<bool>,
+    /// `Some(true)` issues a new [`Site::tenant_api_key`]; the old one stops working at once.
     pub regenerate_tenant_api_key: Option<bool>,
+    /// New [`Site::mailgun_domain`], or `Some(None)` to fall back to the service-wide one.
     pub mailgun_domain: Option<Option<String>>,
+    /// New [`Site::mailgun_api_key`], or `Some(None)` to fall back to the service-wide one.
     pub mailgun_api_key: Option<Option<String>>,
+    /// New [`Site::deletion_protected`].
     pub deletion_protected: Option<bool>,
 }
 

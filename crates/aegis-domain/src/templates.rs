@@ -1,17 +1,29 @@
-//! The account emails (§6.2): subjects, links and bodies, rendered once when the message is queued.
+//! The account emails: subjects, links and bodies, rendered once when the message is queued.
+//!
+//! Links are built on the site's [`Site::frontend_url`] (verification links on a central page
+//! instead, when [`verification`] is given one), so the tenant's frontend serves `/verify-email`,
+//! `/reset-password`, `/confirm-email-change`, `/login` and `/forgot-password`, reading the `token`
+//! query parameter where there is one. The site's name is HTML-escaped in the HTML bodies.
 
 use crate::site::Site;
 
 /// Which message a queued email is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailKind {
+    /// Verify an address: sent on registration, invitation, creation by an operator or admin,
+    /// and resend ([`verification`]).
     Verification,
+    /// Someone tried to register an address that already has an account ([`sign_in_attempt`]).
     SignInAttempt,
+    /// A password-reset link ([`password_reset`]).
     PasswordReset,
+    /// Confirmation of a new address, sent to that address ([`email_change`]).
     EmailChange,
 }
 
 impl EmailKind {
+    /// The stable name stored with a queued message (`verification`, `sign_in_attempt`,
+    /// `password_reset`, `email_change`); do not change it, stored rows carry it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Verification => "verification",
@@ -25,10 +37,16 @@ impl EmailKind {
 /// A rendered message for one recipient.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RenderedEmail {
+    /// Which message this is.
     pub kind: EmailKind,
+    /// The recipient, in its normal form.
     pub to: String,
+    /// The subject line, naming the site.
     pub subject: String,
+    /// The plain-text body. Holds the link's token, if the kind has one: a secret until the
+    /// token expires or is used.
     pub text: String,
+    /// The HTML body, with the same link as `text`.
     pub html: String,
 }
 

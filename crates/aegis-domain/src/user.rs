@@ -9,7 +9,10 @@ use crate::validation::{self, EmailError};
 /// A user's role on their site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// An ordinary account: it manages only itself.
     User,
+    /// A site administrator: may also list the users of their own site and create new ones
+    /// there, never in another site. A site's last admin cannot be deleted.
     Admin,
 }
 
@@ -42,6 +45,23 @@ impl Email {
     /// Parses an address as a client or an operator typed it, and brings it to its normal form.
     /// See [`validation::email_normal_form`] for the rules; the error says which field messages
     /// to report.
+    ///
+    /// Two spellings of one address parse to equal values, so compare and look up `Email`s,
+    /// never raw strings.
+    ///
+    /// ```
+    /// use aegis_domain::user::Email;
+    /// use aegis_domain::validation::EmailError;
+    ///
+    /// let email = Email::parse("Ada.Lovelace@BÜCHER.example").unwrap();
+    /// assert_eq!(email.as_str(), "ada.lovelace@xn--bcher-kva.example");
+    /// assert_eq!(Email::parse("ada.lovelace@bücher.example"), Ok(email));
+    ///
+    /// // Never trimmed: surrounding whitespace makes the address invalid.
+    /// let refused = Email::parse(" ada@example.com").unwrap_err();
+    /// assert_eq!(refused, EmailError::Invalid);
+    /// assert_eq!(refused.messages(), ["Not a valid email address."]);
+    /// ```
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         validation::email_normal_form(raw).map(Self)
     }
@@ -52,10 +72,12 @@ impl Email {
         Self(stored)
     }
 
+    /// The normal form, as stored and as mail is addressed to.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The normal form, by value (for storage or a message's recipient).
     pub fn into_string(self) -> String {
         self.0
     }
@@ -72,10 +94,14 @@ impl fmt::Display for Email {
 pub struct PlainPassword(String);
 
 impl PlainPassword {
+    /// Wraps a password exactly as received: nothing is trimmed or normalised, since the same
+    /// bytes must verify later. Length rules are the caller's (see
+    /// [`validation::msg::PASSWORD_MIN`] and [`validation::msg::PASSWORD_MAX_BYTES`]).
     pub fn new(raw: String) -> Self {
         Self(raw)
     }
 
+    /// The password itself, for hashing or verifying only; never log or store it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -90,16 +116,31 @@ impl fmt::Debug for PlainPassword {
 /// A user as stored. The password hash is redacted from `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
+    /// The user's identifier, unique across all sites.
     pub id: UserId,
+    /// The one site the user belongs to; every lookup of the user is scoped to it.
     pub site_id: SiteId,
+    /// The address the user logs in with, unique within the site.
     pub email: Email,
     /// PHC string (Argon2id) or a bcrypt hash adopted from the reference; `None` until the user
     /// sets one (invited and admin-created users).
     pub password_hash: Option<String>,
+    /// Whether the user has proved they own `email` by following a verification or invitation
+    /// link. Logins are refused with [`EmailNotVerified`] until it is set.
+    ///
+    /// [`EmailNotVerified`]: crate::service::accounts::LoginError::EmailNotVerified
     pub is_verified: bool,
+    /// What the user may do on their site.
     pub role: Role,
+    /// When the user was created (Unix seconds).
     pub created_at: UnixTime,
+    /// When the row last changed (Unix seconds).
     pub updated_at: UnixTime,
+    /// While set, deleting the user fails with [`UserProtected`]; it is changed with
+    /// [`AccountService::set_user_protection`].
+    ///
+    /// [`UserProtected`]: crate::service::users::DeleteUserError::UserProtected
+    /// [`AccountService::set_user_protection`]: crate::service::accounts::AccountService::set_user_protection
     pub deletion_protected: bool,
 }
 

@@ -1,5 +1,5 @@
-//! Field rules of the wire contract (§1.3): the formats and lengths a request field must meet and the
-//! exact messages a client sees when it does not. The JSON-level checks (types, nulls, unknown
+//! Field rules of the HTTP API: the formats and lengths a request field must meet and the exact
+//! messages a client sees when it does not. The JSON-level checks (types, nulls, unknown
 //! fields) belong to the HTTP adapter, which collects these messages into one `details` object.
 
 use std::collections::BTreeMap;
@@ -7,24 +7,42 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-/// Field name → messages, in the order the rules ran. Serialises as the contract's `details` object.
+/// Field name → messages, in the order the rules ran. Serialises as the `details` object of a 400
+/// validation answer.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
-/// Exact messages of the contract.
+/// The exact field messages clients see in [`FieldErrors`]. Clients may match on these strings, so
+/// they are part of the API: never reword one.
 pub mod msg {
+    /// A required field is absent from the request body.
     pub const REQUIRED: &str = "Missing data for required field.";
+    /// The body has a field the route does not declare.
     pub const UNKNOWN_FIELD: &str = "Unknown field.";
+    /// A field that must hold a value is JSON `null`.
     pub const NULL: &str = "Field may not be null.";
+    /// A string field holds another JSON type.
     pub const NOT_STRING: &str = "Not a valid string.";
+    /// An email field that [`super::email_normal_form`] refuses (see [`super::EmailError`]).
     pub const EMAIL: &str = "Not a valid email address.";
+    /// A URL field that [`super::is_valid_url`] refuses.
     pub const URL: &str = "Not a valid URL.";
+    /// A field longer than [`super::MAX_LEN`] characters; from [`super::check_max_255`].
     pub const MAX_255: &str = "Longer than maximum length 255.";
+    /// A name-style field that is empty or longer than [`super::MAX_LEN`] characters; from
+    /// [`super::check_length_1_255`].
     pub const LENGTH_1_255: &str = "Length must be between 1 and 255.";
+    /// A boolean field holds another JSON type.
     pub const NOT_BOOL: &str = "Not a valid boolean (expected true or false).";
+    /// The body is not a JSON object (reported under the `_schema` key).
     pub const INVALID_INPUT: &str = "Invalid input type.";
+    /// A `site_id` field that is not an identifier or names no existing site.
     pub const UNKNOWN_SITE: &str = "Unknown or invalid site identifier";
+    /// A new password shorter than 8 characters.
     pub const PASSWORD_MIN: &str = "Shorter than minimum length 8.";
+    /// A password longer than 72 bytes of UTF-8 (bcrypt's input limit), whether it is being set
+    /// or presented.
     pub const PASSWORD_MAX_BYTES: &str = "Password must be at most 72 bytes.";
+    /// A `role` field other than `user` or `admin` (see [`crate::user::Role::parse`]).
     pub const ROLE: &str = "Must be one of: user, admin.";
     /// Not in the reference (which fails with a 500 when PostgreSQL refuses the byte): text fields
     /// never hold NUL characters.

@@ -1,5 +1,8 @@
-//! Webhook events (§7): the payload is serialised once, when the event is queued, and sent
-//! byte-identical on every attempt.
+//! Webhook events: the payload is serialised once, when the event is queued, and sent
+//! byte-identical on every attempt, signed with [`signature`].
+//!
+//! A payload is one JSON object with the keys `event_id`, `event_type`, `site_uuid`, `user_uuid`,
+//! `email`, `aegis_role` and `timestamp`, in that order, in pure ASCII.
 
 use uuid::Uuid;
 
@@ -11,11 +14,14 @@ use crate::user::User;
 /// What happened to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserEvent {
+    /// The user verified their address for the first time (`user.verified`); sent once per user.
     Verified,
+    /// The user was deleted (`user.deleted`).
     Deleted,
 }
 
 impl UserEvent {
+    /// The event's name, as sent in the payload's `event_type` and the `X-Aegis-Event` header.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Verified => "user.verified",
@@ -27,11 +33,16 @@ impl UserEvent {
 /// A queued webhook delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEvent {
+    /// Unique per event and repeated on every attempt, so receivers can drop duplicates (delivery
+    /// is at least once).
     pub event_id: Uuid,
+    /// The site whose webhook receives the event; its URL and secret are read at delivery time.
     pub site_id: SiteId,
+    /// The event's name ([`UserEvent::as_str`]).
     pub event_type: &'static str,
     /// The exact bytes every attempt sends.
     pub payload: String,
+    /// When the event happened (Unix seconds); also the payload's `timestamp`.
     pub created_at: UnixTime,
 }
 

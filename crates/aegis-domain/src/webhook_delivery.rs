@@ -1,4 +1,4 @@
-//! Webhook delivery (§7): claims of one row at a time under a short lease, signed attempts with a
+//! Webhook delivery: claims of one row at a time under a short lease, signed attempts with a
 //! fresh timestamp each, the retry schedule, the attempt log, and the sweep report. As for email, a
 //! crash holds back only the delivery in flight, which is retried after its lease (at least once).
 
@@ -26,7 +26,9 @@ pub const MAX_STORED_TEXT: usize = 1_000;
 /// Where a claimed event goes, read from its site at claim time.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookTarget {
+    /// The site's webhook URL.
     pub url: String,
+    /// The site's webhook secret, the key of the `X-Aegis-Signature` HMAC. Never logged.
     pub secret: String,
 }
 
@@ -41,9 +43,13 @@ impl std::fmt::Debug for WebhookTarget {
 /// A claimed delivery.
 #[derive(Debug, Clone)]
 pub struct ClaimedWebhook {
+    /// The event's id ([`crate::webhook::WebhookEvent::event_id`]); identifies the row.
     pub event_id: Uuid,
+    /// The site the event belongs to.
     pub site_id: SiteId,
+    /// The event's name, sent as `X-Aegis-Event`.
     pub event_type: String,
+    /// The body to send, byte for byte as queued.
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: i32,
@@ -56,27 +62,41 @@ pub struct ClaimedWebhook {
 /// How a claimed delivery ends this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookOutcome {
+    /// The receiver answered with a 2xx status; the row is done.
     Delivered,
-    Retry { at: UnixTime },
+    /// The attempt failed (a non-2xx status or a transport error); try again.
+    Retry {
+        /// When the row is due again (Unix seconds), per [`crate::delivery::RETRY_SCHEDULE`].
+        at: UnixTime,
+    },
+    /// The last allowed attempt failed, or the site no longer has a webhook: the row is given up.
     Exhausted,
 }
 
 /// One attempt, for the log (`webhook_events`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptLog {
+    /// The log entry's own id.
     pub id: Uuid,
     /// 1-based.
     pub attempt: i32,
+    /// The HTTP status received; `None` when no response arrived (timeout, refused connection).
     pub response_status: Option<i32>,
+    /// The response body, cut to [`MAX_STORED_TEXT`] characters; `None` when no response arrived.
     pub response_body: Option<String>,
+    /// Whether the status was 2xx.
     pub success: bool,
+    /// When the attempt ended (Unix seconds).
     pub at: UnixTime,
 }
 
 /// What the receiver answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookResponse {
+    /// The HTTP status code; 2xx counts as delivered, anything else (redirects included) as a
+    /// failure.
     pub status: u16,
+    /// The response body as text; only its first [`MAX_STORED_TEXT`] characters are kept.
     pub body: String,
 }
 
@@ -121,14 +141,21 @@ pub trait WebhookOutbox: Send + Sync {
     async fn count_due(&self, now: UnixTime) -> Result<u64, RepoError>;
 }
 
-/// The sweep result (§2, §7).
+/// What one [`WebhookDelivery::sweep`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Rows claimed and attempted (at most [`SWEEP_BATCH`]).
     pub attempted: u64,
+    /// Attempts the receiver accepted.
     pub delivered: u64,
+    /// Attempts that failed and will be retried, plus any whose lease was lost to another worker.
     pub retrying: u64,
+    /// Rows given up for good.
     pub exhausted: u64,
+    /// Pending rows still due when the sweep ended: a backlog when it stays above zero. Zero
+    /// also when counting failed (logged as a warning).
     pub still_due: u64,
+    /// Old delivered rows deleted. Zero also when pruning failed (logged as a warning).
     pub pruned: u64,
 }
 
@@ -146,6 +173,8 @@ pub struct WebhookDelivery {
 }
 
 impl WebhookDelivery {
+    /// A delivery worker over `outbox`, posting through `sender`; `clock` times attempts and
+    /// signatures and `generator` names attempt-log entries. Several workers may share an outbox.
     pub fn new(
         outbox: Arc<dyn WebhookOutbox>,
         sender: Arc<dyn WebhookSender>,
@@ -160,7 +189,7 @@ impl WebhookDelivery {
         }
     }
 
-    /// One sweep (§7): up to [`SWEEP_BATCH`] due rows, each claimed and attempted once, starting
+    /// One sweep: up to [`SWEEP_BATCH`] due rows, each claimed and attempted once, starting
     /// no attempt after [`SWEEP_BUDGET_SECONDS`]; then prune and count.
     pub async fn sweep(&self) -> Result<SweepReport, RepoError> {
         let started = self.clock.now();

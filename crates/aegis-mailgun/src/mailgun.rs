@@ -1,4 +1,4 @@
-//! The Mailgun HTTP API (§6.1): `POST {base}/v3/{domain}/messages`, HTTP Basic `api:{key}`,
+//! The Mailgun HTTP API: `POST {base}/v3/{domain}/messages`, HTTP Basic `api:{key}`,
 //! form fields `from`, `to`, `subject`, `html`, `text`; 10 s timeout; only 200 is success.
 
 use std::time::Duration;
@@ -34,6 +34,16 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
 }
 
 /// Whether `from` is the sending domain, or either is a subdomain of the other (DMARC alignment).
+/// A message whose sender is not aligned is still sent, with a warning in the log, since
+/// receivers may then file it as spam.
+///
+/// ```
+/// use aegis_mailgun::aligned;
+///
+/// assert!(aligned("noreply@example.com", "mg.example.com"));
+/// assert!(aligned("noreply@mail.example.com", "example.com"));
+/// assert!(!aligned("noreply@example.org", "mg.example.com"));
+/// ```
 pub fn aligned(from_address: &str, sending_domain: &str) -> bool {
     let from = from_address
         .rsplit_once('@')

@@ -22,10 +22,16 @@ pub enum SmtpTls {
 /// SMTP server settings.
 #[derive(Clone)]
 pub struct SmtpSettings {
+    /// The server's host name; with TLS it is also the name the certificate must carry.
     pub host: String,
+    /// The server's port: usually 587 with [`SmtpTls::StartTls`], 465 with [`SmtpTls::Tls`].
     pub port: u16,
+    /// How the connection is secured.
     pub tls: SmtpTls,
+    /// The login for SMTP authentication; used only together with `password`.
     pub username: Option<String>,
+    /// The password for SMTP authentication; used only together with `username`. A secret,
+    /// left out of `Debug`.
     pub password: Option<String>,
 }
 
@@ -51,6 +57,10 @@ impl std::fmt::Debug for SmtpMailer {
 }
 
 impl SmtpMailer {
+    /// A mailer for `settings`, with a 10 s timeout per command. No connection is opened until
+    /// the first message, so a wrong host or password shows up as [`MailError::Failed`] then; an
+    /// error here ([`MailError::NotConfigured`]) means the TLS settings could not be built for
+    /// `host`.
     pub fn new(settings: &SmtpSettings) -> Result<Self, MailError> {
         let builder = match settings.tls {
             SmtpTls::None => {

@@ -1,4 +1,4 @@
-//! The outbound HTTP client for webhooks (§7): 5 s timeout, redirects refused, and optionally no
+//! The outbound HTTP client for webhooks: 5 s timeout, redirects refused, and optionally no
 //! loopback, private, link-local or metadata destinations, checked after DNS resolution.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -205,6 +205,7 @@ pub struct PgAccountRepository {
 }
 
 impl PgAccountRepository {
+    /// The repository over `pool`; each method takes a connection for itself and returns it.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
@@ -704,8 +705,9 @@ pub(crate) async fn count_admins(
         .map_err(map_diesel_error)
 }
 
-/// The guards of §4.27 are repeated inside the statement, so a protection or an admin change that
-/// lands after the caller's checks still stops the delete.
+/// The guards of `AccountService::delete_user` (site and user not protected, not the last admin)
+/// are repeated inside the statement, so a protection or an admin change that lands after the
+/// caller's checks still stops the delete.
 pub(crate) async fn delete_user_guarded(
     conn: &mut AsyncPgConnection,
     user: UserId,

@@ -34,10 +34,19 @@ use rustls::{
 /// How much TLS a connection insists on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
+    /// Never TLS; only for a server on the same host or a trusted network.
     Disable,
+    /// TLS when the server offers it, plaintext otherwise; the certificate is checked only when
+    /// `sslrootcert` is given. The default, as in libpq.
     Prefer,
+    /// Always TLS, refusing a server without it; the certificate is checked only when
+    /// `sslrootcert` is given, so without it an active attacker can still intercept.
     Require,
+    /// Always TLS, with the server's certificate chain checked against the CA file `sslrootcert`
+    /// names (required); the host name is not checked.
     VerifyCa,
+    /// Always TLS, with the chain and the host name checked, against `sslrootcert` or (with
+    /// `sslrootcert=system` or none) the bundled Mozilla roots. The mode to use across networks.
     VerifyFull,
 }
 
@@ -55,6 +64,7 @@ impl SslMode {
         }
     }
 
+    /// The mode as the connection string spells it (`verify-full`, …), for logs and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Disable => "disable",

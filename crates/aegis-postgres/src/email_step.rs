@@ -26,14 +26,27 @@ pub enum UnresolvedEmail {
     /// Two users of one site whose addresses have the same normal form: neither was changed. A
     /// third such user is reported as another pair with the first.
     Collision {
+        /// The site both users belong to.
         site: Uuid,
+        /// The user with the lowest id among those sharing the address.
         first_user: Uuid,
+        /// Another user of the site whose address has the same normal form.
         second_user: Uuid,
     },
     /// A user's address that does not parse under the current rules (a quoted local part, say).
-    Unparseable { site: Uuid, user: Uuid },
+    Unparseable {
+        /// The user's site.
+        site: Uuid,
+        /// The user whose stored address was left as it was.
+        user: Uuid,
+    },
     /// A pending email change whose new address does not parse: its link will not confirm.
-    UnparseableChange { site: Uuid, user: Uuid },
+    UnparseableChange {
+        /// The user's site.
+        site: Uuid,
+        /// The user who requested the change.
+        user: Uuid,
+    },
 }
 
 impl fmt::Display for UnresolvedEmail {

@@ -7,6 +7,46 @@
 //! - [`sites`] and [`uow`]: the repository and unit-of-work ports;
 //! - [`local`]: a managed PostgreSQL server in a data directory (local mode and tests);
 //! - [`admin`]: database-level helpers (create a database, clone a template).
+//!
+//! The repositories, the unit of work, the outboxes and the rate counters all share one
+//! [`PgPool`]. Build the [`PgUnitOfWork`] and the [`PgEmailOutbox`] with the same
+//! [`SealingKeys`]: the first seals queued email bodies, the second opens them.
+//!
+//! # Example
+//!
+//! Migrating, then wiring the site service of `aegis-domain` to PostgreSQL:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use aegis_domain::{RandomSecretGenerator, SiteService, SystemClock};
+//! use aegis_postgres::{
+//!     PgSiteRepository, PgUnitOfWork, PoolSettings, SealingKeys, build_pool, run_migrations,
+//! };
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = "postgres://aegis@db.internal/aegis?sslmode=verify-full";
+//! // Safe to run from every instance at start-up: they take turns under an advisory lock.
+//! let migrated = run_migrations(url).await?;
+//! println!("{} migrations applied", migrated.applied.len());
+//!
+//! // Opens no connection yet, so it succeeds while the database is down.
+//! let pool = build_pool(url, PoolSettings::default())?;
+//! let keys = SealingKeys::new("the service's SECRET_KEY", None)?;
+//! let sites = SiteService::new(
+//!     Arc::new(PgSiteRepository::new(pool.clone())),
+//!     Arc::new(PgUnitOfWork::new(pool.clone(), keys)),
+//!     Arc::new(SystemClock),
+//!     Arc::new(RandomSecretGenerator),
+//! );
+//! for site in sites.list().await? {
+//!     println!("{} {}", site.id, site.domain);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod accounts;
 pub mod admin;

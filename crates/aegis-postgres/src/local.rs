@@ -32,6 +32,8 @@ pub struct LocalPostgresOptions {
 /// Starting or using the managed server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPostgresError {
+    /// The PostgreSQL server programs (`initdb`, `pg_ctl`) were not found; the message says how
+    /// to install them, or to set `DATABASE_URL` to a server run elsewhere.
     #[error(
         "PostgreSQL server programs (initdb, pg_ctl) were not found on PATH, through `pg_config --bindir`, \
          or under /usr/lib/postgresql/*/bin. Install the PostgreSQL server package (Debian/Ubuntu: \
@@ -39,15 +41,23 @@ pub enum LocalPostgresError {
          `brew install postgresql@16`), or set DATABASE_URL to use a server you run yourself."
     )]
     NotInstalled,
+    /// Running as root, the server must run as the `postgres` system user, which does not exist.
     #[error(
         "running as root, the managed PostgreSQL server must run as the `postgres` system user, which \
          does not exist; install the PostgreSQL server package or run as an ordinary user"
     )]
     NoPostgresUser,
+    /// A file or process operation failed (the data directory, a socket, spawning a program).
     #[error("{0}")]
     Io(String),
+    /// A server program (initdb, pg_ctl, …) ran and failed.
     #[error("{what} failed: {detail}")]
-    Command { what: String, detail: String },
+    Command {
+        /// Which step failed, e.g. `initdb` or `pg_ctl start`.
+        what: String,
+        /// The program's error output, and the end of the server log when there is one.
+        detail: String,
+    },
 }
 
 impl From<std::io::Error> for LocalPostgresError {

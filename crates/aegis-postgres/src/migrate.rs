@@ -18,12 +18,18 @@ const MIGRATION_LOCK_KEY: i64 = 0x0AE6_1500_0000_0001;
 /// Migrating failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
+    /// The database URL is invalid, or the database could not be reached.
     #[error("could not connect to the database: {0}")]
     Connect(String),
+    /// Taking the advisory lock or applying a migration failed. Each migration runs in its own
+    /// transaction, so the ones applied before it stay applied and a rerun continues from there.
     #[error("migration failed: {0}")]
     Migrate(String),
+    /// The migration thread or its runtime could not be started, or went away before answering.
     #[error("migration task failed: {0}")]
     Task(String),
+    /// The SQL migrations were applied, but bringing stored email addresses to their normal form
+    /// failed; it is tried again on the next run.
     #[error("normalising stored email addresses failed: {0}")]
     DataStep(String),
 }

@@ -114,6 +114,8 @@ pub struct PgEmailOutbox {
 }
 
 impl PgEmailOutbox {
+    /// The outbox over `pool`. `keys` open the bodies the [`crate::PgUnitOfWork`] sealed, so
+    /// both must be built from the same secrets.
     pub fn new(pool: PgPool, keys: SealingKeys) -> Self {
         Self { pool, keys }
     }

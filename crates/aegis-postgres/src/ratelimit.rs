@@ -27,6 +27,7 @@ pub struct PgRateCounters {
 }
 
 impl PgRateCounters {
+    /// The counters over `pool`. Every instance using the same database shares them.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }

@@ -1,5 +1,5 @@
-// The tables Aegis reads and writes. Written by hand to match `migrations/`; the reference schema
-// (§9.4 of the contract) is the first migration.
+// The tables Aegis reads and writes. Written by hand to match `migrations/`; the original
+// service's schema is the first migration (`2026-01-01-000000_reference_schema`).
 
 pub mod sql_types {
     #[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId)]

@@ -84,6 +84,7 @@ pub struct PgSiteRepository {
 }
 
 impl PgSiteRepository {
+    /// The repository over `pool`; each method takes a connection for itself and returns it.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }

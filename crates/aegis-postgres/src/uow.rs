@@ -24,6 +24,9 @@ pub struct PgUnitOfWork {
 }
 
 impl PgUnitOfWork {
+    /// Transactions on connections from `pool`. Each open transaction holds one pooled
+    /// connection until it is committed or dropped. `keys` seal queued email bodies and must match
+    /// the [`crate::PgEmailOutbox`]'s.
     pub fn new(pool: PgPool, keys: SealingKeys) -> Self {
         Self { pool, keys }
     }

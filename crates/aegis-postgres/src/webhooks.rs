@@ -46,6 +46,7 @@ pub struct PgWebhookOutbox {
 }
 
 impl PgWebhookOutbox {
+    /// The outbox over `pool`; several workers on the same database may share it.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }

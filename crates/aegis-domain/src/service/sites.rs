@@ -11,8 +11,11 @@ use crate::site::{NewSite, Site, SitePatch, normalize_domain};
 /// Creating a site failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateSiteError {
+    /// Another site already has this domain (after lowercasing).
     #[error("domain already exists")]
     DomainTaken,
+    /// Storage failed (see [`RepoError`]); [`RepoError::Unavailable`] is an outage worth
+    /// retrying.
     #[error("{0}")]
     Repo(#[from] RepoError),
 }
@@ -20,12 +23,17 @@ pub enum CreateSiteError {
 /// Updating a site failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateSiteError {
+    /// The patch names no field ([`SitePatch::is_empty`]); nothing was written.
     #[error("at least one field must be provided")]
     NothingToUpdate,
+    /// No site has this id.
     #[error("site not found")]
     NotFound,
+    /// The patch moves the site to a domain another site already has.
     #[error("domain already exists")]
     DomainTaken,
+    /// Storage failed (see [`RepoError`]); [`RepoError::Unavailable`] is an outage worth
+    /// retrying.
     #[error("{0}")]
     Repo(#[from] RepoError),
 }
@@ -33,15 +41,20 @@ pub enum UpdateSiteError {
 /// Deleting a site was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteSiteError {
+    /// No site has this id.
     #[error("site not found")]
     NotFound,
+    /// The site itself is deletion-protected ([`Site::deletion_protected`]); clear that first.
     #[error("site is deletion-protected")]
     Protected,
+    /// This many of the site's users are deletion-protected; clear their protection first.
     #[error("site has {0} deletion-protected user(s)")]
     HasProtectedUsers(i64),
     /// A protection appeared between the checks and the delete statement, which refused.
     #[error("a deletion protection appeared concurrently")]
     ProtectionRace,
+    /// Storage failed (see [`RepoError`]); [`RepoError::Unavailable`] is an outage worth
+    /// retrying.
     #[error("{0}")]
     Repo(#[from] RepoError),
 }
@@ -56,6 +69,8 @@ pub struct SiteService {
 }
 
 impl SiteService {
+    /// The service over its ports: `repo` for reads, `uow` for transactional writes, `clock` for
+    /// timestamps and `generator` for new ids, tenant API keys and webhook secrets.
     pub fn new(
         repo: Arc<dyn SiteRepository>,
         uow: Arc<dyn UnitOfWork>,

@@ -1,4 +1,6 @@
-//! User management by operators and site admins (§4.21–§4.30).
+//! User management by operators and site admins: listing, deletion, deletion protection,
+//! resending verification, and cleanup of expired tokens. These are methods of
+//! [`AccountService`]; only their errors live here.
 
 use crate::ids::{SiteId, UserId};
 use crate::repo::{CleanupCounts, RepoError};
@@ -7,31 +9,45 @@ use crate::site::Site;
 use crate::user::{Role, User};
 use crate::webhook::{UserEvent, user_event};
 
+/// Why [`AccountService::delete_user`] deleted nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteUserError {
+    /// No user has this id.
     #[error("user not found")]
     NotFound,
+    /// The user's site row is missing, which the schema should prevent: a data fault, not a
+    /// client error.
     #[error("site for this user could not be resolved")]
     SiteMissing,
+    /// The user's site is deletion-protected, which protects all of its users.
     #[error("site is protected from deletion")]
     SiteProtected,
+    /// The user is deletion-protected ([`User::deletion_protected`]).
     #[error("user is protected from deletion")]
     UserProtected,
+    /// The user is the only admin of their site, which must keep one.
     #[error("cannot delete the last admin of a site")]
     LastAdmin,
     /// A protection appeared between the checks and the delete statement, which refused.
     #[error("a deletion guard refused concurrently")]
     Race,
+    /// Storage failed (see [`RepoError`]); [`RepoError::Unavailable`] is an outage worth
+    /// retrying.
     #[error("{0}")]
     Repo(#[from] RepoError),
 }
 
+/// Why [`AccountService::resend_verification`] sent nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ResendError {
+    /// No user (or no site for the user) has this id.
     #[error("user not found")]
     NotFound,
+    /// The user has already verified their address; there is nothing to resend.
     #[error("user is already verified")]
     AlreadyVerified,
+    /// Storage failed (see [`RepoError`]); [`RepoError::Unavailable`] is an outage worth
+    /// retrying.
     #[error("{0}")]
     Repo(#[from] RepoError),
 }
@@ -51,9 +67,10 @@ impl AccountService {
             .filter(|u| u.site_id == site))
     }
 
-    /// Deletes a user after the checks of §4.27, in that order, and queues `user.deleted` in the
-    /// same transaction. The site row is locked, so concurrent deletes of a site's admins and
-    /// changes of protection are serialised.
+    /// Deletes a user after these checks, in this order: the user exists, the site is not
+    /// protected, the user is not protected, the user is not the site's last admin. Queues
+    /// `user.deleted` in the same transaction. The site row is locked, so concurrent deletes of a
+    /// site's admins and changes of protection are serialised.
     pub async fn delete_user(&self, id: UserId) -> Result<User, DeleteUserError> {
         let user = self
             .accounts()
@@ -149,7 +166,7 @@ impl AccountService {
         Ok(())
     }
 
-    /// Deletes expired rows of every token table (§4.30); live rows are never touched.
+    /// Deletes expired rows of every token table; live rows are never touched.
     pub async fn cleanup_expired_tokens(&self) -> Result<CleanupCounts, RepoError> {
         self.accounts()
             .delete_expired_tokens(self.clock().now())
