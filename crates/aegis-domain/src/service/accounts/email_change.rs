@@ -7,14 +7,20 @@ use crate::templates;
 use crate::token::{self, IssuedToken, StoredToken};
 use crate::user::{Email, PlainPassword, User};
 
+/// Why an email-change request or confirmation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum EmailChangeError {
+    /// The current password does not match, or it was replaced while the request was made.
     #[error("invalid password")]
     InvalidPassword,
+    /// The confirmation token is unknown, expired or already used, its user is gone, or the
+    /// address it carries no longer parses.
     #[error("invalid or expired email change token")]
     InvalidToken,
+    /// Another user of the site has the new address.
     #[error("email already in use")]
     EmailInUse,
+    /// Storage or hashing failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }

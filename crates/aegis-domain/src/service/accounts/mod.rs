@@ -47,12 +47,20 @@ pub use verification::{Verified, VerifyEmailError};
 /// Lifetimes and refresh behaviour (§5), in seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountSettings {
+    /// How long an auth (bearer) token lives.
     pub auth_token_ttl: i64,
+    /// How long a refresh token lives.
     pub refresh_token_ttl: i64,
+    /// Whether a refresh consumes its token and hands out a successor in the same family.
     pub refresh_rotation: bool,
+    /// How long after its first use a rotated refresh token may be presented again (answered
+    /// with an auth token only) before the reuse counts as theft.
     pub refresh_grace: i64,
+    /// How long an email-verification link stays valid.
     pub verification_ttl: i64,
+    /// How long a password-reset link stays valid.
     pub password_reset_ttl: i64,
+    /// How long an email-change confirmation link stays valid.
     pub email_change_ttl: i64,
     /// `VERIFICATION_LINK_BASE` (decision 26).
     pub verification_link_base: Option<String>,
@@ -76,8 +84,10 @@ impl Default for AccountSettings {
 /// Failures every account use case can have besides its own outcomes.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
+    /// Storage failed or could not be reached.
     #[error("{0}")]
     Repo(#[from] RepoError),
+    /// Password hashing did not run.
     #[error("{0}")]
     Hash(#[from] HashError),
 }
@@ -102,6 +112,9 @@ pub struct AccountService {
 }
 
 impl AccountService {
+    /// The service over its ports: reads through `accounts` and `sites`, writes through
+    /// transactions of `uow`, passwords through `hasher`, time from `clock` and identifiers and
+    /// tokens from `generator`.
     pub fn new(
         accounts: Arc<dyn AccountRepository>,
         sites: Arc<dyn SiteRepository>,

@@ -7,20 +7,28 @@ use crate::site::Site;
 use crate::token::{self, ResetRequest};
 use crate::user::{Email, PlainPassword, User};
 
+/// Why [`AccountService::change_password`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangePasswordError {
+    /// The old password does not match (or there is none), or the password was replaced
+    /// between the check and the change.
     #[error("incorrect password")]
     IncorrectPassword,
+    /// The user no longer exists.
     #[error("user not found")]
     UserNotFound,
+    /// Storage or hashing failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }
 
+/// Why [`AccountService::reset_password`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ResetPasswordError {
+    /// The token is unknown, used, expired or of another site, or its user is gone.
     #[error("invalid or expired reset token")]
     InvalidToken,
+    /// Storage or hashing failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }

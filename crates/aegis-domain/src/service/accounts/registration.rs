@@ -8,18 +8,25 @@ use crate::site::Site;
 use crate::templates;
 use crate::user::{Email, PlainPassword, Role, User};
 
+/// Why [`AccountService::register`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
+    /// The site does not let users sign themselves up; nothing was hashed or looked up.
     #[error("self-registration is not enabled for this site")]
     SelfRegistrationDisabled,
+    /// Storage or hashing failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }
 
+/// Why [`AccountService::invite`] or [`AccountService::create_by_admin`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum InviteError {
+    /// The address already has an account on the site (for an invitation: one that is no
+    /// longer a pending invite).
     #[error("email already registered for this site")]
     AlreadyRegistered,
+    /// Storage failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }

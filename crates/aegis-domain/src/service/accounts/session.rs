@@ -9,28 +9,38 @@ use crate::site::Site;
 use crate::token::{self, IssuedToken, RefreshToken};
 use crate::user::{Email, PlainPassword, User};
 
+/// Why [`AccountService::login`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// Unknown address, wrong password, no password or an unusable hash, told apart neither by
+    /// the answer nor by its timing; also a login that raced a credential change.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The password matched but the address is not verified yet.
     #[error("email not verified")]
     EmailNotVerified,
+    /// Storage or hashing failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }
 
+/// Why [`AccountService::refresh`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
+    /// The token is unknown, revoked or expired, or was removed before it could be locked.
     #[error("invalid or expired refresh token")]
     InvalidToken,
+    /// The token's user no longer exists.
     #[error("user not found")]
     UserNotFound,
+    /// The token's user is not verified.
     #[error("user account not verified")]
     NotVerified,
     /// The token was used before, outside the grace window: its family and every session of the
     /// user (carried here, for the security log) were revoked.
     #[error("refresh token reuse detected")]
     ReuseDetected(Box<User>),
+    /// Storage failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -40,15 +50,20 @@ failure_from!(LoginError, RefreshError);
 /// A token handed to the client, with its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionToken {
+    /// The plaintext for the client and the digest that was stored.
     pub token: IssuedToken,
+    /// When the token stops being accepted.
     pub expires_at: UnixTime,
 }
 
 /// What login and refresh return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// The signed-in user.
     pub user_id: UserId,
+    /// The user's site.
     pub site_id: SiteId,
+    /// The new auth (bearer) token.
     pub auth: SessionToken,
     /// `None` on refresh when rotation is off or the request fell in the grace window.
     pub refresh: Option<SessionToken>,

@@ -8,12 +8,16 @@ use crate::token::{self, StoredToken};
 use crate::user::{PlainPassword, User};
 use crate::webhook::{UserEvent, user_event};
 
+/// Why a verification token was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyEmailError {
+    /// The token is unknown, expired or already used, or its user is gone or of another site.
     #[error("invalid or expired verification token")]
     InvalidToken,
+    /// The user has no password yet (an invitation) and none was given; the token is kept.
     #[error("password is required to complete account setup")]
     PasswordRequired,
+    /// Storage or hashing failed.
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -23,7 +27,9 @@ failure_from!(VerifyEmailError);
 /// The outcome of verify-email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
+    /// The user, now verified.
     pub user: User,
+    /// Where the client is sent next: the site's verification redirect, or its frontend.
     pub redirect_url: String,
 }
 
