@@ -143,78 +143,317 @@ impl AccountService {
 
 #[cfg(test)]
 mod tests {
-    use futures_util::FutureExt as _;
-
-    use super::super::fakes::{NORMAL, Recording, TYPED, email, service, site, user_of};
+    use super::super::fakes::{
+        Call, NORMAL, NOW, Ports, STORED_HASH, TYPED, email, run, site, stored_token, verified_user,
+    };
     use super::*;
-    use crate::ids::UserId;
-    use crate::repo::{MockAccountRepository, MockSiteRepository};
+    use crate::site::Site;
     use crate::templates::EmailKind;
     use crate::token::EmailChangeRequest;
+
+    const MATCH: Verification = Verification::Match {
+        needs_rehash: false,
+    };
+
+    /// Ports for a request by a user of `site` whose password is "pw": the check passes and the
+    /// address is free unless the test says otherwise.
+    fn request_ports(site: &Site, user: &User, new_address: &'static str) -> Ports {
+        let mut ports = Ports::new();
+        ports.expect_verification("pw", Some(STORED_HASH), MATCH);
+        ports
+            .accounts
+            .expect_email_taken()
+            .withf(move |_, e, except| e.as_str() == new_address && except.is_none())
+            .times(1)
+            .returning(|_, _, _| Ok(false));
+        let found = site.clone();
+        ports
+            .sites
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        ports.uow.existing = Some(user.clone());
+        ports
+    }
+
+    fn pw() -> PlainPassword {
+        PlainPassword::new("pw".into())
+    }
+
+    /// Ports for confirming `request`, found by its digest, for the stored `user`.
+    fn confirm_ports(request: &EmailChangeRequest, user: &User) -> Ports {
+        let mut ports = Ports::new();
+        let found = request.clone();
+        let digest = request.token.digest.clone();
+        ports
+            .accounts
+            .expect_find_email_change()
+            .withf(move |d| d == digest)
+            .returning(move |_| Ok(Some(found.clone())));
+        ports.uow.existing = Some(user.clone());
+        ports.uow.answers.email_change_taken = true;
+        ports
+    }
+
+    fn change_request(user: &User, new_email: &str, expires_at: i64) -> EmailChangeRequest {
+        EmailChangeRequest {
+            token: stored_token(user, "presented", expires_at),
+            new_email: new_email.into(),
+        }
+    }
 
     #[test]
     fn an_email_change_request_keeps_and_mails_the_normal_form() {
         let site = site();
-        let user = user_of(&site, "me@example.com");
-        let mut accounts = MockAccountRepository::new();
-        accounts
-            .expect_email_taken()
-            .withf(|_, e, _| e.as_str() == NORMAL)
-            .returning(|_, _, _| Ok(false));
-        let mut sites = MockSiteRepository::new();
-        let found = site.clone();
-        sites
-            .expect_find()
-            .returning(move |_| Ok(Some(found.clone())));
+        let user = verified_user(&site);
         // The request stands only while the user's password is the one checked.
-        let uow = Recording {
-            existing: Some(user.clone()),
-            ..Recording::default()
-        };
-        let svc = service(accounts, sites, &uow);
-        svc.request_email_change(&user, &email(TYPED), &PlainPassword::new("pw".into()))
-            .now_or_never()
-            .unwrap()
-            .unwrap();
-        let changes: Vec<String> = uow
-            .written
-            .lock()
-            .unwrap()
-            .email_changes
-            .iter()
-            .map(|r| r.new_email.clone())
-            .collect();
-        assert_eq!(changes, [NORMAL]);
+        let ports = request_ports(&site, &user, NORMAL);
+        let ttl = ports.settings.email_change_ttl;
+        let uow = ports.uow.clone();
+        run(ports
+            .service()
+            .request_email_change(&user, &email(TYPED), &pw()))
+        .unwrap();
+        let [change] = uow.email_changes().try_into().unwrap();
+        assert_eq!(change.new_email, NORMAL);
+        assert_eq!(
+            (change.token.site_id, change.token.user_id),
+            (site.id, user.id)
+        );
+        assert_eq!(change.token.expires_at, NOW + ttl);
         assert_eq!(uow.emails(), [(EmailKind::EmailChange, NORMAL.to_owned())]);
+        assert_eq!(uow.queued()[0].link_expires_at, Some(NOW + ttl));
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn a_request_with_the_wrong_password_is_refused_before_any_lookup() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = Ports::new();
+        ports.expect_verification("pw", Some(STORED_HASH), Verification::NoMatch);
+        let uow = ports.uow.clone();
+        let outcome = run(ports
+            .service()
+            .request_email_change(&user, &email(NORMAL), &pw()));
+        assert!(matches!(outcome, Err(EmailChangeError::InvalidPassword)));
+        assert!(!uow.began());
+    }
+
+    #[test]
+    fn a_request_for_a_taken_address_is_email_in_use() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = Ports::new();
+        ports.expect_verification("pw", Some(STORED_HASH), MATCH);
+        ports
+            .accounts
+            .expect_email_taken()
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        let uow = ports.uow.clone();
+        let outcome = run(ports
+            .service()
+            .request_email_change(&user, &email(NORMAL), &pw()));
+        assert!(matches!(outcome, Err(EmailChangeError::EmailInUse)));
+        assert!(!uow.began());
+    }
+
+    #[test]
+    fn a_request_whose_password_changed_or_user_went_meanwhile_stores_nothing() {
+        let site = site();
+        let user = verified_user(&site);
+        let changed = User {
+            password_hash: Some("$argon2id$other".into()),
+            ..user.clone()
+        };
+        for stored in [Some(changed), None] {
+            let mut ports = request_ports(&site, &user, NORMAL);
+            ports.uow.existing = stored;
+            let uow = ports.uow.clone();
+            let outcome = run(ports
+                .service()
+                .request_email_change(&user, &email(NORMAL), &pw()));
+            assert!(matches!(outcome, Err(EmailChangeError::InvalidPassword)));
+            assert_eq!(uow.writes(), []);
+            assert!(!uow.committed());
+        }
+    }
+
+    #[test]
+    fn a_request_for_a_user_whose_site_is_gone_is_refused() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = Ports::new();
+        ports.expect_verification("pw", Some(STORED_HASH), MATCH);
+        ports
+            .accounts
+            .expect_email_taken()
+            .returning(|_, _, _| Ok(false));
+        ports.sites.expect_find().returning(|_| Ok(None));
+        let uow = ports.uow.clone();
+        let outcome = run(ports
+            .service()
+            .request_email_change(&user, &email(NORMAL), &pw()));
+        assert!(matches!(outcome, Err(EmailChangeError::InvalidPassword)));
+        assert!(!uow.began());
+    }
+
+    #[test]
+    fn a_request_whose_password_cannot_be_checked_fails() {
+        let user = verified_user(&site());
+        let mut ports = Ports::new();
+        ports
+            .hasher
+            .expect_verify()
+            .returning(|_, _| Err(HashError::Busy));
+        let outcome = run(ports
+            .service()
+            .request_email_change(&user, &email(NORMAL), &pw()));
+        assert!(matches!(
+            outcome,
+            Err(EmailChangeError::Failure(Failure::Hash(HashError::Busy)))
+        ));
     }
 
     #[test]
     fn a_stored_change_to_an_address_that_no_longer_parses_is_not_confirmed() {
         let site = site();
-        let mut accounts = MockAccountRepository::new();
-        let request = EmailChangeRequest {
-            token: StoredToken {
-                digest: token::digest("presented"),
-                site_id: site.id,
-                user_id: UserId::from_uuid(uuid::Uuid::from_u128(7)),
-                expires_at: 5_000,
-                created_at: 1,
-            },
-            new_email: "\"q\"@x.com".into(),
-        };
-        accounts
-            .expect_find_email_change()
-            .returning(move |_| Ok(Some(request.clone())));
-        let uow = Recording {
-            existing: Some(user_of(&site, "me@example.com")),
-            ..Recording::default()
-        };
-        let svc = service(accounts, MockSiteRepository::new(), &uow);
+        let user = verified_user(&site);
+        let request = change_request(&user, "\"q\"@x.com", 5_000);
+        let ports = confirm_ports(&request, &user);
+        let uow = ports.uow.clone();
         assert!(matches!(
-            svc.confirm_email_change("presented")
-                .now_or_never()
-                .unwrap(),
+            run(ports.service().confirm_email_change("presented")),
             Err(EmailChangeError::InvalidToken)
+        ));
+        assert!(!uow.began());
+    }
+
+    #[test]
+    fn an_unknown_or_expired_change_token_is_invalid() {
+        let user = verified_user(&site());
+        let mut unknown = Ports::new();
+        unknown
+            .accounts
+            .expect_find_email_change()
+            .returning(|_| Ok(None));
+        let expired = confirm_ports(&change_request(&user, NORMAL, NOW - 1), &user);
+        for ports in [unknown, expired] {
+            let uow = ports.uow.clone();
+            assert!(matches!(
+                run(ports.service().confirm_email_change("presented")),
+                Err(EmailChangeError::InvalidToken)
+            ));
+            assert!(!uow.began());
+        }
+    }
+
+    #[test]
+    fn a_change_whose_user_is_gone_is_invalid() {
+        let user = verified_user(&site());
+        let mut ports = confirm_ports(&change_request(&user, NORMAL, NOW), &user);
+        ports.uow.existing = None;
+        let uow = ports.uow.clone();
+        assert!(matches!(
+            run(ports.service().confirm_email_change("presented")),
+            Err(EmailChangeError::InvalidToken)
+        ));
+        assert_eq!(uow.writes(), []);
+    }
+
+    #[test]
+    fn a_change_to_an_address_taken_meanwhile_keeps_its_token() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = confirm_ports(&change_request(&user, NORMAL, NOW), &user);
+        ports.uow.answers.email_in_use = true;
+        let uow = ports.uow.clone();
+        assert!(matches!(
+            run(ports.service().confirm_email_change("presented")),
+            Err(EmailChangeError::EmailInUse)
+        ));
+        assert!(
+            uow.calls()
+                .contains(&Call::EmailTaken(site.id, email(NORMAL), Some(user.id)))
+        );
+        assert_eq!(uow.writes(), []);
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn a_change_token_taken_concurrently_is_invalid() {
+        let user = verified_user(&site());
+        let mut ports = confirm_ports(&change_request(&user, NORMAL, NOW), &user);
+        ports.uow.answers.email_change_taken = false;
+        let uow = ports.uow.clone();
+        assert!(matches!(
+            run(ports.service().confirm_email_change("presented")),
+            Err(EmailChangeError::InvalidToken)
+        ));
+        assert_eq!(
+            uow.writes(),
+            [Call::TakeEmailChange(token::digest("presented"))]
+        );
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn a_change_refused_by_the_unique_address_is_email_in_use() {
+        let user = verified_user(&site());
+        let mut ports = confirm_ports(&change_request(&user, NORMAL, NOW), &user);
+        ports.uow.answers.update_user_conflicts = true;
+        let uow = ports.uow.clone();
+        assert!(matches!(
+            run(ports.service().confirm_email_change("presented")),
+            Err(EmailChangeError::EmailInUse)
+        ));
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn a_confirmed_change_ends_every_link_sent_before_it_and_keeps_sessions() {
+        let site = site();
+        let user = verified_user(&site);
+        let old = user.email.clone();
+        let ports = confirm_ports(&change_request(&user, NORMAL, NOW), &user);
+        let uow = ports.uow.clone();
+        let changed = run(ports.service().confirm_email_change("presented")).unwrap();
+        assert_eq!(changed.email, email(NORMAL));
+        assert_eq!(changed.updated_at, NOW);
+        assert_eq!(
+            User {
+                email: old.clone(),
+                updated_at: user.updated_at,
+                ..changed.clone()
+            },
+            user
+        );
+        assert_eq!(
+            uow.writes(),
+            [
+                Call::TakeEmailChange(token::digest("presented")),
+                Call::UpdateUser(changed.clone()),
+                Call::DeleteResetTokensOfUser(user.id),
+                Call::DeleteResetRequestsFor(site.id, old),
+                Call::DeleteVerificationTokensOfUser(user.id),
+                Call::DeleteEmailChangesOfUser(user.id),
+            ]
+        );
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn a_confirmation_during_a_storage_outage_fails() {
+        let mut ports = Ports::new();
+        ports
+            .accounts
+            .expect_find_email_change()
+            .returning(|_| Err(RepoError::Unavailable("down".into())));
+        assert!(matches!(
+            run(ports.service().confirm_email_change("presented")),
+            Err(EmailChangeError::Failure(Failure::Repo(
+                RepoError::Unavailable(_)
+            )))
         ));
     }
 }
