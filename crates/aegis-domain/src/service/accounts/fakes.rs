@@ -488,6 +488,22 @@ pub(super) fn site() -> Site {
     Site::create(new_site(None), 1, &CountingGenerator::default())
 }
 
+/// A site that is not [`site`].
+pub(super) fn other_site() -> Site {
+    let mut other = site();
+    other.id = SiteId::from_uuid(uuid::Uuid::from_u128(99));
+    other
+}
+
+/// A site with a webhook configured, so user events are queued.
+pub(super) fn webhook_site() -> Site {
+    Site::create(
+        new_site(Some("https://hooks.example.com/aegis")),
+        1,
+        &CountingGenerator::default(),
+    )
+}
+
 /// A self-registered user of `site` whose password is [`STORED_HASH`], not verified yet.
 pub(super) fn user_of(site: &Site, address: &str) -> User {
     User::new(
