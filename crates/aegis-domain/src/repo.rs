@@ -11,6 +11,9 @@ use crate::site::Site;
 /// Errors that wrap it say `#[error("{0}")]` with `#[from]` rather than `#[error(transparent)]`, so
 /// it stays in their [`std::error::Error::source`] chain: that is where callers tell an outage
 /// ([`RepoError::Unavailable`]) from a failure.
+///
+/// The failures carry the adapter's own error as their source, so a log line or an embedder can
+/// follow the chain down to the driver; build one from a message with `"text".into()`.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     /// A uniqueness constraint refused the write; carries the constraint name.
@@ -18,11 +21,14 @@ pub enum RepoError {
     Conflict(String),
     /// The database could not be reached or did not answer in time.
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxedCause),
     /// Any other storage failure.
     #[error("storage error: {0}")]
-    Other(String),
+    Other(#[source] BoxedCause),
 }
+
+/// The cause inside a [`RepoError`]: the adapter's error, or a message.
+pub type BoxedCause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Sites, outside a transaction.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

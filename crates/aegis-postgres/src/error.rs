@@ -13,32 +13,28 @@ const SERVER_GOING_AWAY: [&str; 3] = [
 /// PostgreSQL breaks after `deadlock_timeout`): the request may simply be tried again.
 const TRY_AGAIN: [&str; 1] = ["deadlock detected"];
 
-/// Translates a diesel error at the adapter boundary.
+/// Translates a diesel error at the adapter boundary. The diesel error stays the source of the
+/// `RepoError`, so nothing of the driver's message is lost.
 pub(crate) fn map_diesel_error(err: DieselError) -> RepoError {
-    match err {
+    let unavailable = match &err {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            RepoError::Conflict(info.constraint_name().unwrap_or("unique").to_owned())
+            return RepoError::Conflict(info.constraint_name().unwrap_or("unique").to_owned());
         }
         DieselError::DatabaseError(
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            info,
-        ) => RepoError::Unavailable(info.message().to_owned()),
-        DieselError::DatabaseError(_, info)
-            if SERVER_GOING_AWAY
-                .iter()
-                .any(|m| info.message().starts_with(m)) =>
-        {
-            RepoError::Unavailable(info.message().to_owned())
-        }
+            _,
+        ) => true,
         // Nothing was written; the answer is the 503 with `Retry-After`, not a 500.
-        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
-            RepoError::Unavailable(info.message().to_owned())
-        }
-        DieselError::DatabaseError(_, info)
-            if TRY_AGAIN.iter().any(|m| info.message().starts_with(m)) =>
-        {
-            RepoError::Unavailable(info.message().to_owned())
-        }
-        other => RepoError::Other(other.to_string()),
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(_, info) => SERVER_GOING_AWAY
+            .iter()
+            .chain(TRY_AGAIN.iter())
+            .any(|m| info.message().starts_with(m)),
+        _ => false,
+    };
+    if unavailable {
+        RepoError::Unavailable(Box::new(err))
+    } else {
+        RepoError::Other(Box::new(err))
     }
 }

@@ -73,7 +73,7 @@ pub(crate) async fn enqueue_email(
 ) -> Result<(), RepoError> {
     let sealed = keys
         .seal(e.id, &e.message.to, &e.message.text, &e.message.html)
-        .map_err(RepoError::Other)?;
+        .map_err(|e| RepoError::Other(e.into()))?;
     diesel::sql_query(
         "INSERT INTO email_outbox (id, site_uuid, kind, recipient, from_name, from_address, \
              subject, text_body, html_body, sealed_body, sealed_with, link_expires_at, status, \

@@ -112,7 +112,7 @@ impl PgPool {
             Err(e @ (PoolError::Backend(_) | PoolError::Timeout(_))) => {
                 Err(Health::unreachable(&self.health, &e))
             }
-            Err(e) => Err(RepoError::Other(e.to_string())),
+            Err(e) => Err(RepoError::Other(Box::new(e))),
         }
     }
 
@@ -146,7 +146,7 @@ impl Health {
         } else {
             health.refused.fetch_add(1, Ordering::Relaxed);
         }
-        RepoError::Unavailable(cause.to_string())
+        RepoError::Unavailable(cause.to_string().into())
     }
 
     /// Probes until the database answers, summarising the outage every [`REPORT_INTERVAL`].
@@ -203,9 +203,6 @@ impl Health {
                 *saturation = Some((Instant::now(), 0));
             }
         }
-        RepoError::Unavailable(format!(
-            "no database connection free within {:?}",
-            self.wait
-        ))
+        RepoError::Unavailable(format!("no database connection free within {:?}", self.wait).into())
     }
 }
