@@ -65,6 +65,38 @@ pub fn check_length_1_255(value: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The shortest password that can be set, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// The longest password accepted anywhere, in UTF-8 bytes: bcrypt, which adopted accounts still
+/// use, reads no further, and the cap is checked before any lookup, so an over-long password
+/// never tells whether an account exists.
+pub const PASSWORD_MAX_BYTES: usize = 72;
+
+/// A password being set (register, verify, reset, the new one on change): at least
+/// [`PASSWORD_MIN_CHARS`] characters and at most [`PASSWORD_MAX_BYTES`] bytes.
+///
+/// ```
+/// use aegis_domain::validation::{check_password_to_set, msg};
+/// assert_eq!(check_password_to_set("short"), Err(msg::PASSWORD_MIN));
+/// assert!(check_password_to_set("long enough").is_ok());
+/// ```
+pub fn check_password_to_set(value: &str) -> Result<(), &'static str> {
+    if value.chars().count() < PASSWORD_MIN_CHARS {
+        return Err(msg::PASSWORD_MIN);
+    }
+    check_password_presented(value)
+}
+
+/// A password being presented (login, the current one on a change): no minimum, at most
+/// [`PASSWORD_MAX_BYTES`] bytes.
+pub fn check_password_presented(value: &str) -> Result<(), &'static str> {
+    if value.len() > PASSWORD_MAX_BYTES {
+        Err(msg::PASSWORD_MAX_BYTES)
+    } else {
+        Ok(())
+    }
+}
+
 /// Fields capped at 255 characters with no minimum.
 pub fn check_max_255(value: &str) -> Result<(), &'static str> {
     if value.chars().count() <= MAX_LEN {
@@ -545,6 +577,29 @@ mod tests {
         ] {
             assert!(!is_valid_url(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn passwords_are_set_with_8_characters_and_never_exceed_72_bytes() {
+        assert_eq!(check_password_to_set("1234567"), Err(msg::PASSWORD_MIN));
+        assert!(check_password_to_set("12345678").is_ok());
+        // Characters, not bytes, for the minimum.
+        assert!(check_password_to_set(&"é".repeat(8)).is_ok());
+        // Bytes, not characters, for the maximum.
+        assert!(check_password_to_set(&"a".repeat(72)).is_ok());
+        assert_eq!(
+            check_password_to_set(&"a".repeat(73)),
+            Err(msg::PASSWORD_MAX_BYTES)
+        );
+        assert_eq!(
+            check_password_to_set(&"é".repeat(37)),
+            Err(msg::PASSWORD_MAX_BYTES)
+        );
+        assert!(check_password_presented("").is_ok());
+        assert_eq!(
+            check_password_presented(&"é".repeat(37)),
+            Err(msg::PASSWORD_MAX_BYTES)
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use aegis_domain::user::Email;
 use aegis_domain::validation::{
-    FieldErrors, check_length_1_255, check_max_255, check_no_control, is_valid_url, msg,
+    FieldErrors, check_length_1_255, check_max_255, check_no_control, check_password_presented,
+    check_password_to_set, is_valid_url, msg,
 };
 use serde_json::{Map, Value};
 
@@ -31,11 +32,8 @@ impl Rule {
             Self::Max255 => check_max_255(value),
             Self::NoControl => check_no_control(value),
             Self::Url => is_valid_url(value).then_some(()).ok_or(msg::URL),
-            Self::PasswordSet if value.chars().count() < 8 => Err(msg::PASSWORD_MIN),
-            Self::PasswordSet | Self::PasswordPresented if value.len() > 72 => {
-                Err(msg::PASSWORD_MAX_BYTES)
-            }
-            Self::PasswordSet | Self::PasswordPresented => Ok(()),
+            Self::PasswordSet => check_password_to_set(value),
+            Self::PasswordPresented => check_password_presented(value),
         }
     }
 }
