@@ -28,7 +28,7 @@ pub enum EmailChangeError {
 failure_from!(EmailChangeError);
 
 impl AccountService {
-    /// request-email-change (§4.13): needs the current password; the confirmation goes to the new
+    /// request-email-change: needs the current password; the confirmation goes to the new
     /// address in its normal form (decision 30), which is also what the request keeps, and states
     /// the real expiry (decision 24).
     pub async fn request_email_change(
@@ -90,7 +90,7 @@ impl AccountService {
         Ok(())
     }
 
-    /// confirm-email-change (§4.14). Uniqueness is checked again; a refused confirm keeps its
+    /// confirm-email-change. Uniqueness is checked again; a refused confirm keeps its
     /// token, so it works once the address is free. Sessions are kept; every reset, verification
     /// and email-change link sent before the change is ended (decision 31), so a link mailed to
     /// the old address cannot be used after it. A stored address that no longer parses (a request

@@ -1,5 +1,5 @@
 //! Accounts and sessions: registration, verification, login, bearer authentication, logout and
-//! refresh (§4.2–§4.9, §5).
+//! refresh.
 
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ pub use registration::{InviteError, RegisterError, Registration};
 pub use session::{LoginError, RefreshError, Session, SessionToken};
 pub use verification::{Verified, VerifyEmailError};
 
-/// Lifetimes and refresh behaviour (§5), in seconds.
+/// Lifetimes and refresh behaviour, in seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountSettings {
     /// How long an auth (bearer) token lives.
@@ -278,7 +278,7 @@ impl AccountService {
     }
 
     /// Sets a new password hash and ends every session and pending credential flow of the user:
-    /// auth and refresh tokens, reset tokens and requests, and email-change requests (§5).
+    /// auth and refresh tokens, reset tokens and requests, and email-change requests.
     /// Verification is not touched.
     async fn replace_password(
         &self,

@@ -36,7 +36,7 @@ pub enum ResetPasswordError {
 failure_from!(ChangePasswordError, ResetPasswordError);
 
 impl AccountService {
-    /// change-password (§4.10). A wrong old password, no password, or an unusable stored hash is
+    /// change-password. A wrong old password, no password, or an unusable stored hash is
     /// "incorrect" (decision 16).
     pub async fn change_password(
         &self,
@@ -67,7 +67,7 @@ impl AccountService {
         Ok(user)
     }
 
-    /// request-password-reset (§4.11): records the request and returns. Whether the address has
+    /// request-password-reset: records the request and returns. Whether the address has
     /// an account, and the link if it does, are worked out by [`Self::process_reset_requests`]
     /// off the request path, so the answer takes the same time either way.
     pub async fn request_password_reset(&self, site: &Site, email: &Email) -> Result<(), Failure> {
@@ -111,7 +111,7 @@ impl AccountService {
         Ok(requests.len())
     }
 
-    /// reset-password (§4.12). The token's site is checked before it is consumed, so a cross-site
+    /// reset-password. The token's site is checked before it is consumed, so a cross-site
     /// attempt burns nothing (decision 12).
     pub async fn reset_password(
         &self,

@@ -43,7 +43,7 @@ pub enum Registration {
 }
 
 impl AccountService {
-    /// Self-registration (§4.2). The same outcome for a new and an existing address: an existing
+    /// Self-registration. The same outcome for a new and an existing address: an existing
     /// account gets a "sign-in attempt" email at its address (the normal form, decision 30), and
     /// nothing else changes.
     pub async fn register(
@@ -94,13 +94,13 @@ impl AccountService {
         Ok(Registration::Created)
     }
 
-    /// Invitation by the tenant backend (§4.3): a new pending user, or a pending one re-invited with
+    /// Invitation by the tenant backend: a new pending user, or a pending one re-invited with
     /// a fresh link that supersedes the old ones.
     pub async fn invite(&self, site: &Site, email: &Email) -> Result<User, InviteError> {
         self.create_unverified(site, email, Role::User, true).await
     }
 
-    /// Creation by an operator or a site admin (§4.24, §4.25): a new pending user with `role`.
+    /// Creation by an operator or a site admin: a new pending user with `role`.
     pub async fn create_by_admin(
         &self,
         site: &Site,

@@ -70,7 +70,7 @@ pub struct Session {
 }
 
 impl AccountService {
-    /// Login (§4.4). Unknown address, wrong password, no password and an unusable hash are one
+    /// Login. Unknown address, wrong password, no password and an unusable hash are one
     /// outcome, and each costs one password verification. The password is checked before the
     /// verification flag. A bcrypt or outdated hash is replaced on success.
     ///
@@ -152,7 +152,7 @@ impl AccountService {
             .await
     }
 
-    /// Logout (§4.5): deletes the presented auth token and, when a refresh token of the same user is
+    /// Logout: deletes the presented auth token and, when a refresh token of the same user is
     /// given, revokes its family. Returns whether the auth token was still there.
     pub async fn logout(
         &self,
@@ -183,7 +183,7 @@ impl AccountService {
         Ok(deleted)
     }
 
-    /// Refresh (§4.6, §5): rotation with an atomic claim, a grace window that mints no second
+    /// Refresh: rotation with an atomic claim, a grace window that mints no second
     /// successor, and reuse detection that revokes the family and all of the user's auth tokens.
     ///
     /// The token is read again with the user row locked, so a refresh that races a password

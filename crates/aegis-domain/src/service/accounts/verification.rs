@@ -56,7 +56,7 @@ impl AccountService {
         Ok((stored, user))
     }
 
-    /// check-verification-token (§4.9): whether a password is still needed, and the address.
+    /// check-verification-token: whether a password is still needed, and the address.
     pub async fn check_verification_token(
         &self,
         site: &Site,
@@ -67,7 +67,7 @@ impl AccountService {
             .map(|(_, user)| user)
     }
 
-    /// verify-email (§4.8). The token is checked without being consumed (a cross-site or otherwise
+    /// verify-email. The token is checked without being consumed (a cross-site or otherwise
     /// failed attempt burns nothing); the password is hashed before it is consumed; `user.verified`
     /// is queued on the transition only (decision 13).
     pub async fn verify_email(
