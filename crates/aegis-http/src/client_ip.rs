@@ -130,16 +130,26 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// What the limits count a request against.
-    pub fn subject(&self, req: &HttpRequest, site: SiteKey, email: Option<&Email>) -> Subject {
-        Subject {
+    /// What the limits count a request against, and whom a security event about it concerns.
+    pub fn identify(
+        &self,
+        req: &HttpRequest,
+        site: SiteKey,
+        email: Option<&Email>,
+    ) -> (Subject, Who) {
+        let ip = self.policy.client_ip(req);
+        let account = self.account(site, email);
+        let subject = Subject {
             site,
-            account: self.account(site, email),
-            client: self
-                .policy
-                .client_ip(req)
-                .map(|ip| ClientNetwork::of(ip, self.networks)),
-        }
+            account: account.clone(),
+            client: ip.map(|ip| ClientNetwork::of(ip, self.networks)),
+        };
+        let who = Who {
+            site: Some(site),
+            client: ip,
+            account: Some(account),
+        };
+        (subject, who)
     }
 
     /// Whom a security event concerns.

@@ -65,10 +65,7 @@ pub struct Charge {
 
 impl Limiter {
     fn subject(&self, req: &HttpRequest, site: SiteKey, email: Option<&Email>) -> (Subject, Who) {
-        (
-            self.clients.subject(req, site, email),
-            self.clients.who(req, site, email),
-        )
+        self.clients.identify(req, site, email)
     }
 
     /// Counts a request against its buckets. `Err` is the response to send instead of running
@@ -205,19 +202,6 @@ pub async fn password_checked(
 }
 
 impl Charge {
-    pub fn route(&self) -> Limited {
-        self.route
-    }
-
-    pub fn subject(&self) -> &Subject {
-        &self.subject
-    }
-
-    /// Whom the request concerns, for the security log.
-    pub fn who(&self) -> &Who {
-        &self.who
-    }
-
     /// Which of the route's limits `count` is, for the log: never the bucket name itself.
     fn bucket_kind(&self, count: &Count) -> &'static str {
         let kind = count.bucket.split(':').nth(1).unwrap_or_default();
