@@ -1,5 +1,5 @@
 //! Configuration: the reference's environment variables with their names, meanings and defaults
-//! (contract §9.3), plus Aegis's own. Layered as defaults < optional TOML file (`AEGIS_CONFIG`) <
+//! plus Aegis's own. Layered as defaults < optional TOML file (`AEGIS_CONFIG`) <
 //! environment, and validated once at startup with errors that name the variable.
 
 use std::collections::HashMap;
@@ -66,7 +66,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Token lifetimes and refresh behaviour (§5), in seconds.
+/// Token lifetimes and refresh behaviour, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenSettings {
     pub auth_token_expiration: i64,

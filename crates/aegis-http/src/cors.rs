@@ -1,4 +1,4 @@
-//! CORS (§9.1, decision 11): allowed origins derived from every site's `frontend_url` plus
+//! CORS (decision 11): allowed origins derived from every site's `frontend_url` plus
 //! `CORS_EXTRA_ORIGINS`, or the `CORS_ORIGINS` override; the request's origin echoed with
 //! `Vary: Origin`; preflights answered here, never rate-limited, with PATCH among the methods.
 

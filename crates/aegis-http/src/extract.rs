@@ -229,7 +229,7 @@ fn gate_body(is_json: bool, bytes: &[u8]) -> Result<serde_json::Map<String, Valu
     }
 }
 
-/// The tenant gate for routes whose site is the body's `site_id` (§1.5, §1.6): the authenticated
+/// The tenant gate for routes whose site is the body's `site_id`: the authenticated
 /// site, and the parsed body for schema validation, which runs after the gate.
 #[derive(Debug)]
 pub struct TenantBody {
@@ -302,7 +302,7 @@ impl FromRequest for TenantPath {
     }
 }
 
-/// A signed-in user: `Authorization: Bearer <auth token>` (§1.5). Keeps the presented token for
+/// A signed-in user: `Authorization: Bearer <auth token>`. Keeps the presented token for
 /// logout.
 #[derive(Debug)]
 pub struct Bearer {

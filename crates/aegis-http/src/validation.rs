@@ -1,4 +1,4 @@
-//! Request-body schemas with the reference's rules (§1.3): unknown fields rejected, every field error
+//! Request-body schemas with the reference's rules: unknown fields rejected, every field error
 //! collected into one `details` object, falsy bodies read as `{}`, exact messages.
 
 use aegis_domain::user::Email;

@@ -1,4 +1,4 @@
-//! `GET /api/health` (§4.1): no database check, never an error.
+//! `GET /api/health`: no database check, never an error.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};

@@ -1,4 +1,4 @@
-//! Accounts and sessions (§4.2–§4.14).
+//! Accounts and sessions.
 
 use actix_web::web;
 

@@ -68,7 +68,7 @@ pub async fn update(
     path: web::Path<String>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    // Body first, then "at least one field", then the site (§1.6).
+    // Body first, then "at least one field", then the site.
     let patch = dto::site_patch(body.0)?;
     if patch.is_empty() {
         return Err(ApiError::bad_request("At least one field must be provided"));

@@ -1,4 +1,4 @@
-//! Site management (§4.15–§4.20): master key, except the public lookup by domain.
+//! Site management: master key, except the public lookup by domain.
 
 use actix_web::{guard, web};
 

@@ -248,7 +248,7 @@ struct SweepView {
     pruned: u64,
 }
 
-/// One webhook sweep on demand (§4.31); the service also sweeps by itself every few seconds.
+/// One webhook sweep on demand; the service also sweeps by itself every few seconds.
 pub async fn deliver_pending_webhooks(
     _: MasterKey,
     state: web::Data<AppState>,

@@ -1,4 +1,4 @@
-//! User management (§4.21–§4.30): operators with the master key, site admins with a bearer token,
+//! User management: operators with the master key, site admins with a bearer token,
 //! tenant backends with their key.
 
 use actix_web::{guard, web};
