@@ -1,25 +1,18 @@
-//! `GET /api/health` (§4.1): no database check, never an error.
+//! `GET /api/health`: no database check, never an error.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use aegis_api_types::Health;
 
 use crate::app::AppState;
-
-#[derive(Serialize)]
-struct Health<'a> {
-    status: &'static str,
-    service: &'static str,
-    version: &'a str,
-}
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     crate::json::response(
         StatusCode::OK,
         &Health {
-            status: "healthy",
-            service: "auth-service",
-            version: &state.version,
+            status: "healthy".to_owned(),
+            service: "auth-service".to_owned(),
+            version: state.version.clone(),
         },
     )
 }
