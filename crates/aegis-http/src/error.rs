@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use aegis_api_types::ErrorBody;
 use aegis_domain::RepoError;
 use aegis_domain::password::HashError;
 use aegis_domain::validation::FieldErrors;
-use serde::Serialize;
 
 /// Every error a handler or extractor returns. The body is always JSON (decision 9).
 #[derive(Debug, thiserror::Error)]
@@ -100,13 +100,13 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a FieldErrors>,
+/// The body of an error answer: `{"error"}`, plus `"code"` or `"details"` when there are any.
+fn error_body(error: &str, code: Option<&str>, details: Option<&FieldErrors>) -> ErrorBody {
+    ErrorBody {
+        error: error.to_owned(),
+        code: code.map(str::to_owned),
+        details: details.cloned(),
+    }
 }
 
 impl ResponseError for ApiError {
@@ -122,43 +122,17 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let body = match self {
-            Self::Validation(details) => ErrorBody {
-                error: "Validation error",
-                code: None,
-                details: Some(details),
-            },
-            Self::Client(_, message) => ErrorBody {
-                error: message,
-                code: None,
-                details: None,
-            },
-            Self::ClientOwned(_, message) => ErrorBody {
-                error: message,
-                code: None,
-                details: None,
-            },
-            Self::Conflict { message, code } => ErrorBody {
-                error: message,
-                code: Some(code),
-                details: None,
-            },
+            Self::Validation(details) => error_body("Validation error", None, Some(details)),
+            Self::Client(_, message) => error_body(message, None, None),
+            Self::ClientOwned(_, message) => error_body(message, None, None),
+            Self::Conflict { message, code } => error_body(message, Some(code), None),
             Self::Internal { message, cause } => {
                 tracing::error!(%cause, "{message}");
-                ErrorBody {
-                    error: message,
-                    code: None,
-                    details: None,
-                }
+                error_body(message, None, None)
             }
             Self::Unavailable => {
-                let mut response = crate::json::response(
-                    self.status_code(),
-                    &ErrorBody {
-                        error: UNAVAILABLE,
-                        code: None,
-                        details: None,
-                    },
-                );
+                let mut response =
+                    crate::json::response(self.status_code(), &error_body(UNAVAILABLE, None, None));
                 response.headers_mut().insert(
                     actix_web::http::header::RETRY_AFTER,
                     actix_web::http::header::HeaderValue::from(RETRY_AFTER_SECONDS),

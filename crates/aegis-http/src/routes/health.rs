@@ -2,24 +2,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use aegis_api_types::Health;
 
 use crate::app::AppState;
-
-#[derive(Serialize)]
-struct Health<'a> {
-    status: &'static str,
-    service: &'static str,
-    version: &'a str,
-}
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     crate::json::response(
         StatusCode::OK,
         &Health {
-            status: "healthy",
-            service: "auth-service",
-            version: &state.version,
+            status: "healthy".to_owned(),
+            service: "auth-service".to_owned(),
+            version: state.version.clone(),
         },
     )
 }

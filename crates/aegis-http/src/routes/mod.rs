@@ -26,3 +26,6 @@ pub(crate) fn domain_param(req: &actix_web::HttpRequest) -> Result<String, crate
             "Domain parameter is required",
         ))
 }
+
+#[cfg(test)]
+mod request_fields;

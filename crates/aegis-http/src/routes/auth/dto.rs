@@ -1,93 +1,52 @@
-//! Views of users and sessions.
+//! Users and sessions as the API shows them: conversions from domain records into the shared wire
+//! types of `aegis-api-types`.
 
-use aegis_domain::service::accounts::{Session, SessionToken};
-use aegis_domain::user::User;
-use serde::Serialize;
+use aegis_api_types as api;
+use aegis_domain::service::accounts::Session;
+use aegis_domain::user::{Role, User};
 
-/// A user as every route returns it (§2): never the password hash.
-#[derive(Serialize)]
-pub struct UserView<'a> {
-    uuid: String,
-    site_uuid: String,
-    email: &'a str,
-    is_verified: bool,
-    role: &'static str,
-    created_at: i64,
-    updated_at: i64,
-    deletion_protected: bool,
-}
-
-impl<'a> From<&'a User> for UserView<'a> {
-    fn from(u: &'a User) -> Self {
-        Self {
-            uuid: u.id.to_string(),
-            site_uuid: u.site_id.to_string(),
-            email: u.email.as_str(),
-            is_verified: u.is_verified,
-            role: u.role.as_str(),
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-            deletion_protected: u.deletion_protected,
-        }
+/// A role's wire form.
+pub fn role(role: Role) -> api::Role {
+    match role {
+        Role::User => api::Role::User,
+        Role::Admin => api::Role::Admin,
     }
 }
 
-#[derive(Serialize)]
-struct AuthTokenView<'a> {
-    token: &'a str,
-    user_uuid: String,
-    expires_at: i64,
-}
-
-#[derive(Serialize)]
-struct RefreshTokenView<'a> {
-    token: &'a str,
-    user_uuid: String,
-    site_uuid: String,
-    expires_at: i64,
-}
-
-/// LoginResult (§2): login and refresh.
-#[derive(Serialize)]
-pub struct SessionView<'a> {
-    auth_token: AuthTokenView<'a>,
-    refresh_token: Option<RefreshTokenView<'a>>,
-}
-
-impl<'a> From<&'a Session> for SessionView<'a> {
-    fn from(s: &'a Session) -> Self {
-        Self {
-            auth_token: AuthTokenView {
-                token: &s.auth.token.plaintext,
-                user_uuid: s.user_id.to_string(),
-                expires_at: s.auth.expires_at,
-            },
-            refresh_token: s
-                .refresh
-                .as_ref()
-                .map(|r: &'a SessionToken| RefreshTokenView {
-                    token: &r.token.plaintext,
-                    user_uuid: s.user_id.to_string(),
-                    site_uuid: s.site_id.to_string(),
-                    expires_at: r.expires_at,
-                }),
-        }
+/// A user as every route returns it: never the password hash.
+pub fn user(u: &User) -> api::User {
+    api::User {
+        uuid: u.id.as_uuid(),
+        site_uuid: u.site_id.as_uuid(),
+        email: u.email.as_str().to_owned(),
+        is_verified: u.is_verified,
+        role: role(u.role),
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        deletion_protected: u.deletion_protected,
     }
 }
 
-#[derive(Serialize)]
-pub struct Message {
-    pub message: &'static str,
+/// The answer to a login or a refresh.
+pub fn session(s: &Session) -> api::Session {
+    api::Session {
+        auth_token: api::AuthToken {
+            token: s.auth.token.plaintext.clone(),
+            user_uuid: s.user_id.as_uuid(),
+            expires_at: s.auth.expires_at,
+        },
+        refresh_token: s.refresh.as_ref().map(|r| api::RefreshToken {
+            token: r.token.plaintext.clone(),
+            user_uuid: s.user_id.as_uuid(),
+            site_uuid: s.site_id.as_uuid(),
+            expires_at: r.expires_at,
+        }),
+    }
 }
 
-#[derive(Serialize)]
-pub struct VerifiedView<'a> {
-    pub user: UserView<'a>,
-    pub redirect_url: &'a str,
-}
-
-#[derive(Serialize)]
-pub struct TokenStatusView<'a> {
-    pub password_required: bool,
-    pub email: &'a str,
+/// A fixed confirmation.
+pub fn message(text: &str) -> api::Message {
+    api::Message {
+        message: text.to_owned(),
+    }
 }

@@ -8,7 +8,7 @@ use aegis_domain::service::accounts::{
 use aegis_domain::user::PlainPassword;
 use serde_json::Value;
 
-use super::dto::{Message, SessionView, TokenStatusView, UserView, VerifiedView};
+use super::dto;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Bearer, JsonBody, LenientJson, TenantBody};
@@ -16,6 +16,19 @@ use crate::json;
 use crate::ratelimit::{Limited, LoginAttempt, password_checked};
 use crate::security::{self, Event};
 use crate::validation::{Rule, Schema};
+
+// The fields each route's body may carry, as its schema declares them.
+pub(crate) const REGISTER_FIELDS: &[&str] = &["site_id", "email", "password"];
+pub(crate) const INVITE_USER_FIELDS: &[&str] = &["site_id", "email"];
+pub(crate) const LOGIN_FIELDS: &[&str] = &["site_id", "email", "password"];
+pub(crate) const REFRESH_FIELDS: &[&str] = &["refresh_token"];
+pub(crate) const VERIFY_EMAIL_FIELDS: &[&str] = &["site_id", "token", "password"];
+pub(crate) const CHECK_VERIFICATION_TOKEN_FIELDS: &[&str] = &["site_id", "token"];
+pub(crate) const CHANGE_PASSWORD_FIELDS: &[&str] = &["old_password", "new_password"];
+pub(crate) const PASSWORD_RESET_REQUEST_FIELDS: &[&str] = &["site_id", "email"];
+pub(crate) const RESET_PASSWORD_FIELDS: &[&str] = &["site_id", "token", "new_password"];
+pub(crate) const EMAIL_CHANGE_FIELDS: &[&str] = &["new_email", "password"];
+pub(crate) const CONFIRM_EMAIL_CHANGE_FIELDS: &[&str] = &["token"];
 
 /// A response carrying a token or a secret: never cached.
 fn no_store(mut response: HttpResponse) -> HttpResponse {
@@ -45,7 +58,7 @@ pub async fn register(
     gate: TenantBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = schema(gate.body, &["site_id", "email", "password"])?;
+    let mut s = schema(gate.body, REGISTER_FIELDS)?;
     let email = s.required_email("email");
     let password = s.optional_str("password", &[Rule::PasswordSet]);
     s.finish()?;
@@ -68,9 +81,7 @@ pub async fn register(
     }
     Ok(json::response(
         StatusCode::CREATED,
-        &Message {
-            message: "Registration initiated. Please check your email to continue.",
-        },
+        &dto::message("Registration initiated. Please check your email to continue."),
     ))
 }
 
@@ -78,14 +89,14 @@ pub async fn invite_user(
     gate: TenantBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = schema(gate.body, &["site_id", "email"])?;
+    let mut s = schema(gate.body, INVITE_USER_FIELDS)?;
     let email = s.required_email("email");
     s.finish()?;
     let user = state
         .accounts
         .invite(&gate.site, &validated(email)?)
         .await?;
-    Ok(json::response(StatusCode::CREATED, &UserView::from(&user)))
+    Ok(json::response(StatusCode::CREATED, &dto::user(&user)))
 }
 
 pub async fn login(
@@ -93,7 +104,7 @@ pub async fn login(
     gate: TenantBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = schema(gate.body, &["site_id", "email", "password"])?;
+    let mut s = schema(gate.body, LOGIN_FIELDS)?;
     let email = s.required_email("email");
     let password = s.required_str("password", &[Rule::PasswordPresented]);
     s.finish()?;
@@ -115,7 +126,7 @@ pub async fn login(
     // The limiter counts failed logins per account from this mark.
     let (mut response, attempt) = match result {
         Ok(session) => (
-            no_store(json::response(StatusCode::OK, &SessionView::from(&session))),
+            no_store(json::response(StatusCode::OK, &dto::session(&session))),
             LoginAttempt::Succeeded,
         ),
         Err(e @ LoginError::InvalidCredentials) => {
@@ -145,9 +156,7 @@ pub async fn logout(
     }
     Ok(json::response(
         StatusCode::OK,
-        &Message {
-            message: "Logged out successfully",
-        },
+        &dto::message("Logged out successfully"),
     ))
 }
 
@@ -156,7 +165,7 @@ pub async fn refresh(
     body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, &["refresh_token"])?;
+    let mut s = Schema::new(body.0, REFRESH_FIELDS)?;
     let token = s.required_str("refresh_token", &[]);
     s.finish()?;
     let session = state
@@ -177,22 +186,19 @@ pub async fn refresh(
         })?;
     Ok(no_store(json::response(
         StatusCode::OK,
-        &SessionView::from(&session),
+        &dto::session(&session),
     )))
 }
 
 pub async fn me(bearer: Bearer) -> HttpResponse {
-    no_store(json::response(
-        StatusCode::OK,
-        &UserView::from(&bearer.user),
-    ))
+    no_store(json::response(StatusCode::OK, &dto::user(&bearer.user)))
 }
 
 pub async fn verify_email(
     gate: TenantBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = schema(gate.body, &["site_id", "token", "password"])?;
+    let mut s = schema(gate.body, VERIFY_EMAIL_FIELDS)?;
     let token = s.required_str("token", &[]);
     let password = s.optional_str("password", &[Rule::PasswordSet]);
     s.finish()?;
@@ -203,9 +209,9 @@ pub async fn verify_email(
         .await?;
     Ok(json::response(
         StatusCode::OK,
-        &VerifiedView {
-            user: UserView::from(&verified.user),
-            redirect_url: &verified.redirect_url,
+        &aegis_api_types::Verified {
+            user: dto::user(&verified.user),
+            redirect_url: verified.redirect_url,
         },
     ))
 }
@@ -214,7 +220,7 @@ pub async fn check_verification_token(
     gate: TenantBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = schema(gate.body, &["site_id", "token"])?;
+    let mut s = schema(gate.body, CHECK_VERIFICATION_TOKEN_FIELDS)?;
     let token = s.required_str("token", &[]);
     s.finish()?;
     let user = state
@@ -223,9 +229,9 @@ pub async fn check_verification_token(
         .await?;
     Ok(json::response(
         StatusCode::OK,
-        &TokenStatusView {
+        &aegis_api_types::TokenStatus {
             password_required: user.password_hash.is_none(),
-            email: user.email.as_str(),
+            email: user.email.into_string(),
         },
     ))
 }
@@ -237,7 +243,7 @@ pub async fn change_password(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let run = async {
-        let mut s = match Schema::new(body.0, &["old_password", "new_password"]) {
+        let mut s = match Schema::new(body.0, CHANGE_PASSWORD_FIELDS) {
             Ok(s) => s,
             Err(e) => return (Err(e), None),
         };
@@ -263,7 +269,7 @@ pub async fn change_password(
             Err(_) => None,
         };
         let response = result
-            .map(|user| json::response(StatusCode::OK, &UserView::from(&user)))
+            .map(|user| json::response(StatusCode::OK, &dto::user(&user)))
             .map_err(ApiError::from);
         (response, attempt)
     };
@@ -274,7 +280,7 @@ pub async fn request_password_reset(
     gate: TenantBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = schema(gate.body, &["site_id", "email"])?;
+    let mut s = schema(gate.body, PASSWORD_RESET_REQUEST_FIELDS)?;
     let email = s.required_email("email");
     s.finish()?;
     state
@@ -283,9 +289,7 @@ pub async fn request_password_reset(
         .await?;
     Ok(json::response(
         StatusCode::OK,
-        &Message {
-            message: "If the email exists, a password reset link has been sent",
-        },
+        &dto::message("If the email exists, a password reset link has been sent"),
     ))
 }
 
@@ -293,7 +297,7 @@ pub async fn reset_password(
     gate: TenantBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = schema(gate.body, &["site_id", "token", "new_password"])?;
+    let mut s = schema(gate.body, RESET_PASSWORD_FIELDS)?;
     let token = s.required_str("token", &[]);
     let new = s.required_str("new_password", &[Rule::PasswordSet]);
     s.finish()?;
@@ -305,7 +309,7 @@ pub async fn reset_password(
             &PlainPassword::new(validated(new)?),
         )
         .await?;
-    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+    Ok(json::response(StatusCode::OK, &dto::user(&user)))
 }
 
 pub async fn request_email_change(
@@ -315,7 +319,7 @@ pub async fn request_email_change(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let run = async {
-        let mut s = match Schema::new(body.0, &["new_email", "password"]) {
+        let mut s = match Schema::new(body.0, EMAIL_CHANGE_FIELDS) {
             Ok(s) => s,
             Err(e) => return (Err(e), None),
         };
@@ -339,9 +343,7 @@ pub async fn request_email_change(
         let response = result.map_err(ApiError::from).map(|()| {
             json::response(
                 StatusCode::OK,
-                &Message {
-                    message: "Email change confirmation sent",
-                },
+                &dto::message("Email change confirmation sent"),
             )
         });
         (response, attempt)
@@ -353,12 +355,12 @@ pub async fn confirm_email_change(
     body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, &["token"])?;
+    let mut s = Schema::new(body.0, CONFIRM_EMAIL_CHANGE_FIELDS)?;
     let token = s.required_str("token", &[]);
     s.finish()?;
     let user = state
         .accounts
         .confirm_email_change(&validated(token)?)
         .await?;
-    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+    Ok(json::response(StatusCode::OK, &dto::user(&user)))
 }

@@ -4,10 +4,8 @@ use actix_web::web;
 
 use crate::ratelimit::{Limited, RateLimit};
 
-mod dto;
-mod handlers;
-
-pub use dto::UserView;
+pub(crate) mod dto;
+pub(crate) mod handlers;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -1,14 +1,16 @@
-//! Request schemas and response views for sites.
+//! Request schemas for sites, and sites as the API shows them (the shared wire types of
+//! `aegis-api-types`).
 
+use aegis_api_types as api;
 use aegis_domain::site::normalize_domain;
 use aegis_domain::{NewSite, Site, SitePatch};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::validation::{Rule, Schema};
 
-const CREATE_FIELDS: &[&str] = &[
+/// The fields a `POST /api/sites` body may carry.
+pub(crate) const CREATE_FIELDS: &[&str] = &[
     "name",
     "domain",
     "frontend_url",
@@ -21,7 +23,8 @@ const CREATE_FIELDS: &[&str] = &[
     "mailgun_api_key",
 ];
 
-const UPDATE_FIELDS: &[&str] = &[
+/// The fields a `PUT /api/sites/{id}` body may carry.
+pub(crate) const UPDATE_FIELDS: &[&str] = &[
     "name",
     "domain",
     "frontend_url",
@@ -113,65 +116,31 @@ pub fn site_patch(mut body: Value) -> Result<SitePatch, ApiError> {
 }
 
 /// A site as anyone may see it (`GET /api/sites/by-domain`): no secrets, no webhook or mail settings.
-#[derive(Serialize)]
-pub struct SitePublicView<'a> {
-    uuid: String,
-    name: &'a str,
-    domain: &'a str,
-    frontend_url: &'a str,
-    verification_redirect_url: Option<&'a str>,
-    email_from: &'a str,
-    email_from_name: &'a str,
-    created_at: i64,
-    updated_at: i64,
-    allow_self_registration: bool,
-}
-
-impl<'a> From<&'a Site> for SitePublicView<'a> {
-    fn from(s: &'a Site) -> Self {
-        Self {
-            uuid: s.id.to_string(),
-            name: &s.name,
-            domain: &s.domain,
-            frontend_url: &s.frontend_url,
-            verification_redirect_url: s.verification_redirect_url.as_deref(),
-            email_from: &s.email_from,
-            email_from_name: &s.email_from_name,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            allow_self_registration: s.allow_self_registration,
-        }
+pub fn site_public(s: &Site) -> api::SitePublic {
+    api::SitePublic {
+        uuid: s.id.as_uuid(),
+        name: s.name.clone(),
+        domain: s.domain.clone(),
+        frontend_url: s.frontend_url.clone(),
+        verification_redirect_url: s.verification_redirect_url.clone(),
+        email_from: s.email_from.clone(),
+        email_from_name: s.email_from_name.clone(),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+        allow_self_registration: s.allow_self_registration,
     }
 }
 
-/// A site as operators see it (master-key routes): the public view plus secrets and settings.
-#[derive(Serialize)]
-pub struct SiteAdminView<'a> {
-    #[serde(flatten)]
-    public: SitePublicView<'a>,
-    webhook_url: Option<&'a str>,
-    webhook_secret: Option<&'a str>,
-    tenant_api_key: Option<&'a str>,
-    mailgun_domain: Option<&'a str>,
-    mailgun_api_key: Option<&'a str>,
-    deletion_protected: bool,
-}
-
-impl<'a> From<&'a Site> for SiteAdminView<'a> {
-    fn from(s: &'a Site) -> Self {
-        Self {
-            public: SitePublicView::from(s),
-            webhook_url: s.webhook_url.as_deref(),
-            webhook_secret: s.webhook_secret.as_deref(),
-            tenant_api_key: Some(s.tenant_api_key.as_str()).filter(|k| !k.is_empty()),
-            mailgun_domain: s.mailgun_domain.as_deref(),
-            mailgun_api_key: s.mailgun_api_key.as_deref(),
-            deletion_protected: s.deletion_protected,
-        }
+/// A site as operators see it (master-key routes): the public view plus secrets and settings. A
+/// site without a tenant key shows `null`.
+pub fn site_admin(s: &Site) -> api::SiteAdmin {
+    api::SiteAdmin {
+        public: site_public(s),
+        webhook_url: s.webhook_url.clone(),
+        webhook_secret: s.webhook_secret.clone(),
+        tenant_api_key: Some(s.tenant_api_key.clone()).filter(|k| !k.is_empty()),
+        mailgun_domain: s.mailgun_domain.clone(),
+        mailgun_api_key: s.mailgun_api_key.clone(),
+        deletion_protected: s.deletion_protected,
     }
-}
-
-#[derive(Serialize)]
-pub struct Message {
-    pub message: String,
 }

@@ -2,7 +2,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aegis_domain::SiteId;
 
-use super::dto::{self, Message, SiteAdminView, SitePublicView};
+use super::dto;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::error_map::SITE_NOT_FOUND;
@@ -23,15 +23,12 @@ pub async fn create(
     let site = state.sites.create(new).await?;
     state.cors.invalidate();
     tracing::info!(site = %site.id, "site created");
-    Ok(json::response(
-        StatusCode::CREATED,
-        &SiteAdminView::from(&site),
-    ))
+    Ok(json::response(StatusCode::CREATED, &dto::site_admin(&site)))
 }
 
 pub async fn list(_: MasterKey, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let sites = state.sites.list().await?;
-    let views: Vec<SiteAdminView<'_>> = sites.iter().map(SiteAdminView::from).collect();
+    let views: Vec<aegis_api_types::SiteAdmin> = sites.iter().map(dto::site_admin).collect();
     Ok(json::response(StatusCode::OK, &views))
 }
 
@@ -45,7 +42,7 @@ pub async fn get_by_domain(
         .get_by_domain(&domain)
         .await?
         .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
-    Ok(json::response(StatusCode::OK, &SitePublicView::from(&site)))
+    Ok(json::response(StatusCode::OK, &dto::site_public(&site)))
 }
 
 pub async fn get(
@@ -59,7 +56,7 @@ pub async fn get(
         .get(id)
         .await?
         .ok_or(ApiError::not_found(SITE_NOT_FOUND))?;
-    Ok(json::response(StatusCode::OK, &SiteAdminView::from(&site)))
+    Ok(json::response(StatusCode::OK, &dto::site_admin(&site)))
 }
 
 pub async fn update(
@@ -77,7 +74,7 @@ pub async fn update(
     let site = state.sites.update(id, patch).await?;
     state.cors.invalidate();
     tracing::info!(site = %site.id, "site updated");
-    Ok(json::response(StatusCode::OK, &SiteAdminView::from(&site)))
+    Ok(json::response(StatusCode::OK, &dto::site_admin(&site)))
 }
 
 pub async fn delete(
@@ -91,7 +88,7 @@ pub async fn delete(
     tracing::info!(site = %id, "site deleted");
     Ok(json::response(
         StatusCode::OK,
-        &Message {
+        &aegis_api_types::Message {
             message: format!("Site {id} deleted successfully"),
         },
     ))

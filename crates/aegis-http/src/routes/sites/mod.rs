@@ -2,7 +2,7 @@
 
 use actix_web::{guard, web};
 
-mod dto;
+pub(crate) mod dto;
 mod handlers;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

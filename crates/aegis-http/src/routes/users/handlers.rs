@@ -4,7 +4,6 @@ use aegis_domain::site::Site;
 use aegis_domain::user::{Email, Role, User};
 use aegis_domain::validation::msg;
 use aegis_domain::{SiteId, UserId};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::AppState;
@@ -12,11 +11,16 @@ use crate::error::ApiError;
 use crate::error_map::{SITE_NOT_FOUND, USER_NOT_FOUND};
 use crate::extract::{BearerAdmin, JsonBody, MasterKey, TENANT_GATE_ERROR, TenantPath};
 use crate::json;
-use crate::routes::auth::UserView;
+use crate::routes::auth::dto;
 use crate::validation::Schema;
 
+// The fields each route's body may carry, as its schema declares them.
+pub(crate) const ADMIN_REGISTER_FIELDS: &[&str] = &["site_id", "email", "role"];
+pub(crate) const ADMIN_REGISTER_USER_FIELDS: &[&str] = &["email", "role"];
+pub(crate) const PATCH_USER_FIELDS: &[&str] = &["deletion_protected"];
+
 fn users_response(users: &[User]) -> HttpResponse {
-    let views: Vec<UserView<'_>> = users.iter().map(UserView::from).collect();
+    let views: Vec<aegis_api_types::User> = users.iter().map(dto::user).collect();
     json::response(StatusCode::OK, &views)
 }
 
@@ -67,7 +71,7 @@ pub async fn get_site_user(
         .user_in_site(gate.site.id, id)
         .await?
         .ok_or_else(denied)?;
-    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+    Ok(json::response(StatusCode::OK, &dto::user(&user)))
 }
 
 /// The optional `role` field: `user` or `admin`.
@@ -91,7 +95,7 @@ async fn create_user(
     role: Role,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.accounts.create_by_admin(site, email, role).await?;
-    Ok(json::response(StatusCode::CREATED, &UserView::from(&user)))
+    Ok(json::response(StatusCode::CREATED, &dto::user(&user)))
 }
 
 pub async fn admin_register(
@@ -99,7 +103,7 @@ pub async fn admin_register(
     state: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, &["site_id", "email", "role"])?;
+    let mut s = Schema::new(body.0, ADMIN_REGISTER_FIELDS)?;
     let raw_site = s.required_value("site_id");
     let email = s.required_email("email");
     let role = role(&mut s);
@@ -128,7 +132,7 @@ pub async fn admin_register_user(
     state: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, &["email", "role"])?;
+    let mut s = Schema::new(body.0, ADMIN_REGISTER_USER_FIELDS)?;
     let email = s.required_email("email");
     let role = role(&mut s);
     s.finish()?;
@@ -154,11 +158,6 @@ pub async fn admin_list_users(
     Ok(users_response(&users))
 }
 
-#[derive(Serialize)]
-struct Message {
-    message: String,
-}
-
 pub async fn delete_user(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -169,7 +168,7 @@ pub async fn delete_user(
     tracing::info!(user = %user.id, site = %user.site_id, "user deleted");
     Ok(json::response(
         StatusCode::OK,
-        &Message {
+        &aegis_api_types::Message {
             message: format!("User {} deleted successfully", user.id),
         },
     ))
@@ -181,7 +180,7 @@ pub async fn patch_user(
     path: web::Path<String>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, &["deletion_protected"])?;
+    let mut s = Schema::new(body.0, PATCH_USER_FIELDS)?;
     let protected = s.required_bool("deletion_protected");
     s.finish()?;
     let protected = protected
@@ -192,7 +191,7 @@ pub async fn patch_user(
         .set_user_protection(id, protected)
         .await?
         .ok_or(ApiError::not_found(USER_NOT_FOUND))?;
-    Ok(json::response(StatusCode::OK, &UserView::from(&user)))
+    Ok(json::response(StatusCode::OK, &dto::user(&user)))
 }
 
 pub async fn resend_verification(
@@ -204,20 +203,8 @@ pub async fn resend_verification(
     state.accounts.resend_verification(id).await?;
     Ok(json::response(
         StatusCode::OK,
-        &Message {
-            message: "Verification email sent successfully".into(),
-        },
+        &dto::message("Verification email sent successfully"),
     ))
-}
-
-#[derive(Serialize)]
-struct CleanupView {
-    auth_tokens: u64,
-    refresh_tokens: u64,
-    email_verification_tokens: u64,
-    password_reset_tokens: u64,
-    email_change_requests: u64,
-    total: u64,
 }
 
 pub async fn cleanup_expired_tokens(
@@ -227,7 +214,7 @@ pub async fn cleanup_expired_tokens(
     let c = state.accounts.cleanup_expired_tokens().await?;
     Ok(json::response(
         StatusCode::OK,
-        &CleanupView {
+        &aegis_api_types::CleanupReport {
             auth_tokens: c.auth_tokens,
             refresh_tokens: c.refresh_tokens,
             email_verification_tokens: c.email_verification_tokens,
@@ -238,16 +225,6 @@ pub async fn cleanup_expired_tokens(
     ))
 }
 
-#[derive(Serialize)]
-struct SweepView {
-    attempted: u64,
-    delivered: u64,
-    retrying: u64,
-    exhausted: u64,
-    still_due: u64,
-    pruned: u64,
-}
-
 /// One webhook sweep on demand; the service also sweeps by itself every few seconds.
 pub async fn deliver_pending_webhooks(
     _: MasterKey,
@@ -256,7 +233,7 @@ pub async fn deliver_pending_webhooks(
     let r = state.webhooks.sweep().await?;
     Ok(json::response(
         StatusCode::OK,
-        &SweepView {
+        &aegis_api_types::WebhookSweep {
             attempted: r.attempted,
             delivered: r.delivered,
             retrying: r.retrying,

@@ -3,7 +3,7 @@
 
 use actix_web::{guard, web};
 
-mod handlers;
+pub(crate) mod handlers;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
