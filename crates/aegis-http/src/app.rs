@@ -22,9 +22,13 @@ use crate::error::ApiError;
 
 /// What handlers and extractors share.
 pub struct AppState {
+    /// Site (tenant) use cases.
     pub sites: SiteService,
+    /// Account and session use cases.
     pub accounts: AccountService,
+    /// Webhook delivery, for the on-demand sweep route.
     pub webhooks: WebhookDelivery,
+    /// Which browser origins may call.
     pub cors: Arc<crate::cors::CorsPolicy>,
     /// `None` when `RATELIMIT_ENABLED=false`.
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
@@ -35,7 +39,9 @@ pub struct AppState {
     /// How long registrations take, by outcome and whether a password came with them.
     pub registrations:
         aegis_domain::timing::RecentTimes<(aegis_domain::service::accounts::Registration, bool)>,
+    /// `MASTER_API_KEY`; `None` makes the operator routes answer 500, as the original does.
     pub master_api_key: Option<SecretString>,
+    /// `MAX_CONTENT_LENGTH`: the largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
     pub version: String,
@@ -44,9 +50,13 @@ pub struct AppState {
 /// The ports an [`AppState`] is built from, so tests can pin the clock and the generator and count
 /// password work.
 pub struct Ports {
+    /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Ids, tokens and secrets.
     pub generator: Arc<dyn SecretGenerator>,
+    /// Password hashing and verification.
     pub hasher: Arc<dyn PasswordHasher>,
+    /// Sends signed webhooks.
     pub webhook_sender: Arc<dyn WebhookSender>,
 }
 
@@ -78,11 +88,15 @@ impl Ports {
 pub struct AppConfig {
     /// `None` when `MASTER_API_KEY` is unset: master routes then answer 500 as the reference does.
     pub master_api_key: Option<SecretString>,
+    /// `MAX_CONTENT_LENGTH`: the largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
     pub version: String,
+    /// Token lifetimes and refresh behaviour.
     pub accounts: AccountSettings,
+    /// `RATELIMIT_ENABLED`.
     pub ratelimit_enabled: bool,
+    /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES`: how the client address is found.
     pub client_ip: crate::client_ip::ClientIpPolicy,
     /// How client addresses are grouped into networks for the limits.
     pub networks: aegis_domain::ratelimit::NetworkPrefixes,
@@ -90,6 +104,7 @@ pub struct AppConfig {
     pub account_keyring: aegis_domain::ratelimit::AccountKeyring,
     /// `CORS_ORIGINS` (override) and `CORS_EXTRA_ORIGINS`.
     pub cors_origins: Option<String>,
+    /// `CORS_EXTRA_ORIGINS`: origins allowed besides the sites' own.
     pub cors_extra_origins: Vec<String>,
     /// Seal the bodies of queued email (from `SECRET_KEY`).
     pub outbox_keys: SealingKeys,

@@ -122,6 +122,7 @@ impl ClientIpPolicy {
 /// How requests are attributed to clients and accounts, for the limits and the security log.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    /// How the client address is found.
     pub policy: ClientIpPolicy,
     /// How addresses are grouped into networks (`RATELIMIT_IPV4_PREFIX`, `RATELIMIT_IPV6_PREFIX`).
     pub networks: NetworkPrefixes,

@@ -12,7 +12,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 /// Development runs anywhere; production refuses unsafe settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Secrets and costs may be anything; meant for one's own machine.
     Development,
+    /// The default whenever a database is configured: weak secrets and unsafe settings are refused.
     Production,
 }
 
@@ -29,7 +31,10 @@ pub enum DatabaseSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailTransport {
     /// The Mailgun HTTP API at this base URL (global domain and key in [`Settings`]).
-    Mailgun { api_base: String },
+    Mailgun {
+        /// `MAILGUN_API_BASE`.
+        api_base: String,
+    },
     /// An SMTP server.
     Smtp(SmtpConfig),
     /// Development: each message becomes an `.eml` file in this folder.
@@ -41,11 +46,15 @@ pub enum MailTransport {
 /// SMTP settings (`SMTP_*`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpConfig {
+    /// `SMTP_HOST`.
     pub host: String,
+    /// `SMTP_PORT`.
     pub port: u16,
     /// `starttls` (default), `tls` or `none`.
     pub tls: String,
+    /// `SMTP_USERNAME`, when the server wants a login.
     pub username: Option<String>,
+    /// `SMTP_PASSWORD`.
     pub password: Option<String>,
 }
 
@@ -62,63 +71,90 @@ impl std::fmt::Debug for SmtpConfig {
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
 /// Token lifetimes and refresh behaviour, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenSettings {
+    /// `AUTH_TOKEN_EXPIRATION`, seconds.
     pub auth_token_expiration: i64,
+    /// `EMAIL_VERIFICATION_EXPIRATION`, seconds.
     pub email_verification_expiration: i64,
+    /// `PASSWORD_RESET_EXPIRATION`, seconds.
     pub password_reset_expiration: i64,
+    /// `EMAIL_CHANGE_EXPIRATION`, seconds.
     pub email_change_expiration: i64,
+    /// `REFRESH_TOKEN_EXPIRATION`, seconds.
     pub refresh_token_expiration: i64,
+    /// `REFRESH_TOKEN_ROTATION`: a refresh hands out a new refresh token.
     pub refresh_token_rotation: bool,
+    /// `REFRESH_TOKEN_GRACE_PERIOD`, seconds a used refresh token still works.
     pub refresh_token_grace_period: i64,
 }
 
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Production or development, and hence which checks apply.
     pub mode: Mode,
     /// Why [`Settings::mode`] is what it is, for the startup log.
     pub mode_reason: String,
+    /// `MASTER_API_KEY`.
     pub master_api_key: Option<SecretString>,
     /// `SECRET_KEY`: seals outbox bodies (decision 33). In development, when unset, a key is
     /// generated into the data directory.
     pub secret_key: Option<SecretString>,
     /// `SECRET_KEY_PREVIOUS`: still opens what the previous key sealed, during a rotation.
     pub secret_key_previous: Option<SecretString>,
+    /// Where the database is: a URL, or the managed local server.
     pub database: DatabaseSource,
+    /// `DB_POOL_SIZE`: connections per instance.
     pub db_pool_size: usize,
     /// `DB_POOL_TIMEOUT_MS`: how long a request waits for a pooled connection before its 503.
     pub db_pool_timeout: std::time::Duration,
     /// `APP_HOST` when set; see [`Settings::bind_host`].
     pub host: Option<String>,
+    /// `APP_PORT`.
     pub port: u16,
+    /// `MAX_CONTENT_LENGTH`, bytes.
     pub max_content_length: usize,
+    /// `AEGIS_DATA_DIR`: local mode's PostgreSQL, keys and outbox.
     pub data_dir: PathBuf,
+    /// `AEGIS_VERSION_FILE`: what `/api/health` reports as the version.
     pub version_file: PathBuf,
+    /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `LOG_LEVEL`.
     pub log_level: String,
+    /// Token lifetimes and refresh behaviour.
     pub tokens: TokenSettings,
     /// Argon2id costs for new password hashes (decision 19).
     pub argon2: Argon2Settings,
     /// `PASSWORD_HASH_CONCURRENCY` hashing threads and `PASSWORD_HASH_QUEUE` waiting jobs.
     pub password_hash_pool: crate::passwords::HashPoolSize,
+    /// `MAILGUN_API_KEY`, the global one (sites may have their own).
     pub mailgun_api_key: Option<SecretString>,
+    /// `MAILGUN_DOMAIN`, the global one.
     pub mailgun_domain: Option<String>,
+    /// Where queued email goes.
     pub mail_transport: MailTransport,
     /// Refuse webhook deliveries to loopback, private, link-local and metadata addresses.
     pub webhook_block_private_networks: bool,
+    /// `RATELIMIT_ENABLED`.
     pub ratelimit_enabled: bool,
     /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES` (decisions 22 and 29).
     pub client_ip: crate::client_ip::ClientIpPolicy,
     /// `RATELIMIT_IPV4_PREFIX` and `RATELIMIT_IPV6_PREFIX`: how client addresses are grouped.
     pub client_networks: aegis_domain::ratelimit::NetworkPrefixes,
+    /// `CORS_ORIGINS`: replaces the derived set of allowed origins (`*` for any).
     pub cors_origins: Option<String>,
+    /// `CORS_EXTRA_ORIGINS`: origins allowed besides the sites' own.
     pub cors_extra_origins: Vec<String>,
+    /// `VERIFICATION_LINK_BASE`: the centralised verification page, when set.
     pub verification_link_base: Option<String>,
     /// Accepted for compatibility; Aegis does not ship logs to Loki itself.
     pub loki_endpoint: Option<String>,

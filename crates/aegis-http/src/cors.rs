@@ -40,6 +40,7 @@ pub struct CorsPolicy {
 }
 
 impl CorsPolicy {
+    /// The policy of `CORS_ORIGINS` and `CORS_EXTRA_ORIGINS`, reading sites through `sites`.
     pub fn new(cors_origins: Option<&str>, extra: &[String], sites: SiteService) -> Self {
         let fixed = cors_origins.map(|v| {
             if v.trim() == "*" {
@@ -162,6 +163,7 @@ where
     }
 }
 
+/// The CORS middleware around one service.
 pub struct CorsMiddleware<S> {
     service: Rc<S>,
 }

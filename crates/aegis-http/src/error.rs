@@ -20,14 +20,21 @@ pub enum ApiError {
     Client(StatusCode, &'static str),
     /// 409 `{"error": message, "code": code}`.
     #[error("{message}")]
-    Conflict { message: String, code: &'static str },
+    Conflict {
+        /// The `error` text.
+        message: String,
+        /// The machine-readable `code`.
+        code: &'static str,
+    },
     /// 4xx with a message built at run time.
     #[error("{1}")]
     ClientOwned(StatusCode, String),
     /// 500 with a fixed, client-safe message; the cause is logged, never sent.
     #[error("{message}: {cause}")]
     Internal {
+        /// The text the client sees.
         message: &'static str,
+        /// What went wrong, for the log only.
         cause: String,
     },
     /// 503 `{"error":"Service temporarily unavailable"}` with `Retry-After` (decision 27): the
@@ -60,14 +67,17 @@ pub fn is_outage(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl ApiError {
+    /// A 400 with this message.
     pub fn bad_request(message: &'static str) -> Self {
         Self::Client(StatusCode::BAD_REQUEST, message)
     }
 
+    /// A 401 with this message.
     pub fn unauthorized(message: &'static str) -> Self {
         Self::Client(StatusCode::UNAUTHORIZED, message)
     }
 
+    /// A 404 with this message.
     pub fn not_found(message: &'static str) -> Self {
         Self::Client(StatusCode::NOT_FOUND, message)
     }

@@ -233,7 +233,9 @@ fn gate_body(is_json: bool, bytes: &[u8]) -> Result<serde_json::Map<String, Valu
 /// site, and the parsed body for schema validation, which runs after the gate.
 #[derive(Debug)]
 pub struct TenantBody {
+    /// The site the tenant key authenticated.
     pub site: Site,
+    /// The parsed body, for the route's schema.
     pub body: Value,
 }
 
@@ -268,6 +270,7 @@ impl FromRequest for TenantBody {
 /// be the same string, or the request is refused (closing a cross-tenant read).
 #[derive(Debug)]
 pub struct TenantPath {
+    /// The site the tenant key authenticated.
     pub site: Site,
 }
 
@@ -306,7 +309,9 @@ impl FromRequest for TenantPath {
 /// logout.
 #[derive(Debug)]
 pub struct Bearer {
+    /// The user the token belongs to.
     pub user: User,
+    /// The token as presented (logout deletes it).
     pub token: String,
 }
 

@@ -1,7 +1,10 @@
 //! The Aegis HTTP service: configuration, wiring, routes and extractors.
 //!
-//! `main.rs` is a thin CLI over this library, and the integration tests drive [`app::build`] with
+//! [`embed::Aegis`] is the library surface for Rust services that run Aegis inside their own
+//! process. `main.rs` is a thin CLI over it, and the integration tests drive [`app::build`] with
 //! real adapters.
+
+#![warn(missing_docs)]
 
 pub mod app;
 pub mod client_ip;

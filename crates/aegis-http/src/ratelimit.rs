@@ -35,15 +35,20 @@ use crate::security::{self, Event, Who};
 
 /// What the limiter needs at run time.
 pub struct Limiter {
+    /// Where the counts are kept.
     pub counters: Arc<dyn RateCounters>,
+    /// The time, for the windows.
     pub clock: Arc<dyn Clock>,
+    /// How requests are attributed to clients and accounts.
     pub clients: Arc<Clients>,
 }
 
 /// Set by a handler that checked a password, so failures are counted per account and network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginAttempt {
+    /// A wrong password (or no such account).
     Failed,
+    /// The password matched.
     Succeeded,
 }
 
@@ -259,6 +264,7 @@ where
     }
 }
 
+/// The rate-limit middleware around one limited route.
 pub struct RateLimitMiddleware<S> {
     service: Rc<S>,
     route: Limited,

@@ -29,6 +29,7 @@ pub enum Event {
 }
 
 impl Event {
+    /// The `event` field's value.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::LoginFailed => "login_failed",
@@ -45,8 +46,11 @@ impl Event {
 /// Who an event concerns, as far as the request says.
 #[derive(Debug, Clone, Default)]
 pub struct Who {
+    /// The site the request named, in canonical form.
     pub site: Option<SiteKey>,
+    /// The client address.
     pub client: Option<IpAddr>,
+    /// The account digest (never the address).
     pub account: Option<AccountDigest>,
 }
 

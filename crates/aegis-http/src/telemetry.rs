@@ -47,6 +47,7 @@ where
     }
 }
 
+/// The access-log middleware around the application.
 pub struct RequestLogMiddleware<S> {
     service: Rc<S>,
 }

@@ -14,10 +14,13 @@ use crate::error::ApiError;
 /// report both.
 #[derive(Debug, Clone, Copy)]
 pub enum Rule {
+    /// 1 to 255 characters.
     Length1To255,
+    /// At most 255 characters.
     Max255,
     /// Text that reaches a mail header: no control characters (decision 30).
     NoControl,
+    /// A URL of the original service's formats.
     Url,
     /// A password being set: at least 8 characters, at most 72 UTF-8 bytes.
     PasswordSet,

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 pub const DELIVERY_TASKS: usize = 4;
 /// How long a delivery task rests when nothing is due.
 pub const EMAIL_IDLE: Duration = Duration::from_secs(1);
+/// How long a webhook delivery task rests when nothing is due.
 pub const WEBHOOK_IDLE: Duration = Duration::from_secs(2);
 /// How long the password-reset task rests when no request is waiting: the most a reset email
 /// waits before it is queued.

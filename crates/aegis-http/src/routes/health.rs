@@ -17,6 +17,7 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     )
 }
 
+/// Registers `GET /api/health`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/health").route(web::get().to(health)));
 }

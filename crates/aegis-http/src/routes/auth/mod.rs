@@ -7,6 +7,7 @@ use crate::ratelimit::{Limited, RateLimit};
 pub(crate) mod dto;
 pub(crate) mod handlers;
 
+/// Registers the account and session routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/auth/register")

@@ -5,6 +5,7 @@ use actix_web::{guard, web};
 pub(crate) mod dto;
 mod handlers;
 
+/// Registers the site routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg
         // Fixed segments before the parameter. The by-domain resource answers GET only; other methods

@@ -5,6 +5,7 @@ use actix_web::{guard, web};
 
 pub(crate) mod handlers;
 
+/// Registers the user-management and maintenance routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/sites/by-domain/users")
