@@ -192,7 +192,10 @@ mod tests {
         let now = t0 + 3 * SECOND;
         cache.insert(TokenKey::of("d"), user("d"), now);
         assert_eq!(cache.len(), 3);
-        assert!(cache.get(&TokenKey::of("a"), now).is_none(), "the oldest went");
+        assert!(
+            cache.get(&TokenKey::of("a"), now).is_none(),
+            "the oldest went"
+        );
         for token in ["b", "c", "d"] {
             assert!(cache.get(&TokenKey::of(token), now).is_some(), "{token}");
         }

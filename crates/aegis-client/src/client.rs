@@ -6,10 +6,10 @@ use std::time::Duration;
 use aegis_api_types::{
     AdminRegisterRequest, AdminRegisterUserRequest, ChangePasswordRequest,
     CheckVerificationTokenRequest, CleanupReport, ConfirmEmailChangeRequest, CreateSiteRequest,
-    EmailChangeRequest, ErrorBody, Health, InviteUserRequest, LoginRequest, LogoutRequest,
-    Message, PasswordResetRequest, PatchUserRequest, RefreshRequest, RegisterRequest,
-    ResetPasswordRequest, Session, SiteAdmin, SitePublic, TokenStatus, UpdateSiteRequest,
-    User, Verified, VerifyEmailRequest, WebhookSweep,
+    EmailChangeRequest, ErrorBody, Health, InviteUserRequest, LoginRequest, LogoutRequest, Message,
+    PasswordResetRequest, PatchUserRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest,
+    Session, SiteAdmin, SitePublic, TokenStatus, UpdateSiteRequest, User, Verified,
+    VerifyEmailRequest, WebhookSweep,
 };
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
@@ -58,8 +58,14 @@ impl fmt::Debug for AegisClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AegisClient")
             .field("base", &self.base)
-            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
-            .field("tenant_key", &self.tenant_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "tenant_key",
+                &self.tenant_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -486,7 +492,10 @@ mod tests {
 
     #[test]
     fn the_base_url_loses_its_trailing_slashes() {
-        assert_eq!(AegisClient::new("http://h/auth/").base_url(), "http://h/auth");
+        assert_eq!(
+            AegisClient::new("http://h/auth/").base_url(),
+            "http://h/auth"
+        );
         assert_eq!(AegisClient::new("http://h").base_url(), "http://h");
     }
 

@@ -12,7 +12,7 @@ pub enum ClientError {
         status: u16,
         /// The error body: `error`, and `details` on validation errors.
         body: ErrorBody,
-        /// The `Retry-After` header in seconds, sent with 429 and 503 answers.
+        /// The `Retry-After` header in seconds, when the answer has one (429 and 503 always do).
         retry_after: Option<u64>,
     },
     /// The request did not get an answer: connection refused, reset, TLS failure, and so on.
@@ -49,7 +49,8 @@ impl ClientError {
         }
     }
 
-    /// How many seconds Aegis asked to wait before trying again (429 and 503 answers).
+    /// How many seconds Aegis asked to wait before trying again (`Retry-After`, always on 429 and
+    /// 503 answers).
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Api { retry_after, .. } => *retry_after,

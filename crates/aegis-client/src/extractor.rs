@@ -219,7 +219,10 @@ mod tests {
         assert_eq!(token("Bearer abc"), Some("abc".to_owned()));
         assert_eq!(token("Bearer "), None);
         assert_eq!(token("Basic abc"), None);
-        assert_eq!(bearer_token(&TestRequest::default().to_http_request()), None);
+        assert_eq!(
+            bearer_token(&TestRequest::default().to_http_request()),
+            None
+        );
     }
 
     #[test]
@@ -227,9 +230,15 @@ mod tests {
         let response = AuthError::Unavailable(ClientError::Timeout).error_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
-            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()),
+            response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
             Some("1")
         );
-        assert_eq!(AuthError::InvalidToken.status_code(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            AuthError::InvalidToken.status_code(),
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

@@ -1,0 +1,5 @@
+//! The client and the extractor against a real Aegis on a real database.
+
+mod client;
+mod extractor;
+mod support;
