@@ -21,10 +21,12 @@ pub enum ClientError {
     /// No answer arrived within the client's timeout.
     #[error("Aegis did not answer in time")]
     Timeout,
-    /// Aegis answered, but the body is not the JSON the route answers with.
+    /// Aegis answered, but the body is not the JSON the route answers with (an error answer that
+    /// is not an [`ErrorBody`], such as a proxy's HTML page, lands here too).
     #[error("Aegis answered {status} with a body that does not parse: {message}")]
     Decode {
-        /// The HTTP status.
+        /// The HTTP status; `0` when the request body could not be serialised and nothing was
+        /// sent (the `aegis-api-types` bodies always serialise).
         status: u16,
         /// What did not parse.
         message: String,

@@ -188,3 +188,14 @@ async fn an_unreachable_aegis_is_a_transport_error() {
     assert!(error.is_unavailable());
     assert_eq!(error.status(), None);
 }
+
+#[actix_web::test]
+async fn a_server_that_never_answers_is_a_timeout() {
+    // The kernel accepts the connection into the backlog; nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = AegisClient::new(format!("http://{}", silent.local_addr().unwrap()))
+        .with_timeout(std::time::Duration::from_millis(200));
+    let error = client.health().await.unwrap_err();
+    assert!(matches!(error, ClientError::Timeout), "{error:?}");
+    assert!(error.is_unavailable());
+}

@@ -103,3 +103,14 @@ async fn an_aegis_outage_is_a_503_not_a_401() {
     let body: Value = test::read_body_json(down).await;
     assert_eq!(error_of(&body), "Authentication service unavailable");
 }
+
+#[actix_web::test]
+async fn an_aegis_that_never_answers_is_a_503_within_the_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = AegisClient::new(format!("http://{}", silent.local_addr().unwrap()))
+        .with_timeout(Duration::from_millis(200));
+    let validator = web::Data::new(TokenValidator::new(client));
+    let hung = call(&validator, Some("some-token")).await;
+    assert_eq!(hung.status().as_u16(), 503);
+    assert_eq!(hung.headers().get("retry-after").unwrap(), "1");
+}
