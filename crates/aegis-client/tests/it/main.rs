@@ -1,0 +1,6 @@
+//! The client and the extractor against a real Aegis on a real database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod client;
+mod extractor;
+mod support;
