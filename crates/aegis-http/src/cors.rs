@@ -16,8 +16,6 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{Error, HttpResponse, web};
 use aegis_domain::SiteService;
 
-use crate::app::AppState;
-
 /// How long the derived origin set is reused before the sites are read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
 
@@ -188,9 +186,7 @@ where
                 req.head_mut().method = Method::GET;
             }
             let origin = req.headers().get("Origin").cloned();
-            let policy = req
-                .app_data::<web::Data<AppState>>()
-                .map(|s| s.cors.clone());
+            let policy = req.app_data::<web::Data<CorsPolicy>>().cloned();
             let allowed = match (&origin, &policy) {
                 (Some(origin), Some(policy)) => match origin.to_str() {
                     Ok(o) if !o.is_empty() => policy.allows(o).await,

@@ -13,9 +13,9 @@ use aegis_domain::{SiteId, secret_eq};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::security::{self, Event, Who};
+use crate::state::AppState;
 use aegis_domain::ratelimit::SiteKey;
 
 /// A parsed JSON request body, before schema validation.

@@ -21,6 +21,7 @@ pub mod passwords;
 pub mod ratelimit;
 pub mod routes;
 pub mod security;
+pub mod state;
 pub mod telemetry;
 pub mod validation;
 pub mod wiring;

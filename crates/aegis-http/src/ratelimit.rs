@@ -28,7 +28,6 @@ use aegis_domain::{Clock, RepoError, UnixTime};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::client_ip::Clients;
 use crate::error::ApiError;
 use crate::security::{self, Event, Who};
@@ -41,6 +40,8 @@ pub struct Limiter {
     pub clock: Arc<dyn Clock>,
     /// How requests are attributed to clients and accounts.
     pub clients: Arc<Clients>,
+    /// `MAX_CONTENT_LENGTH`: the most body the limiter reads for its keys.
+    pub max_body_bytes: usize,
 }
 
 /// Set by a handler that checked a password, so failures are counted per account and network.
@@ -175,13 +176,14 @@ impl Limiter {
 /// client network, and the failed-login bound, which its wrong passwords count toward. `run`
 /// answers with the response and whether the password matched.
 pub async fn password_checked(
-    state: &AppState,
+    limiter: Option<&Limiter>,
+    clients: &Clients,
     req: &HttpRequest,
     route: Limited,
     user: &User,
     run: impl Future<Output = (Result<HttpResponse, ApiError>, Option<LoginAttempt>)>,
 ) -> Result<HttpResponse, ApiError> {
-    let charge = match &state.limiter {
+    let charge = match limiter {
         Some(limiter) => match limiter.charge_user(req, route, user).await {
             Ok(charge) => charge,
             Err(refused) => return Ok(refused),
@@ -190,16 +192,14 @@ pub async fn password_checked(
     };
     let (result, attempt) = run.await;
     if attempt == Some(LoginAttempt::Failed) {
-        let who = state
-            .clients
-            .who(req, SiteKey::Site(user.site_id), Some(&user.email));
+        let who = clients.who(req, SiteKey::Site(user.site_id), Some(&user.email));
         security::record(Event::PasswordCheckFailed, &who, route.name());
     }
     let mut response = match result {
         Ok(response) => response,
         Err(e) => e.error_response(),
     };
-    if let (Some(limiter), Some(charge)) = (&state.limiter, charge) {
+    if let (Some(limiter), Some(charge)) = (limiter, charge) {
         limiter.settle(&charge, response.status(), attempt).await;
         charge.set_headers(response.headers_mut());
     }
@@ -285,8 +285,7 @@ where
         let service = self.service.clone();
         let route = self.route;
         Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().cloned();
-            let limiter = state.as_ref().and_then(|s| s.limiter.clone());
+            let limiter = req.app_data::<web::Data<Limiter>>().cloned();
             // Only the limited method (POST) counts: a preflight or a wrong method is not an attempt.
             let Some(limiter) = limiter.filter(|_| req.method() == Method::POST) else {
                 return service
@@ -294,7 +293,7 @@ where
                     .await
                     .map(ServiceResponse::map_into_left_body);
             };
-            let max = state.as_ref().map_or(65_536, |s| s.max_body_bytes);
+            let max = limiter.max_body_bytes;
 
             // Read the body for the keys, then hand it on untouched. A body declared too large is
             // left for the handler's 413; one that turns out too large is answered here.

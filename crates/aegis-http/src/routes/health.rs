@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use aegis_api_types::Health;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     crate::json::response(

@@ -9,12 +9,12 @@ use aegis_domain::user::PlainPassword;
 use serde_json::Value;
 
 use super::dto;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Bearer, JsonBody, LenientJson, TenantBody};
 use crate::json;
 use crate::ratelimit::{Limited, LoginAttempt, password_checked};
 use crate::security::{self, Event};
+use crate::state::AppState;
 use crate::validation::{Rule, Schema};
 
 // The fields each route's body may carry, as its schema declares them.
@@ -273,7 +273,15 @@ pub async fn change_password(
             .map_err(ApiError::from);
         (response, attempt)
     };
-    password_checked(&state, &req, Limited::ChangePassword, &bearer.user, run).await
+    password_checked(
+        state.limiter.as_deref(),
+        &state.clients,
+        &req,
+        Limited::ChangePassword,
+        &bearer.user,
+        run,
+    )
+    .await
 }
 
 pub async fn request_password_reset(
@@ -348,7 +356,15 @@ pub async fn request_email_change(
         });
         (response, attempt)
     };
-    password_checked(&state, &req, Limited::EmailChange, &bearer.user, run).await
+    password_checked(
+        state.limiter.as_deref(),
+        &state.clients,
+        &req,
+        Limited::EmailChange,
+        &bearer.user,
+        run,
+    )
+    .await
 }
 
 pub async fn confirm_email_change(

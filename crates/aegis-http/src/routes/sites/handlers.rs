@@ -3,11 +3,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use aegis_domain::SiteId;
 
 use super::dto;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::error_map::SITE_NOT_FOUND;
 use crate::extract::{JsonBody, MasterKey};
 use crate::json;
+use crate::state::AppState;
 
 /// A path identifier that is not a UUID in an accepted form is simply an unknown site.
 fn site_id(raw: &str) -> Result<SiteId, ApiError> {

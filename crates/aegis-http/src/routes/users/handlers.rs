@@ -6,12 +6,12 @@ use aegis_domain::validation::msg;
 use aegis_domain::{SiteId, UserId};
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::error_map::{SITE_NOT_FOUND, USER_NOT_FOUND};
 use crate::extract::{BearerAdmin, JsonBody, MasterKey, TENANT_GATE_ERROR, TenantPath};
 use crate::json;
 use crate::routes::auth::dto;
+use crate::state::AppState;
 use crate::validation::Schema;
 
 // The fields each route's body may carry, as its schema declares them.
