@@ -173,3 +173,489 @@ impl AccountService {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::accounts::fakes::{
+        Call, NOW, Ports, other_site, run, site, user_of, verified_user, webhook_site,
+    };
+    use crate::templates::EmailKind;
+
+    /// Ports where `user` is found by id outside and inside the transaction, and `site` is the
+    /// only site.
+    fn ports_with(site: &Site, user: &User) -> Ports {
+        let mut ports = Ports::new();
+        let found = user.clone();
+        let id = user.id;
+        ports
+            .accounts
+            .expect_find_user()
+            .withf(move |i| *i == id)
+            .returning(move |_| Ok(Some(found.clone())));
+        ports.uow.existing = Some(user.clone());
+        ports.uow.site = Some(site.clone());
+        ports
+    }
+
+    fn admin_of(site: &Site) -> User {
+        User {
+            role: Role::Admin,
+            ..verified_user(site)
+        }
+    }
+
+    fn unavailable() -> RepoError {
+        RepoError::Unavailable("fake outage".into())
+    }
+
+    #[test]
+    fn listing_returns_the_sites_users() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = Ports::new();
+        let listed = vec![user.clone()];
+        let id = site.id;
+        ports
+            .accounts
+            .expect_list_users()
+            .withf(move |s| *s == id)
+            .times(1)
+            .returning(move |_| Ok(listed.clone()));
+        let svc = ports.service();
+
+        assert_eq!(run(svc.list_users(site.id)).unwrap(), vec![user]);
+    }
+
+    #[test]
+    fn a_user_is_found_only_in_their_own_site() {
+        let site = site();
+        let user = verified_user(&site);
+        let svc = ports_with(&site, &user).service();
+
+        assert_eq!(
+            run(svc.user_in_site(site.id, user.id)).unwrap(),
+            Some(user.clone())
+        );
+        assert_eq!(
+            run(svc.user_in_site(other_site().id, user.id)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn deleting_a_user_deletes_them_and_commits_without_a_webhook_when_none_is_configured() {
+        let site = site();
+        let user = verified_user(&site);
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert_eq!(run(svc.delete_user(user.id)).unwrap(), user);
+        assert_eq!(
+            uow.calls(),
+            vec![
+                Call::Begin,
+                Call::LockSite(site.id),
+                Call::LockUser(user.id),
+                Call::DeleteUserGuarded(user.id),
+                Call::Commit,
+            ]
+        );
+    }
+
+    #[test]
+    fn deleting_a_user_of_a_site_with_a_webhook_queues_user_deleted() {
+        let site = webhook_site();
+        let user = verified_user(&site);
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        run(svc.delete_user(user.id)).unwrap();
+        let writes = uow.writes();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert_eq!(writes[0], Call::DeleteUserGuarded(user.id));
+        let Call::EnqueueWebhook(event) = &writes[1] else {
+            panic!("expected a webhook, got {:?}", writes[1]);
+        };
+        assert_eq!(event.event_type, "user.deleted");
+        assert_eq!(event.site_id, site.id);
+        assert_eq!(event.created_at, NOW);
+        assert!(event.payload.contains(&user.id.to_string()));
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn deleting_one_of_several_admins_counts_them_then_deletes() {
+        let site = site();
+        let admin = admin_of(&site);
+        let mut ports = ports_with(&site, &admin);
+        ports.uow.answers.admins = 2;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        run(svc.delete_user(admin.id)).unwrap();
+        let calls = uow.calls();
+        assert!(calls.contains(&Call::CountAdmins(site.id)), "{calls:?}");
+        assert_eq!(uow.writes(), vec![Call::DeleteUserGuarded(admin.id)]);
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn deleting_an_unknown_user_is_not_found_and_begins_nothing() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = Ports::new();
+        ports.accounts.expect_find_user().returning(|_| Ok(None));
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::NotFound)
+        ));
+        assert!(!uow.began());
+    }
+
+    #[test]
+    fn deleting_a_user_gone_by_the_time_it_is_locked_is_not_found() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = ports_with(&site, &user);
+        ports.uow.existing = None;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::NotFound)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn deleting_a_user_whose_site_is_missing_is_a_data_fault() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = ports_with(&site, &user);
+        ports.uow.site = Some(other_site());
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::SiteMissing)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn deleting_a_user_of_a_protected_site_is_refused_before_the_user_guard() {
+        let mut site = site();
+        site.deletion_protected = true;
+        let user = User {
+            deletion_protected: true,
+            ..verified_user(&site)
+        };
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::SiteProtected)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn deleting_a_protected_user_is_refused() {
+        let site = site();
+        let user = User {
+            deletion_protected: true,
+            ..verified_user(&site)
+        };
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::UserProtected)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn deleting_the_last_admin_is_refused() {
+        let site = site();
+        let admin = admin_of(&site);
+        let mut ports = ports_with(&site, &admin);
+        ports.uow.answers.admins = 1;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.delete_user(admin.id)),
+            Err(DeleteUserError::LastAdmin)
+        ));
+        assert!(uow.calls().contains(&Call::CountAdmins(site.id)));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn a_delete_refused_by_its_guard_is_a_race_and_queues_nothing() {
+        let site = webhook_site();
+        let user = verified_user(&site);
+        let mut ports = ports_with(&site, &user);
+        ports.uow.answers.delete_refused = true;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::Race)
+        ));
+        assert_eq!(uow.writes(), vec![Call::DeleteUserGuarded(user.id)]);
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn a_storage_failure_while_deleting_is_a_repo_error() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = Ports::new();
+        ports
+            .accounts
+            .expect_find_user()
+            .returning(|_| Err(unavailable()));
+        let svc = ports.service();
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::Repo(RepoError::Unavailable(_)))
+        ));
+
+        let mut ports = ports_with(&site, &user);
+        ports.uow.answers.begin_fails = true;
+        let svc = ports.service();
+        assert!(matches!(
+            run(svc.delete_user(user.id)),
+            Err(DeleteUserError::Repo(RepoError::Unavailable(_)))
+        ));
+    }
+
+    #[test]
+    fn setting_protection_locks_the_site_then_the_user_and_writes_the_flag() {
+        let site = site();
+        let user = verified_user(&site);
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        let updated = run(svc.set_user_protection(user.id, true))
+            .unwrap()
+            .expect("the user exists");
+        assert!(updated.deletion_protected);
+        assert_eq!(updated.updated_at, NOW);
+        assert_eq!(
+            uow.calls(),
+            vec![
+                Call::Begin,
+                Call::LockSite(site.id),
+                Call::LockUser(user.id),
+                Call::UpdateUser(updated),
+                Call::Commit,
+            ]
+        );
+    }
+
+    #[test]
+    fn clearing_protection_writes_the_cleared_flag() {
+        let site = site();
+        let user = User {
+            deletion_protected: true,
+            ..verified_user(&site)
+        };
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        let updated = run(svc.set_user_protection(user.id, false))
+            .unwrap()
+            .unwrap();
+        assert!(!updated.deletion_protected);
+        assert_eq!(uow.writes(), vec![Call::UpdateUser(updated)]);
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn setting_protection_of_a_missing_user_or_site_writes_nothing() {
+        let site = site();
+        let user = verified_user(&site);
+
+        let mut ports = Ports::new();
+        ports.accounts.expect_find_user().returning(|_| Ok(None));
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+        assert_eq!(run(svc.set_user_protection(user.id, true)).unwrap(), None);
+        assert!(!uow.began());
+
+        let mut ports = ports_with(&site, &user);
+        ports.uow.site = None;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+        assert_eq!(run(svc.set_user_protection(user.id, true)).unwrap(), None);
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+
+        let mut ports = ports_with(&site, &user);
+        ports.uow.existing = None;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+        assert_eq!(run(svc.set_user_protection(user.id, true)).unwrap(), None);
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn a_failed_protection_write_is_not_committed() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = ports_with(&site, &user);
+        ports.uow.answers.update_user_conflicts = true;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.set_user_protection(user.id, true)),
+            Err(RepoError::Conflict(_))
+        ));
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn resending_revokes_older_links_then_stores_a_new_one_and_queues_the_email() {
+        let site = site();
+        let user = user_of(&site, "new@example.com");
+        let mut ports = Ports::new();
+        ports.uow.existing = Some(user.clone());
+        ports.uow.site = Some(site.clone());
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        run(svc.resend_verification(user.id)).unwrap();
+        let writes = uow.writes();
+        assert_eq!(writes.len(), 3, "{writes:?}");
+        assert_eq!(writes[0], Call::DeleteVerificationTokensOfUser(user.id));
+        let tokens = uow.verification_tokens();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].user_id, user.id);
+        assert_eq!(tokens[0].site_id, site.id);
+        assert!(tokens[0].expires_at > NOW);
+        assert_eq!(
+            uow.emails(),
+            vec![(EmailKind::Verification, "new@example.com".to_owned())]
+        );
+        assert_eq!(
+            uow.calls()[..3],
+            [
+                Call::Begin,
+                Call::LockUser(user.id),
+                Call::LockSite(site.id)
+            ]
+        );
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn resending_to_an_unknown_user_is_not_found() {
+        let site = site();
+        let user = user_of(&site, "new@example.com");
+        let mut ports = Ports::new();
+        ports.uow.site = Some(site.clone());
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.resend_verification(user.id)),
+            Err(ResendError::NotFound)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn resending_to_a_user_whose_site_is_missing_is_not_found() {
+        let site = site();
+        let user = user_of(&site, "new@example.com");
+        let mut ports = Ports::new();
+        ports.uow.existing = Some(user.clone());
+        ports.uow.site = Some(other_site());
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.resend_verification(user.id)),
+            Err(ResendError::NotFound)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn resending_to_a_verified_user_sends_nothing() {
+        let site = site();
+        let user = verified_user(&site);
+        let mut ports = Ports::new();
+        ports.uow.existing = Some(user.clone());
+        ports.uow.site = Some(site.clone());
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.resend_verification(user.id)),
+            Err(ResendError::AlreadyVerified)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn a_storage_failure_while_resending_is_a_repo_error() {
+        let site = site();
+        let user = user_of(&site, "new@example.com");
+        let mut ports = Ports::new();
+        ports.uow.existing = Some(user.clone());
+        ports.uow.answers.begin_fails = true;
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.resend_verification(user.id)),
+            Err(ResendError::Repo(RepoError::Unavailable(_)))
+        ));
+    }
+
+    #[test]
+    fn cleanup_deletes_what_expired_before_now() {
+        let mut ports = Ports::new();
+        let counts = CleanupCounts {
+            auth_tokens: 3,
+            ..CleanupCounts::default()
+        };
+        ports
+            .accounts
+            .expect_delete_expired_tokens()
+            .withf(|now| *now == NOW)
+            .times(1)
+            .returning(move |_| Ok(counts));
+        let svc = ports.service();
+
+        assert_eq!(run(svc.cleanup_expired_tokens()).unwrap().auth_tokens, 3);
+    }
+}

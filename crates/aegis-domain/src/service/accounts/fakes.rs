@@ -23,21 +23,22 @@ use crate::user::{Email, Role, User};
 use crate::webhook::WebhookEvent;
 
 /// The time every test runs at.
-pub(super) const NOW: UnixTime = 1_000;
+pub(crate) const NOW: UnixTime = 1_000;
 /// The hash every test user's password is stored as.
-pub(super) const STORED_HASH: &str = "$argon2id$stored";
+pub(crate) const STORED_HASH: &str = "$argon2id$stored";
 /// What the mocked hasher hashes every password to.
-pub(super) const NEW_HASH: &str = "$argon2id$new";
+pub(crate) const NEW_HASH: &str = "$argon2id$new";
 /// An address in Aegis's normal form.
-pub(super) const NORMAL: &str = "jos\u{e9}@xn--bcher-kva.de";
+pub(crate) const NORMAL: &str = "jos\u{e9}@xn--bcher-kva.de";
 /// [`NORMAL`] as a client might type it.
-pub(super) const TYPED: &str = "JOSE\u{301}@B\u{dc}CHER.de";
+pub(crate) const TYPED: &str = "JOSE\u{301}@B\u{dc}CHER.de";
 
 /// One call a transaction got, in order. Locking reads are recorded too, so that tests can check
 /// the order rows are locked in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Call {
+pub(crate) enum Call {
     Begin,
+    LockSite(SiteId),
     HoldSite(SiteId),
     LockUserByEmail(SiteId, Email),
     LockUser(UserId),
@@ -70,61 +71,69 @@ pub(super) enum Call {
     DeleteVerificationTokensOfUser(UserId),
     EnqueueEmail(QueuedEmail),
     EnqueueWebhook(WebhookEvent),
+    CountAdmins(SiteId),
+    DeleteUserGuarded(UserId),
     Commit,
 }
 
 impl Call {
     /// Whether the call changes what is stored (a commit does not count: it only makes the
     /// writes before it durable).
-    pub(super) fn is_write(&self) -> bool {
+    pub(crate) fn is_write(&self) -> bool {
         !matches!(
             self,
             Self::Begin
+                | Self::LockSite(_)
                 | Self::HoldSite(_)
                 | Self::LockUserByEmail(..)
                 | Self::LockUser(_)
                 | Self::LockRefreshToken(_)
                 | Self::EmailTaken(..)
+                | Self::CountAdmins(_)
                 | Self::Commit
         )
     }
 }
 
-/// How the conditional calls of a transaction answer. All `false` by default: nothing taken,
+/// How the conditional calls of a transaction answer. All `false` or zero by default: nothing taken,
 /// claimed or in use, and no conflict.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Answers {
+pub(crate) struct Answers {
     /// `begin` fails with [`RepoError::Unavailable`].
-    pub(super) begin_fails: bool,
+    pub(crate) begin_fails: bool,
     /// `insert_user` fails with [`RepoError::Conflict`], as a concurrent insert makes it.
-    pub(super) insert_user_conflicts: bool,
+    pub(crate) insert_user_conflicts: bool,
     /// `update_user` fails with [`RepoError::Conflict`].
-    pub(super) update_user_conflicts: bool,
+    pub(crate) update_user_conflicts: bool,
     /// `take_verification_token` removes the token.
-    pub(super) verification_token_taken: bool,
+    pub(crate) verification_token_taken: bool,
     /// `claim_refresh_token` wins the claim.
-    pub(super) refresh_token_claimed: bool,
+    pub(crate) refresh_token_claimed: bool,
     /// `claim_reset_token` wins the claim.
-    pub(super) reset_token_claimed: bool,
+    pub(crate) reset_token_claimed: bool,
     /// `take_email_change` removes the request.
-    pub(super) email_change_taken: bool,
+    pub(crate) email_change_taken: bool,
     /// `email_taken` says another user has the address.
-    pub(super) email_in_use: bool,
+    pub(crate) email_in_use: bool,
     /// `delete_auth_token` found the token.
-    pub(super) auth_token_deleted: bool,
+    pub(crate) auth_token_deleted: bool,
     /// `replace_password_hash` found the expected hash.
-    pub(super) password_hash_replaced: bool,
+    pub(crate) password_hash_replaced: bool,
+    /// What `count_admins` answers.
+    pub(crate) admins: i64,
+    /// `delete_user_guarded` finds a guard and deletes nothing, as a concurrent change makes it.
+    pub(crate) delete_refused: bool,
 }
 
 /// A unit of work whose only stored user is `existing`, whose only site is `site` and whose only
 /// refresh token is `refresh_token`, answering the rest from `answers`. Every transaction it
 /// begins shares one record of calls: what was asked, committed or not.
 #[derive(Clone, Default)]
-pub(super) struct Recording {
-    pub(super) existing: Option<User>,
-    pub(super) site: Option<Site>,
-    pub(super) refresh_token: Option<RefreshToken>,
-    pub(super) answers: Answers,
+pub(crate) struct Recording {
+    pub(crate) existing: Option<User>,
+    pub(crate) site: Option<Site>,
+    pub(crate) refresh_token: Option<RefreshToken>,
+    pub(crate) answers: Answers,
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
@@ -134,27 +143,27 @@ impl Recording {
     }
 
     /// Every call so far, in order.
-    pub(super) fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
     /// The calls so far that write, in order.
-    pub(super) fn writes(&self) -> Vec<Call> {
+    pub(crate) fn writes(&self) -> Vec<Call> {
         self.calls().into_iter().filter(Call::is_write).collect()
     }
 
     /// Whether a transaction was begun.
-    pub(super) fn began(&self) -> bool {
+    pub(crate) fn began(&self) -> bool {
         self.calls().contains(&Call::Begin)
     }
 
     /// Whether a transaction was committed.
-    pub(super) fn committed(&self) -> bool {
+    pub(crate) fn committed(&self) -> bool {
         self.calls().contains(&Call::Commit)
     }
 
     /// The emails queued: their kind and recipient.
-    pub(super) fn emails(&self) -> Vec<(EmailKind, String)> {
+    pub(crate) fn emails(&self) -> Vec<(EmailKind, String)> {
         self.queued()
             .iter()
             .map(|e| (e.message.kind, e.message.to.clone()))
@@ -162,7 +171,7 @@ impl Recording {
     }
 
     /// The emails queued.
-    pub(super) fn queued(&self) -> Vec<QueuedEmail> {
+    pub(crate) fn queued(&self) -> Vec<QueuedEmail> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -173,7 +182,7 @@ impl Recording {
     }
 
     /// The users inserted.
-    pub(super) fn inserted_users(&self) -> Vec<User> {
+    pub(crate) fn inserted_users(&self) -> Vec<User> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -184,7 +193,7 @@ impl Recording {
     }
 
     /// The verification tokens stored.
-    pub(super) fn verification_tokens(&self) -> Vec<StoredToken> {
+    pub(crate) fn verification_tokens(&self) -> Vec<StoredToken> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -195,7 +204,7 @@ impl Recording {
     }
 
     /// The email-change requests stored.
-    pub(super) fn email_changes(&self) -> Vec<EmailChangeRequest> {
+    pub(crate) fn email_changes(&self) -> Vec<EmailChangeRequest> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -233,8 +242,9 @@ impl Transaction for Recording {
 
 #[async_trait]
 impl SiteTxRepository for Recording {
-    async fn lock(&mut self, _: SiteId) -> Result<Option<Site>, RepoError> {
-        unreachable!("account use cases only hold sites")
+    async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
+        self.record(Call::LockSite(id));
+        Ok(self.site.clone().filter(|s| s.id == id))
     }
     async fn hold(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
         self.record(Call::HoldSite(id));
@@ -387,11 +397,13 @@ impl AccountTxRepository for Recording {
         self.record(Call::EmailTaken(site, email.clone(), except));
         Ok(self.answers.email_in_use)
     }
-    async fn count_admins(&mut self, _: SiteId) -> Result<i64, RepoError> {
-        unreachable!("account use cases do not count admins")
+    async fn count_admins(&mut self, site: SiteId) -> Result<i64, RepoError> {
+        self.record(Call::CountAdmins(site));
+        Ok(self.answers.admins)
     }
-    async fn delete_user_guarded(&mut self, _: UserId) -> Result<bool, RepoError> {
-        unreachable!("account use cases do not delete users")
+    async fn delete_user_guarded(&mut self, id: UserId) -> Result<bool, RepoError> {
+        self.record(Call::DeleteUserGuarded(id));
+        Ok(!self.answers.delete_refused)
     }
     async fn insert_verification_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
         self.record(Call::InsertVerificationToken(token.clone()));
@@ -417,16 +429,16 @@ impl AccountTxRepository for Recording {
 
 /// The ports of a service under test. The mocks start without expectations, so any call a test
 /// did not expect fails it; the unit of work starts empty.
-pub(super) struct Ports {
-    pub(super) accounts: MockAccountRepository,
-    pub(super) sites: MockSiteRepository,
-    pub(super) hasher: MockPasswordHasher,
-    pub(super) uow: Recording,
-    pub(super) settings: AccountSettings,
+pub(crate) struct Ports {
+    pub(crate) accounts: MockAccountRepository,
+    pub(crate) sites: MockSiteRepository,
+    pub(crate) hasher: MockPasswordHasher,
+    pub(crate) uow: Recording,
+    pub(crate) settings: AccountSettings,
 }
 
 impl Ports {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             accounts: MockAccountRepository::new(),
             sites: MockSiteRepository::new(),
@@ -437,7 +449,7 @@ impl Ports {
     }
 
     /// Expects exactly `times` hashes, each giving [`NEW_HASH`].
-    pub(super) fn expect_hashes(&mut self, times: usize) {
+    pub(crate) fn expect_hashes(&mut self, times: usize) {
         self.hasher
             .expect_hash()
             .times(times)
@@ -445,7 +457,7 @@ impl Ports {
     }
 
     /// Expects exactly one verification, of `password` against `stored`, answering `outcome`.
-    pub(super) fn expect_verification(
+    pub(crate) fn expect_verification(
         &mut self,
         password: &str,
         stored: Option<&str>,
@@ -461,7 +473,7 @@ impl Ports {
 
     /// The service over these ports, at [`NOW`], with deterministic identifiers and tokens. The
     /// unit of work is shared: keep a clone to read what it recorded.
-    pub(super) fn service(self) -> AccountService {
+    pub(crate) fn service(self) -> AccountService {
         AccountService::new(
             Arc::new(self.accounts),
             Arc::new(self.sites),
@@ -475,28 +487,28 @@ impl Ports {
 }
 
 /// Runs a use case to completion: every fake answers at once, so it never waits.
-pub(super) fn run<F: Future>(future: F) -> F::Output {
+pub(crate) fn run<F: Future>(future: F) -> F::Output {
     future.now_or_never().expect("the fakes never wait")
 }
 
-pub(super) fn email(raw: &str) -> Email {
+pub(crate) fn email(raw: &str) -> Email {
     Email::parse(raw).unwrap()
 }
 
 /// A site with self-registration and no webhook.
-pub(super) fn site() -> Site {
+pub(crate) fn site() -> Site {
     Site::create(new_site(None), 1, &CountingGenerator::default())
 }
 
 /// A site that is not [`site`].
-pub(super) fn other_site() -> Site {
+pub(crate) fn other_site() -> Site {
     let mut other = site();
     other.id = SiteId::from_uuid(uuid::Uuid::from_u128(99));
     other
 }
 
 /// A site with a webhook configured, so user events are queued.
-pub(super) fn webhook_site() -> Site {
+pub(crate) fn webhook_site() -> Site {
     Site::create(
         new_site(Some("https://hooks.example.com/aegis")),
         1,
@@ -505,7 +517,7 @@ pub(super) fn webhook_site() -> Site {
 }
 
 /// A self-registered user of `site` whose password is [`STORED_HASH`], not verified yet.
-pub(super) fn user_of(site: &Site, address: &str) -> User {
+pub(crate) fn user_of(site: &Site, address: &str) -> User {
     User::new(
         UserId::from_uuid(uuid::Uuid::from_u128(7)),
         site.id,
@@ -517,7 +529,7 @@ pub(super) fn user_of(site: &Site, address: &str) -> User {
 }
 
 /// A verified user of `site` whose password is [`STORED_HASH`].
-pub(super) fn verified_user(site: &Site) -> User {
+pub(crate) fn verified_user(site: &Site) -> User {
     User {
         is_verified: true,
         ..user_of(site, "me@example.com")
@@ -525,7 +537,7 @@ pub(super) fn verified_user(site: &Site) -> User {
 }
 
 /// An invited user of `site`: no password, not verified.
-pub(super) fn invited_user(site: &Site) -> User {
+pub(crate) fn invited_user(site: &Site) -> User {
     User {
         password_hash: None,
         ..user_of(site, "invited@example.com")
@@ -533,7 +545,7 @@ pub(super) fn invited_user(site: &Site) -> User {
 }
 
 /// A stored single-use token of `user`, presented as `presented`, expiring at `expires_at`.
-pub(super) fn stored_token(user: &User, presented: &str, expires_at: UnixTime) -> StoredToken {
+pub(crate) fn stored_token(user: &User, presented: &str, expires_at: UnixTime) -> StoredToken {
     StoredToken {
         digest: crate::token::digest(presented),
         site_id: user.site_id,

@@ -32,7 +32,7 @@ macro_rules! failure_from {
 
 mod email_change;
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 mod password;
 mod registration;
 mod session;
