@@ -331,8 +331,7 @@ mod tests {
             run(svc.delete_user(user.id)),
             Err(DeleteUserError::NotFound)
         ));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -348,8 +347,7 @@ mod tests {
             run(svc.delete_user(user.id)),
             Err(DeleteUserError::SiteMissing)
         ));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -368,8 +366,7 @@ mod tests {
             run(svc.delete_user(user.id)),
             Err(DeleteUserError::SiteProtected)
         ));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -387,8 +384,7 @@ mod tests {
             run(svc.delete_user(user.id)),
             Err(DeleteUserError::UserProtected)
         ));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -405,8 +401,7 @@ mod tests {
             Err(DeleteUserError::LastAdmin)
         ));
         assert!(uow.calls().contains(&Call::CountAdmins(site.id)));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -511,16 +506,14 @@ mod tests {
         let uow = ports.uow.clone();
         let svc = ports.service();
         assert_eq!(run(svc.set_user_protection(user.id, true)).unwrap(), None);
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
 
         let mut ports = ports_with(&site, &user);
         ports.uow.existing = None;
         let uow = ports.uow.clone();
         let svc = ports.service();
         assert_eq!(run(svc.set_user_protection(user.id, true)).unwrap(), None);
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -586,8 +579,7 @@ mod tests {
             run(svc.resend_verification(user.id)),
             Err(ResendError::NotFound)
         ));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -604,8 +596,7 @@ mod tests {
             run(svc.resend_verification(user.id)),
             Err(ResendError::NotFound)
         ));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -622,8 +613,7 @@ mod tests {
             run(svc.resend_verification(user.id)),
             Err(ResendError::AlreadyVerified)
         ));
-        assert!(uow.writes().is_empty());
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]

@@ -274,8 +274,7 @@ mod tests {
                 .service()
                 .request_email_change(&user, &email(NORMAL), &pw()));
             assert!(matches!(outcome, Err(EmailChangeError::InvalidPassword)));
-            assert_eq!(uow.writes(), []);
-            assert!(!uow.committed());
+            uow.assert_untouched();
         }
     }
 
@@ -376,8 +375,7 @@ mod tests {
             uow.calls()
                 .contains(&Call::EmailTaken(site.id, email(NORMAL), Some(user.id)))
         );
-        assert_eq!(uow.writes(), []);
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]

@@ -162,6 +162,13 @@ impl Recording {
         self.calls().contains(&Call::Commit)
     }
 
+    /// Asserts that nothing was written and nothing committed: the use case changed nothing.
+    #[track_caller]
+    pub(crate) fn assert_untouched(&self) {
+        assert_eq!(self.writes(), [], "nothing written");
+        assert!(!self.committed(), "nothing committed");
+    }
+
     /// The emails queued: their kind and recipient.
     pub(crate) fn emails(&self) -> Vec<(EmailKind, String)> {
         self.queued()

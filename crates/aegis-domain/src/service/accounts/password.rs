@@ -234,8 +234,7 @@ mod tests {
             run(ports.service().change_password(&user, &old(), &new())),
             Err(ChangePasswordError::IncorrectPassword)
         ));
-        assert_eq!(uow.writes(), []);
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -249,8 +248,7 @@ mod tests {
             run(ports.service().change_password(&user, &old(), &new())),
             Err(ChangePasswordError::UserNotFound)
         ));
-        assert_eq!(uow.writes(), []);
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -516,8 +514,7 @@ mod tests {
                 run(ports.service().reset_password(&site, "reset", &new())),
                 Err(ResetPasswordError::InvalidToken)
             ));
-            assert_eq!(uow.writes(), []);
-            assert!(!uow.committed());
+            uow.assert_untouched();
         }
     }
 

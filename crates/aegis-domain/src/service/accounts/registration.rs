@@ -345,8 +345,7 @@ mod tests {
                 matches!(outcome, Err(InviteError::AlreadyRegistered)),
                 "{existing:?}"
             );
-            assert_eq!(uow.writes(), []);
-            assert!(!uow.committed());
+            uow.assert_untouched();
         }
     }
 

@@ -371,8 +371,7 @@ mod tests {
                 login(ports, &site),
                 Err(LoginError::InvalidCredentials)
             ));
-            assert_eq!(uow.writes(), []);
-            assert!(!uow.committed());
+            uow.assert_untouched();
         }
     }
 
@@ -391,8 +390,7 @@ mod tests {
             login(ports, &site),
             Err(LoginError::EmailNotVerified)
         ));
-        assert_eq!(uow.writes(), []);
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -688,8 +686,7 @@ mod tests {
             run(ports.service().refresh("refresh")),
             Err(RefreshError::UserNotFound)
         ));
-        assert_eq!(uow.writes(), []);
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
@@ -732,8 +729,7 @@ mod tests {
             run(ports.service().refresh("refresh")),
             Err(RefreshError::NotVerified)
         ));
-        assert_eq!(uow.writes(), []);
-        assert!(!uow.committed());
+        uow.assert_untouched();
     }
 
     #[test]
