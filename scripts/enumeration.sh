@@ -16,19 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAMPLES=${1:-31}
-PORT=5698
-B=http://127.0.0.1:$PORT
 command -v psql >/dev/null || { echo "psql is needed (apt-get install postgresql-client)" >&2; exit 1; }
-if [ -z "${AEGIS_BIN:-}" ]; then
-  cargo build --release -q
-  AEGIS_BIN=target/release/aegis
-fi
-DATA=$(mktemp -d /tmp/aegis-enum-XXXXXX)
-RATELIMIT_ENABLED=false AEGIS_DATA_DIR=$DATA APP_PORT=$PORT LOG_LEVEL=WARNING \
-  "$AEGIS_BIN" > "$DATA/aegis.log" 2>&1 &
-AEGIS=$!
-trap 'kill -INT $AEGIS 2>/dev/null; wait $AEGIS 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 60); do curl -sf $B/api/health >/dev/null && break; sleep 0.5; done
+. scripts/bench-lib.sh
+start_aegis 5698 enum
 PG_PORT=$(grep -o 'managed server on 127.0.0.1:[0-9]*' "$DATA/aegis.log" | head -1 | sed 's/.*://')
 export PGPASSWORD
 PGPASSWORD=$(cat "$DATA/postgres_password")

@@ -15,19 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 CONNECTIONS=${2:-32}
-PORT=5699
-B=http://127.0.0.1:$PORT
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-if [ -z "${AEGIS_BIN:-}" ]; then
-  cargo build --release -q
-  AEGIS_BIN=target/release/aegis
-fi
-DATA=$(mktemp -d /tmp/aegis-load-XXXXXX)
-RATELIMIT_ENABLED=false AEGIS_DATA_DIR=$DATA APP_PORT=$PORT LOG_LEVEL=WARNING \
-  "$AEGIS_BIN" > "$DATA/aegis.log" 2>&1 &
-AEGIS=$!
-trap 'kill -INT $AEGIS 2>/dev/null; wait $AEGIS 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 60); do curl -sf $B/api/health >/dev/null && break; sleep 0.5; done
+. scripts/bench-lib.sh
+start_aegis 5699 load
 
 # Resident memory of the aegis process now, and its peak since the last reset, in MiB.
 rss() { awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/$AEGIS/status"; }
