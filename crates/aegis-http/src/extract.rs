@@ -165,21 +165,24 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 }
 
 /// Logs each refusal of the tenant gate as a security event, then gives the uniform 401.
-struct GateLog(Who);
+/// It keeps the request (a cheap handle) and finds the client only when a request is refused, so
+/// an accepted request pays nothing for the log.
+struct GateLog(HttpRequest);
 
 impl GateLog {
     fn new(req: &HttpRequest) -> Self {
-        Self(
-            req.app_data::<web::Data<AppState>>()
-                .map(|s| s.clients.client(req))
-                .unwrap_or_default(),
-        )
+        Self(req.clone())
     }
 
     fn denied(&self, raw_site: Option<&str>, detail: &str) -> ApiError {
+        let client = self
+            .0
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.clients.client(&self.0))
+            .unwrap_or_default();
         let who = Who {
             site: Some(SiteKey::parse(raw_site)),
-            ..self.0.clone()
+            ..client
         };
         security::record(Event::TenantKeyRejected, &who, detail);
         tenant_denied()
