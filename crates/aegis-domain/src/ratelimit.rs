@@ -498,6 +498,21 @@ impl Decision {
             .as_ref()
             .is_some_and(|c| c.bucket.starts_with("login-fail:"))
     }
+
+    /// Which kind of limit refused the request, in words for a log line (never the bucket's name,
+    /// which holds the account digest and the network).
+    pub fn blocked_by(&self) -> Option<&'static str> {
+        let bucket = &self.blocked.as_ref()?.bucket;
+        if bucket.starts_with("login-fail:") {
+            return Some("failed-login bound");
+        }
+        Some(match bucket.split(':').nth(1) {
+            Some("account") => "per-account limit",
+            Some("site") => "per-site limit",
+            Some("ip") => "per-network limit",
+            _ => "limit",
+        })
+    }
 }
 
 /// Decides on the counts [`RateCounters::hit`] returned for `hits` (in the same order). A counted
@@ -744,6 +759,7 @@ mod policy_tests {
         let d = decide(&hits, &over);
         assert_eq!(d.blocked.as_ref().unwrap().bucket, "a");
         assert!(!d.blocked_by_failures());
+        assert_eq!(decide(&hits, &under).blocked_by(), None);
 
         // The failure bucket is only read, so reaching its limit already blocks.
         let bound = [
@@ -753,6 +769,7 @@ mod policy_tests {
         ];
         let d = decide(&hits, &bound);
         assert!(d.blocked_by_failures());
+        assert_eq!(d.blocked_by(), Some("failed-login bound"));
         assert_eq!(d.reported.unwrap().bucket, "login-fail:x");
 
         let back = refunds(&hits);

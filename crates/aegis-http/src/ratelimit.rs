@@ -103,7 +103,8 @@ impl Limiter {
             now,
         };
         if let Some(over) = &charge.decision.blocked {
-            security::record(Event::RateLimited, &charge.who, charge.bucket_kind(over));
+            let kind = charge.decision.blocked_by().unwrap_or("limit");
+            security::record(Event::RateLimited, &charge.who, kind);
             let message = format!("Too many requests: {}", over.rate.describe());
             let mut response =
                 ApiError::ClientOwned(StatusCode::TOO_MANY_REQUESTS, message).error_response();
@@ -207,18 +208,6 @@ pub async fn password_checked(
 }
 
 impl Charge {
-    /// Which of the route's limits `count` is, for the log: never the bucket name itself.
-    fn bucket_kind(&self, count: &Count) -> &'static str {
-        let kind = count.bucket.split(':').nth(1).unwrap_or_default();
-        match (count.bucket.starts_with("login-fail:"), kind) {
-            (true, _) => "failed-login bound",
-            (false, "account") => "per-account limit",
-            (false, "site") => "per-site limit",
-            (false, "ip") => "per-network limit",
-            _ => "limit",
-        }
-    }
-
     /// Writes the rate-limit headers of the counter the response reports.
     pub fn set_headers(&self, headers: &mut HeaderMap) {
         if let Some(count) = &self.decision.reported {
