@@ -235,3 +235,75 @@ pub async fn reference_database() -> TestDatabase {
         .expect("create the reference schema");
     db
 }
+
+/// The newest queued email of `kind` to `recipient` in the database at `url`, opened with the keys
+/// of `secret` (the service's `SECRET_KEY`): its subject, text body, and whether any plaintext body
+/// was stored beside the sealed one (it never should be).
+pub async fn sealed_email(url: &str, secret: &str, kind: &str, recipient: &str) -> SealedEmail {
+    use diesel::QueryableByName;
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: uuid::Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        subject: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plain: String,
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        sealed_body: Vec<u8>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sealed_with: String,
+    }
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    let row: Row = diesel::sql_query(
+        "SELECT id, subject, text_body || html_body AS plain, sealed_body, sealed_with \
+         FROM email_outbox WHERE kind = $1 AND recipient = $2 \
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Text, _>(kind)
+    .bind::<diesel::sql_types::Text, _>(recipient)
+    .get_result(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("no sealed {kind} email to {recipient}: {e}"));
+    let (text, _) = aegis_postgres::SealingKeys::new(secret, None)
+        .unwrap_or_else(|e| panic!("sealing keys: {e}"))
+        .open(&row.sealed_with, row.id, recipient, &row.sealed_body)
+        .unwrap_or_else(|e| panic!("the sealed body does not open: {e:?}"));
+    SealedEmail {
+        subject: row.subject,
+        text,
+        plaintext_at_rest: row.plain,
+        sealed_body: row.sealed_body,
+    }
+}
+
+/// A queued email as [`sealed_email`] reads it.
+pub struct SealedEmail {
+    /// The subject (stored in the clear).
+    pub subject: String,
+    /// The text body, opened.
+    pub text: String,
+    /// Whatever plaintext body was stored beside the sealed one: empty for a sealed row.
+    pub plaintext_at_rest: String,
+    /// The sealed bytes as stored.
+    pub sealed_body: Vec<u8>,
+}
+
+impl SealedEmail {
+    /// The token of the first link in the body (`…?token=…`).
+    pub fn token(&self) -> String {
+        let start = self
+            .text
+            .find("token=")
+            .unwrap_or_else(|| panic!("no link with a token in {:?}", self.text))
+            + "token=".len();
+        self.text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+}

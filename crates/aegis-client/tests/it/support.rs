@@ -8,10 +8,7 @@ use aegis_api_types::{CreateSiteRequest, RegisterRequest, SiteAdmin, VerifyEmail
 use aegis_client::AegisClient;
 use aegis_http::config::Settings;
 use aegis_http::embed::Aegis;
-use aegis_postgres::SealingKeys;
 use aegis_test_support::{TestDatabase, fresh_database};
-use diesel::QueryableByName;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 
 pub const MASTER_KEY: &str = "client-test-master-key-0123456789abcdef";
 pub const SECRET_KEY: &str = "client-test-secret-key-0123456789abcdef";
@@ -95,34 +92,9 @@ impl Server {
 
     /// The token in the newest queued email of `kind` to `recipient`, opened with the sealing key.
     pub async fn emailed_token(&self, kind: &str, recipient: &str) -> String {
-        #[derive(QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: uuid::Uuid,
-            #[diesel(sql_type = diesel::sql_types::Binary)]
-            sealed_body: Vec<u8>,
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            sealed_with: String,
-        }
-        let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
-        let row: Row = diesel::sql_query(
-            "SELECT id, sealed_body, sealed_with FROM email_outbox \
-             WHERE kind = $1 AND recipient = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind::<diesel::sql_types::Text, _>(kind)
-        .bind::<diesel::sql_types::Text, _>(recipient)
-        .get_result(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("no {kind} email to {recipient}: {e}"));
-        let (text, _) = SealingKeys::new(SECRET_KEY, None)
-            .unwrap()
-            .open(&row.sealed_with, row.id, recipient, &row.sealed_body)
-            .unwrap();
-        let start = text.find("token=").expect("a link with a token") + "token=".len();
-        text[start..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect()
+        aegis_test_support::sealed_email(self.db.url(), SECRET_KEY, kind, recipient)
+            .await
+            .token()
     }
 
     /// A tenant client for `site`.

@@ -191,37 +191,9 @@ pub fn level(line: &Value) -> &str {
 /// The token in the newest queued email of `kind` to `recipient`, opened with the services'
 /// `SECRET_KEY`.
 pub async fn emailed_token(database_url: &str, kind: &str, recipient: &str) -> String {
-    use diesel::QueryableByName;
-    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
-
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: uuid::Uuid,
-        #[diesel(sql_type = diesel::sql_types::Binary)]
-        sealed_body: Vec<u8>,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        sealed_with: String,
-    }
-    let mut conn = AsyncPgConnection::establish(database_url).await.unwrap();
-    let row: Row = diesel::sql_query(
-        "SELECT id, sealed_body, sealed_with FROM email_outbox WHERE kind = $1 AND recipient = $2 \
-         ORDER BY created_at DESC, id DESC LIMIT 1",
-    )
-    .bind::<diesel::sql_types::Text, _>(kind)
-    .bind::<diesel::sql_types::Text, _>(recipient)
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    let (text, _) = aegis_postgres::SealingKeys::new(STRONG_SECRET, None)
-        .unwrap()
-        .open(&row.sealed_with, row.id, recipient, &row.sealed_body)
-        .unwrap();
-    let start = text.find("token=").unwrap() + "token=".len();
-    text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
+    aegis_test_support::sealed_email(database_url, STRONG_SECRET, kind, recipient)
+        .await
+        .token()
 }
 
 /// A site, and a verified user of it logged in: (site, tenant key, auth token).

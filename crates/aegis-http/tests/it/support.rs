@@ -501,37 +501,17 @@ impl TestApp {
     /// The newest queued email of `kind` to `recipient`: (subject, text body). Its body is stored
     /// only sealed: the plaintext columns are empty and the sealed bytes do not show the link.
     pub async fn last_email(&self, kind: &str, recipient: &str) -> (String, String) {
-        #[derive(QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: uuid::Uuid,
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            subject: String,
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            plain: String,
-            #[diesel(sql_type = diesel::sql_types::Binary)]
-            sealed_body: Vec<u8>,
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            sealed_with: String,
-        }
+        let email = self.sealed(kind, recipient).await;
+        (email.subject, email.text)
+    }
+
+    async fn sealed(&self, kind: &str, recipient: &str) -> aegis_test_support::SealedEmail {
         self.handle_reset_requests().await;
-        let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
-        let row: Row = diesel::sql_query(
-            "SELECT id, subject, text_body || html_body AS plain, sealed_body, sealed_with \
-             FROM email_outbox WHERE kind = $1 AND recipient = $2 \
-             ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind::<diesel::sql_types::Text, _>(kind)
-        .bind::<diesel::sql_types::Text, _>(recipient)
-        .get_result(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("no sealed {kind} email to {recipient}: {e}"));
-        assert_eq!(row.plain, "", "no plaintext body at rest");
-        assert!(!String::from_utf8_lossy(&row.sealed_body).contains("token="));
-        let (text, _) = sealing_keys()
-            .open(&row.sealed_with, row.id, recipient, &row.sealed_body)
-            .unwrap();
-        (row.subject, text)
+        let email =
+            aegis_test_support::sealed_email(self.db.url(), SECRET_KEY, kind, recipient).await;
+        assert_eq!(email.plaintext_at_rest, "", "no plaintext body at rest");
+        assert!(!String::from_utf8_lossy(&email.sealed_body).contains("token="));
+        email
     }
 
     /// Does what the password-reset worker of the service would have done by now.
@@ -545,12 +525,7 @@ impl TestApp {
 
     /// The token in the newest queued email of `kind` to `recipient`.
     pub async fn emailed_token(&self, kind: &str, recipient: &str) -> String {
-        let (_, text) = self.last_email(kind, recipient).await;
-        let start = text.find("token=").expect("a link with a token") + "token=".len();
-        text[start..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect()
+        self.sealed(kind, recipient).await.token()
     }
 
     /// Registers `email` with `password` on `site` and verifies it through the emailed link.
