@@ -26,21 +26,22 @@
 //! # }
 //! ```
 //!
-//! With the default feature `actix`, [`AuthenticatedUser`] is an actix-web extractor: a handler
-//! that takes one only runs for a request carrying a bearer token Aegis accepts. See
-//! [`TokenValidator`] for how tokens are checked and cached.
+//! [`AuthenticatedUser`] is an extractor for actix-web (the default feature `actix`) and for axum
+//! (the feature `axum`): a handler that takes one only runs for a request carrying a bearer token
+//! Aegis accepts. See [`TokenValidator`] for how tokens are checked and cached; a service on
+//! another framework calls [`authenticate`] with the request's `Authorization` header.
 #![warn(missing_docs)]
 
+#[cfg(feature = "actix")]
+mod actix;
+#[cfg(feature = "axum")]
+mod axum;
 mod cache;
 mod client;
 mod error;
-
-#[cfg(feature = "actix")]
-mod extractor;
+mod validator;
 
 pub use cache::{DEFAULT_CAPACITY, DEFAULT_TTL, TokenCache, TokenKey};
 pub use client::AegisClient;
 pub use error::ClientError;
-
-#[cfg(feature = "actix")]
-pub use extractor::{AuthError, AuthenticatedUser, TokenValidator};
+pub use validator::{AuthError, AuthenticatedUser, TokenValidator, authenticate};

@@ -1,21 +1,18 @@
-//! [`AuthenticatedUser`]: an actix-web extractor that checks the request's bearer token with Aegis.
+//! [`TokenValidator`] and [`AuthenticatedUser`]: checking a request's bearer token with Aegis, for
+//! any web framework. The actix-web and axum extractors are thin adapters over [`authenticate`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
 use aegis_api_types::{ErrorBody, User};
 
 use crate::{AegisClient, ClientError, DEFAULT_CAPACITY, DEFAULT_TTL, TokenCache, TokenKey};
 
 /// Validates bearer tokens by asking Aegis (`GET /api/auth/me`), with a short cache in front.
 ///
-/// Register it as app data, `App::new().app_data(web::Data::new(validator))`, and
-/// [`AuthenticatedUser`] finds it there.
+/// With actix-web, register it as app data, `App::new().app_data(web::Data::new(validator))`;
+/// with axum, put an `Arc<TokenValidator>` in the router's state. [`AuthenticatedUser`] finds it
+/// there.
 ///
 /// The cache is keyed by the SHA-256 of the token (never the token itself) and trusts an answer for
 /// [`DEFAULT_TTL`] (10 s) unless [`Self::with_ttl`] says otherwise: a token revoked in Aegis keeps
@@ -97,11 +94,15 @@ impl TokenValidator {
 
 /// The user behind the request's `Authorization: Bearer <token>`, as Aegis sees them.
 ///
-/// Extracting one needs a `web::Data<TokenValidator>` in the app data. A request without a
-/// usable header, or whose token Aegis refuses, gets a 401 and the handler does not run; when
-/// Aegis cannot answer, the request gets a 503 with `Retry-After: 1`, never a 401.
+/// It is an extractor for actix-web (feature `actix`, on by default) and for axum (feature
+/// `axum`). A request without a usable header, or whose token Aegis refuses, gets a 401 and the
+/// handler does not run; when Aegis cannot answer, the request gets a 503 with `Retry-After: 1`,
+/// never a 401.
+///
+/// With actix-web, extracting one needs a `web::Data<TokenValidator>` in the app data:
 ///
 /// ```no_run
+/// # #[cfg(feature = "actix")] {
 /// use actix_web::{App, HttpResponse, web};
 /// use aegis_client::{AegisClient, AuthenticatedUser, TokenValidator};
 ///
@@ -114,6 +115,25 @@ impl TokenValidator {
 ///     .app_data(validator)
 ///     .route("/whoami", web::get().to(whoami));
 /// # drop(app);
+/// # }
+/// ```
+///
+/// With axum, the router's state must give an `Arc<TokenValidator>` (`FromRef`):
+///
+/// ```no_run
+/// # #[cfg(feature = "axum")] {
+/// use std::sync::Arc;
+/// use aegis_client::{AegisClient, AuthenticatedUser, TokenValidator};
+/// use axum::{Router, routing::get};
+///
+/// async fn whoami(user: AuthenticatedUser) -> String {
+///     user.0.email
+/// }
+///
+/// let validator = Arc::new(TokenValidator::new(AegisClient::new("http://127.0.0.1:8080")));
+/// let app: Router = Router::new().route("/whoami", get(whoami)).with_state(validator);
+/// # drop(app);
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthenticatedUser(pub User);
@@ -145,100 +165,85 @@ pub enum AuthError {
     /// Aegis could not be asked or did not answer properly (503, `Retry-After: 1`).
     #[error("Authentication service unavailable")]
     Unavailable(#[source] ClientError),
-    /// No `web::Data<TokenValidator>` in the app data: a wiring mistake (500).
+    /// No `web::Data<TokenValidator>` in the actix-web app data: a wiring mistake (500). The axum
+    /// extractor cannot meet it, as its state is checked when the router is built.
     #[error("Authentication is not configured")]
     NotConfigured,
 }
 
-impl ResponseError for AuthError {
-    fn status_code(&self) -> StatusCode {
+impl AuthError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
         match self {
-            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MissingToken | Self::InvalidToken => 401,
+            Self::Unavailable(_) => 503,
+            Self::NotConfigured => 500,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
+    /// The seconds for a `Retry-After` header: set only when Aegis could not answer.
+    pub fn retry_after(&self) -> Option<&'static str> {
+        matches!(self, Self::Unavailable(_)).then_some("1")
+    }
+
+    /// The JSON body of the answer, in the shape Aegis itself answers errors with.
+    pub fn body(&self) -> String {
         let body = ErrorBody {
             error: self.to_string(),
             code: None,
             details: None,
         };
-        let mut response = HttpResponse::build(self.status_code());
-        response
-            .insert_header((CONTENT_TYPE, "application/json"))
-            .insert_header(("Cache-Control", "no-store"));
-        if let Self::Unavailable(_) = self {
-            response.insert_header((RETRY_AFTER, "1"));
-        }
-        response.body(serde_json::to_string(&body).unwrap_or_default())
+        serde_json::to_string(&body).unwrap_or_default()
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
-fn bearer_token(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+/// The token of an `Authorization` header value of the form `Bearer <token>`.
+fn bearer_token(authorization: Option<&[u8]>) -> Option<&str> {
+    let value = std::str::from_utf8(authorization?).ok()?;
     let token = value.strip_prefix("Bearer ")?.trim();
-    (!token.is_empty()).then(|| token.to_owned())
+    (!token.is_empty()).then_some(token)
 }
 
-impl FromRequest for AuthenticatedUser {
-    type Error = AuthError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let validator = req.app_data::<web::Data<TokenValidator>>().cloned();
-        let token = bearer_token(req);
-        Box::pin(async move {
-            let validator = validator.ok_or(AuthError::NotConfigured)?;
-            let token = token.ok_or(AuthError::MissingToken)?;
-            match validator.validate(&token).await {
-                Ok(user) => Ok(Self(user)),
-                Err(e) if e.is_unauthorized() => Err(AuthError::InvalidToken),
-                Err(e) => Err(AuthError::Unavailable(e)),
-            }
-        })
+/// Authenticates a request by its `Authorization` header value, for a framework adapter.
+pub async fn authenticate(
+    validator: &TokenValidator,
+    authorization: Option<&[u8]>,
+) -> Result<AuthenticatedUser, AuthError> {
+    let token = bearer_token(authorization).ok_or(AuthError::MissingToken)?;
+    match validator.validate(token).await {
+        Ok(user) => Ok(AuthenticatedUser(user)),
+        Err(e) if e.is_unauthorized() => Err(AuthError::InvalidToken),
+        Err(e) => Err(AuthError::Unavailable(e)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
 
     #[test]
     fn the_token_comes_from_a_bearer_header_only() {
-        let token = |value: &str| {
-            bearer_token(
-                &TestRequest::default()
-                    .insert_header((AUTHORIZATION, value))
-                    .to_http_request(),
-            )
-        };
-        assert_eq!(token("Bearer abc"), Some("abc".to_owned()));
+        let token = |value: &'static str| bearer_token(Some(value.as_bytes()));
+        assert_eq!(token("Bearer abc"), Some("abc"));
+        assert_eq!(token("Bearer  abc "), Some("abc"));
         assert_eq!(token("Bearer "), None);
         assert_eq!(token("Basic abc"), None);
-        assert_eq!(
-            bearer_token(&TestRequest::default().to_http_request()),
-            None
-        );
+        assert_eq!(bearer_token(Some(b"Bearer \xff")), None);
+        assert_eq!(bearer_token(None), None);
     }
 
     #[test]
-    fn an_outage_is_a_503_with_retry_after() {
-        let response = AuthError::Unavailable(ClientError::Timeout).error_response();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    fn an_outage_is_a_503_with_retry_after_and_a_refusal_a_401_without() {
+        let down = AuthError::Unavailable(ClientError::Timeout);
+        assert_eq!(down.status(), 503);
+        assert_eq!(down.retry_after(), Some("1"));
         assert_eq!(
-            response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-            Some("1")
+            down.body(),
+            r#"{"error":"Authentication service unavailable"}"#
         );
-        assert_eq!(
-            AuthError::InvalidToken.status_code(),
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(AuthError::InvalidToken.status(), 401);
+        assert_eq!(AuthError::InvalidToken.retry_after(), None);
+        assert_eq!(AuthError::MissingToken.status(), 401);
+        assert_eq!(AuthError::NotConfigured.status(), 500);
     }
 }
