@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user's role within their site.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An ordinary user (`"user"`).

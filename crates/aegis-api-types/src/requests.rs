@@ -20,6 +20,8 @@ where
 
 /// `POST /api/auth/register` (tenant key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "email": "ada@example.com", "password": "correct horse battery staple"}))))]
 pub struct RegisterRequest {
     /// The site to register with.
     pub site_id: Uuid,
@@ -32,6 +34,8 @@ pub struct RegisterRequest {
 
 /// `POST /api/auth/invite-user` (tenant key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "email": "ada@example.com"}))))]
 pub struct InviteUserRequest {
     /// The site to invite the user to.
     pub site_id: Uuid,
@@ -41,6 +45,8 @@ pub struct InviteUserRequest {
 
 /// `POST /api/auth/login` (tenant key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "email": "ada@example.com", "password": "correct horse battery staple"}))))]
 pub struct LoginRequest {
     /// The user's site.
     pub site_id: Uuid,
@@ -52,6 +58,8 @@ pub struct LoginRequest {
 
 /// `POST /api/auth/logout` (bearer token required). The body is optional.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"refresh_token": "r1Gm0W4w…"}))))]
 pub struct LogoutRequest {
     /// A refresh token of the same session, revoked with the bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +68,8 @@ pub struct LogoutRequest {
 
 /// `POST /api/auth/refresh`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"refresh_token": "r1Gm0W4w…"}))))]
 pub struct RefreshRequest {
     /// The refresh token of the session to renew.
     pub refresh_token: String,
@@ -67,6 +77,8 @@ pub struct RefreshRequest {
 
 /// `POST /api/auth/verify-email` (tenant key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "token": "vQ3kP…", "password": "correct horse battery staple"}))))]
 pub struct VerifyEmailRequest {
     /// The user's site.
     pub site_id: Uuid,
@@ -80,6 +92,8 @@ pub struct VerifyEmailRequest {
 
 /// `POST /api/auth/check-verification-token` (tenant key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "token": "vQ3kP…"}))))]
 pub struct CheckVerificationTokenRequest {
     /// The user's site.
     pub site_id: Uuid,
@@ -89,6 +103,8 @@ pub struct CheckVerificationTokenRequest {
 
 /// `POST /api/auth/change-password` (bearer token required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"old_password": "correct horse battery staple", "new_password": "a new and longer passphrase"}))))]
 pub struct ChangePasswordRequest {
     /// The current password.
     pub old_password: String,
@@ -98,6 +114,8 @@ pub struct ChangePasswordRequest {
 
 /// `POST /api/auth/request-password-reset` (tenant key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "email": "ada@example.com"}))))]
 pub struct PasswordResetRequest {
     /// The user's site.
     pub site_id: Uuid,
@@ -107,6 +125,8 @@ pub struct PasswordResetRequest {
 
 /// `POST /api/auth/reset-password` (tenant key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "token": "pR7x…", "new_password": "a new and longer passphrase"}))))]
 pub struct ResetPasswordRequest {
     /// The user's site.
     pub site_id: Uuid,
@@ -118,6 +138,8 @@ pub struct ResetPasswordRequest {
 
 /// `POST /api/auth/request-email-change` (bearer token required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"new_email": "ada.lovelace@example.org", "password": "correct horse battery staple"}))))]
 pub struct EmailChangeRequest {
     /// The address to change to.
     pub new_email: String,
@@ -127,6 +149,8 @@ pub struct EmailChangeRequest {
 
 /// `POST /api/auth/confirm-email-change`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"token": "eC9m…"}))))]
 pub struct ConfirmEmailChangeRequest {
     /// The token from the confirmation email.
     pub token: String,
@@ -134,6 +158,8 @@ pub struct ConfirmEmailChangeRequest {
 
 /// `POST /api/admin/register` (master key required): creates a user in any site.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"site_id": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "email": "grace@example.com", "role": "admin"}))))]
 pub struct AdminRegisterRequest {
     /// The site to create the user in.
     pub site_id: Uuid,
@@ -147,6 +173,8 @@ pub struct AdminRegisterRequest {
 /// `POST /api/admin/register-user` (site admin's bearer token required): creates a user in the
 /// admin's site.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"email": "grace@example.com", "role": "user"}))))]
 pub struct AdminRegisterUserRequest {
     /// The user's address.
     pub email: String,
@@ -157,6 +185,8 @@ pub struct AdminRegisterUserRequest {
 
 /// `PATCH /api/admin/users/{user_id}` (master key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"deletion_protected": true}))))]
 pub struct PatchUserRequest {
     /// Whether the user is protected from deletion.
     pub deletion_protected: bool,
@@ -164,6 +194,8 @@ pub struct PatchUserRequest {
 
 /// `POST /api/sites` (master key required).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"name": "Example", "domain": "example.com", "frontend_url": "https://app.example.com", "email_from": "noreply@example.com", "email_from_name": "Example Team", "webhook_url": "https://api.example.com/hooks/aegis"}))))]
 pub struct CreateSiteRequest {
     /// The site's display name.
     pub name: String,
@@ -198,6 +230,8 @@ pub struct CreateSiteRequest {
 /// The settings a site may be without take two levels of `Option`: `None` leaves the setting
 /// alone (the field is left out), `Some(None)` clears it (the field is sent as `null`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"name": "Example Inc.", "webhook_url": null, "regenerate_tenant_api_key": true}))))]
 pub struct UpdateSiteRequest {
     /// The site's display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,8 @@ use crate::Role;
 
 /// A user, as every route that returns one shows it. Never carries the password hash.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"uuid": "0190a3c5-0b2d-7d4e-8f10-2a3b4c5d6e7f", "site_uuid": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "email": "ada@example.com", "is_verified": true, "role": "user", "created_at": 1767225600, "updated_at": 1767225600, "deletion_protected": false}))))]
 pub struct User {
     /// The user's identifier.
     pub uuid: Uuid,
@@ -30,6 +32,8 @@ pub struct User {
 
 /// The short-lived bearer token of a [`Session`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"token": "aT5q…", "user_uuid": "0190a3c5-0b2d-7d4e-8f10-2a3b4c5d6e7f", "expires_at": 1767229200}))))]
 pub struct AuthToken {
     /// The token to send as `Authorization: Bearer …`.
     pub token: String,
@@ -41,6 +45,8 @@ pub struct AuthToken {
 
 /// The long-lived token of a [`Session`], exchanged for a new session at `POST /api/auth/refresh`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"token": "r1Gm0W4w…", "user_uuid": "0190a3c5-0b2d-7d4e-8f10-2a3b4c5d6e7f", "site_uuid": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "expires_at": 1769817600}))))]
 pub struct RefreshToken {
     /// The token to send in a [`RefreshRequest`](crate::RefreshRequest).
     pub token: String,
@@ -54,6 +60,8 @@ pub struct RefreshToken {
 
 /// The answer to a login or a refresh.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"auth_token": {"token": "aT5q…", "user_uuid": "0190a3c5-0b2d-7d4e-8f10-2a3b4c5d6e7f", "expires_at": 1767229200}, "refresh_token": {"token": "r1Gm0W4w…", "user_uuid": "0190a3c5-0b2d-7d4e-8f10-2a3b4c5d6e7f", "site_uuid": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "expires_at": 1769817600}}))))]
 pub struct Session {
     /// The bearer token.
     pub auth_token: AuthToken,
@@ -63,6 +71,8 @@ pub struct Session {
 
 /// The answer to a successful email verification.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"user": {"uuid": "0190a3c5-0b2d-7d4e-8f10-2a3b4c5d6e7f", "site_uuid": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "email": "ada@example.com", "is_verified": true, "role": "user", "created_at": 1767225600, "updated_at": 1767225700, "deletion_protected": false}, "redirect_url": "https://app.example.com/welcome"}))))]
 pub struct Verified {
     /// The user, now verified.
     pub user: User,
@@ -72,6 +82,8 @@ pub struct Verified {
 
 /// What a verification token leads to, before it is used.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"password_required": true, "email": "ada@example.com"}))))]
 pub struct TokenStatus {
     /// Whether the user has no password yet and must choose one when verifying.
     pub password_required: bool,
@@ -82,6 +94,8 @@ pub struct TokenStatus {
 /// A site as anyone may see it (`GET /api/sites/by-domain`): no secrets, no webhook or mail
 /// settings.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"uuid": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "name": "Example", "domain": "example.com", "frontend_url": "https://app.example.com", "verification_redirect_url": null, "email_from": "noreply@example.com", "email_from_name": "Example Team", "created_at": 1767225600, "updated_at": 1767225600, "allow_self_registration": true}))))]
 pub struct SitePublic {
     /// The site's identifier.
     pub uuid: Uuid,
@@ -107,6 +121,8 @@ pub struct SitePublic {
 
 /// A site as operators see it (master-key routes): the public view plus secrets and settings.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"uuid": "0190a3c4-6f1e-7cc2-9a51-3c1f1d2b4e5f", "name": "Example", "domain": "example.com", "frontend_url": "https://app.example.com", "verification_redirect_url": null, "email_from": "noreply@example.com", "email_from_name": "Example Team", "created_at": 1767225600, "updated_at": 1767225600, "allow_self_registration": true, "webhook_url": "https://api.example.com/hooks/aegis", "webhook_secret": "whsec…", "tenant_api_key": "tk…", "mailgun_domain": null, "mailgun_api_key": null, "deletion_protected": false}))))]
 pub struct SiteAdmin {
     /// The fields everyone may see; on the wire they sit beside the others, not nested.
     #[serde(flatten)]
@@ -127,6 +143,8 @@ pub struct SiteAdmin {
 
 /// A plain confirmation.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"message": "Logged out successfully"}))))]
 pub struct Message {
     /// What happened, for people.
     pub message: String,
@@ -134,6 +152,8 @@ pub struct Message {
 
 /// `GET /api/health`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"status": "healthy", "service": "auth-service", "version": "1.4.0"}))))]
 pub struct Health {
     /// Always `"healthy"`.
     pub status: String,
@@ -145,6 +165,8 @@ pub struct Health {
 
 /// How many expired rows `POST /api/admin/cleanup-expired-tokens` removed.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"auth_tokens": 12, "refresh_tokens": 3, "email_verification_tokens": 1, "password_reset_tokens": 0, "email_change_requests": 0, "total": 16}))))]
 pub struct CleanupReport {
     /// Bearer tokens removed.
     pub auth_tokens: u64,
@@ -162,6 +184,8 @@ pub struct CleanupReport {
 
 /// What one webhook sweep (`POST /api/admin/deliver-pending-webhooks`) did.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"attempted": 4, "delivered": 3, "retrying": 1, "exhausted": 0, "still_due": 0, "pruned": 10}))))]
 pub struct WebhookSweep {
     /// Deliveries attempted.
     pub attempted: u64,
@@ -182,6 +206,8 @@ pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
 /// The body of every error answer.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"error": "Validation error", "details": {"email": ["Not a valid email address."]}}))))]
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub error: String,
@@ -190,5 +216,6 @@ pub struct ErrorBody {
     pub code: Option<String>,
     /// Per-field messages; present only on validation errors (`"error": "Validation error"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub details: Option<FieldErrors>,
 }

@@ -44,11 +44,15 @@ pub fn scope(prefix: &str, state: web::Data<AppState>) -> impl HttpServiceFactor
     if let Some(limiter) = &state.limiter {
         scope = scope.app_data(web::Data::from(limiter.clone()));
     }
+    if state.openapi_enabled {
+        let (prefix, version) = (prefix.to_owned(), state.version.clone());
+        scope = scope.configure(move |cfg| crate::openapi::configure(cfg, &prefix, &version));
+    }
     scope
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
         .wrap(ErrorHandlers::new().default_handler(json_errors))
-        .wrap(crate::cors::Cors)
+        .wrap(crate::cors::Cors::new(prefix))
         .wrap(
             DefaultHeaders::new()
                 .add(("X-Content-Type-Options", "nosniff"))

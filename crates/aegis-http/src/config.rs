@@ -146,6 +146,8 @@ pub struct Settings {
     pub webhook_block_private_networks: bool,
     /// `RATELIMIT_ENABLED`.
     pub ratelimit_enabled: bool,
+    /// `OPENAPI_ENABLED`: serve `/api/openapi.json` and the Swagger UI at `/api/docs`.
+    pub openapi_enabled: bool,
     /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES` (decisions 22 and 29).
     pub client_ip: crate::client_ip::ClientIpPolicy,
     /// `RATELIMIT_IPV4_PREFIX` and `RATELIMIT_IPV6_PREFIX`: how client addresses are grouped.
@@ -213,6 +215,7 @@ const KEYS: &[&str] = &[
     "smtp_password",
     "webhook_block_private_networks",
     "ratelimit_enabled",
+    "openapi_enabled",
     "trusted_client_ip_header",
     "trusted_proxies",
     "ratelimit_ipv4_prefix",
@@ -588,6 +591,7 @@ impl Settings {
             mail_transport,
             webhook_block_private_networks: raw.flag("webhook_block_private_networks", false)?,
             ratelimit_enabled: raw.flag("ratelimit_enabled", true)?,
+            openapi_enabled: raw.flag("openapi_enabled", true)?,
             client_ip,
             client_networks,
             cors_origins: raw.get("cors_origins").map(str::to_owned),

@@ -2,7 +2,7 @@
 //! `CORS_EXTRA_ORIGINS`, or the `CORS_ORIGINS` override; the request's origin echoed with
 //! `Vary: Origin`; preflights answered here, never rate-limited, with PATCH among the methods.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{ALLOW, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{Error, HttpResponse, web};
 use aegis_domain::SiteService;
@@ -140,8 +140,27 @@ fn add_cors_headers(headers: &mut HeaderMap, origin: &HeaderValue, preflight: bo
     }
 }
 
-/// The CORS middleware, around the whole application.
-pub struct Cors;
+/// The CORS middleware, around the whole application. It also answers `OPTIONS`, with `Allow`
+/// naming the route's own methods.
+pub struct Cors {
+    allow: Rc<HashMap<String, HeaderValue>>,
+}
+
+impl Cors {
+    /// The middleware for the API mounted under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        let allow = crate::openapi::allowed_methods(prefix)
+            .into_iter()
+            .filter_map(|(pattern, methods)| Some((pattern, HeaderValue::from_str(&methods).ok()?)))
+            .collect();
+        Self {
+            allow: Rc::new(allow),
+        }
+    }
+}
+
+/// `Allow` for a route the document does not describe (the document and its UI): read-only.
+const READ_ONLY: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
 
 impl<S, B> Transform<S, ServiceRequest> for Cors
 where
@@ -157,6 +176,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(CorsMiddleware {
             service: Rc::new(service),
+            allow: self.allow.clone(),
         }))
     }
 }
@@ -164,6 +184,7 @@ where
 /// The CORS middleware around one service.
 pub struct CorsMiddleware<S> {
     service: Rc<S>,
+    allow: Rc<HashMap<String, HeaderValue>>,
 }
 
 impl<S, B> Service<ServiceRequest> for CorsMiddleware<S>
@@ -179,6 +200,7 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
+        let allow = self.allow.clone();
         Box::pin(async move {
             // HEAD is a GET without the body, as the reference answers it.
             let head = req.method() == Method::HEAD && req.match_pattern().is_some();
@@ -197,9 +219,10 @@ where
             // Every OPTIONS request to a known route is answered here: 200, empty, with `Allow`,
             // and the CORS headers when the origin may call. Nothing further runs, so preflights
             // are never rate-limited.
-            if req.method() == Method::OPTIONS && req.match_pattern().is_some() {
+            if let (true, Some(pattern)) = (req.method() == Method::OPTIONS, req.match_pattern()) {
+                let methods = allow.get(&pattern).cloned().unwrap_or(READ_ONLY);
                 let mut response = HttpResponse::build(StatusCode::OK)
-                    .insert_header(("Allow", ALLOW_METHODS))
+                    .insert_header((ALLOW, methods))
                     .finish();
                 if let (true, Some(origin)) = (allowed, &origin) {
                     add_cors_headers(response.headers_mut(), origin, true);

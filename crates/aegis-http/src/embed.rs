@@ -152,6 +152,7 @@ impl Aegis {
                 version: app::read_version(&settings.version_file),
                 accounts: settings.account_settings(),
                 ratelimit_enabled: settings.ratelimit_enabled,
+                openapi_enabled: settings.openapi_enabled,
                 client_ip: settings.client_ip.clone(),
                 networks: settings.client_networks,
                 account_keyring: AccountKeyring::from_secret(secret),

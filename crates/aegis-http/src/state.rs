@@ -37,6 +37,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
     pub version: String,
+    /// `OPENAPI_ENABLED`: serve the OpenAPI document and the Swagger UI.
+    pub openapi_enabled: bool,
 }
 
 /// The ports an [`AppState`] is built from, so tests can pin the clock and the generator and count
@@ -88,6 +90,8 @@ pub struct AppConfig {
     pub accounts: AccountSettings,
     /// `RATELIMIT_ENABLED`.
     pub ratelimit_enabled: bool,
+    /// `OPENAPI_ENABLED`.
+    pub openapi_enabled: bool,
     /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES`: how the client address is found.
     pub client_ip: crate::client_ip::ClientIpPolicy,
     /// How client addresses are grouped into networks for the limits.
@@ -158,6 +162,7 @@ impl AppState {
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
             version: config.version,
+            openapi_enabled: config.openapi_enabled,
         }
     }
 }

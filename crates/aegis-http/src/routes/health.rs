@@ -6,7 +6,15 @@ use aegis_api_types::Health;
 
 use crate::state::AppState;
 
-async fn health(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "health",
+    operation_id = "health",
+    summary = "Liveness: answers as long as the process serves requests; touches no database.",
+    responses((status = 200, description = "The service is up", body = Health))
+)]
+pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     crate::json::response(
         StatusCode::OK,
         &Health {

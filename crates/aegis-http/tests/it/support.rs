@@ -211,6 +211,7 @@ struct Options {
     clock: ManualClock,
     pool: PoolSettings,
     hash_pool: HashPoolSize,
+    openapi: bool,
 }
 
 impl Default for Options {
@@ -221,6 +222,7 @@ impl Default for Options {
             clock: ManualClock::new(T0),
             pool: POOL,
             hash_pool: HASH_POOL,
+            openapi: true,
         }
     }
 }
@@ -246,6 +248,15 @@ impl TestApp {
             ..Options::default()
         };
         Self::build(Arc::new(db), &url, options).await
+    }
+
+    /// An application with `OPENAPI_ENABLED=false`.
+    pub async fn without_openapi() -> Self {
+        Self::fresh(Options {
+            openapi: false,
+            ..Options::default()
+        })
+        .await
     }
 
     /// An application hashing on a pool of this size.
@@ -328,6 +339,7 @@ impl TestApp {
             clock,
             pool,
             hash_pool,
+            openapi,
         } = options;
         let pool = build_pool(url, pool).unwrap();
         let hasher = Arc::new(CountingHasher::new(hash_pool));
@@ -345,6 +357,7 @@ impl TestApp {
                 version: "1.2.3".into(),
                 accounts: aegis_domain::service::accounts::AccountSettings::default(),
                 ratelimit_enabled: limits.is_some(),
+                openapi_enabled: openapi,
                 client_ip: limits.clone().unwrap_or_default(),
                 networks: aegis_domain::ratelimit::NetworkPrefixes::default(),
                 account_keyring: aegis_domain::ratelimit::AccountKeyring::from_secret(SECRET_KEY),
@@ -368,14 +381,19 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: TestRequest) -> Reply {
-        let res = self.service.call(req.to_request()).await.unwrap();
+        let req = req.to_request();
+        // As sent: the application answers a HEAD as a GET.
+        let method = req.method().clone();
+        let res = self.service.call(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
+        let pattern = res.request().match_pattern();
         let body = res
             .into_body()
             .try_into_bytes()
             .map(|b| b.to_vec())
             .unwrap_or_else(|_| panic!("streaming body"));
+        crate::documented::check(&method, pattern.as_deref(), status, &headers, &body);
         Reply {
             status,
             headers,

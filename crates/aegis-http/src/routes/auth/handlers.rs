@@ -1,6 +1,12 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use aegis_api_types::{
+    ChangePasswordRequest, CheckVerificationTokenRequest, ConfirmEmailChangeRequest,
+    EmailChangeRequest, ErrorBody, InviteUserRequest, LoginRequest, LogoutRequest, Message,
+    PasswordResetRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest, Session,
+    TokenStatus, User, Verified, VerifyEmailRequest,
+};
 use aegis_domain::ratelimit::SiteKey;
 use aegis_domain::service::accounts::{
     ChangePasswordError, EmailChangeError, LoginError, RefreshError, Registration,
@@ -54,6 +60,16 @@ fn missing() -> ApiError {
     ApiError::bug("Internal server error", "validated field missing")
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    tag = "auth",
+    operation_id = "register",
+    summary = "Registers a user and emails a verification link.",
+    request_body = RegisterRequest,
+    responses((status = 201, description = "Registration started; a verification email is queued", body = Message), (status = 429, response = crate::openapi::TooManyRequests)),
+    security(("tenant_key" = []))
+)]
 pub async fn register(
     gate: TenantBody,
     state: web::Data<AppState>,
@@ -85,6 +101,16 @@ pub async fn register(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/invite-user",
+    tag = "auth",
+    operation_id = "invite_user",
+    summary = "Creates an unverified user without a password and emails an invitation to set one.",
+    request_body = InviteUserRequest,
+    responses((status = 201, description = "The invited user", body = User), (status = 429, response = crate::openapi::TooManyRequests)),
+    security(("tenant_key" = []))
+)]
 pub async fn invite_user(
     gate: TenantBody,
     state: web::Data<AppState>,
@@ -99,6 +125,16 @@ pub async fn invite_user(
     Ok(json::response(StatusCode::CREATED, &dto::user(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    summary = "Exchanges an address and password for a bearer token and a refresh token.",
+    request_body = LoginRequest,
+    responses((status = 200, description = "A new session", body = Session), (status = 403, description = "The address is not verified yet", body = ErrorBody), (status = 429, response = crate::openapi::TooManyRequests)),
+    security(("tenant_key" = []))
+)]
 pub async fn login(
     req: HttpRequest,
     gate: TenantBody,
@@ -138,6 +174,19 @@ pub async fn login(
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    summary = "Revokes the bearer token and, when given, a refresh token of the same user.",
+    request_body = Option<LogoutRequest>,
+    responses(
+        (status = 200, description = "Logged out", body = Message),
+        (status = 404, description = "The bearer token was revoked meanwhile", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn logout(
     bearer: Bearer,
     body: LenientJson,
@@ -160,6 +209,16 @@ pub async fn logout(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "auth",
+    operation_id = "refresh",
+    summary = "Exchanges a refresh token for a new session; the old refresh token stops working. Presenting a used one revokes every session of the user.",
+    request_body = RefreshRequest,
+    responses((status = 200, description = "A new session", body = Session), (status = 401, description = "The refresh token is unknown, expired or revoked, or its user is gone or unverified", body = ErrorBody, example = json!({"error": "Invalid or expired refresh token"})),
+        (status = 403, description = "A used refresh token was presented again: every session of the user is revoked", body = ErrorBody))
+)]
 pub async fn refresh(
     req: HttpRequest,
     body: JsonBody,
@@ -190,10 +249,29 @@ pub async fn refresh(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    operation_id = "me",
+    summary = "The signed-in user.",
+    responses((status = 200, description = "The user the bearer token authenticates", body = User)),
+    security(("bearer" = []))
+)]
 pub async fn me(bearer: Bearer) -> HttpResponse {
     no_store(json::response(StatusCode::OK, &dto::user(&bearer.user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/verify-email",
+    tag = "auth",
+    operation_id = "verify_email",
+    summary = "Verifies an address with the token from the verification email; an invited user sets a password here.",
+    request_body = VerifyEmailRequest,
+    responses((status = 200, description = "The verified user and where the site wants them sent", body = Verified)),
+    security(("tenant_key" = []))
+)]
 pub async fn verify_email(
     gate: TenantBody,
     state: web::Data<AppState>,
@@ -216,6 +294,16 @@ pub async fn verify_email(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/check-verification-token",
+    tag = "auth",
+    operation_id = "check_verification_token",
+    summary = "Tells what a verification token leads to without using it.",
+    request_body = CheckVerificationTokenRequest,
+    responses((status = 200, description = "The token is valid", body = TokenStatus)),
+    security(("tenant_key" = []))
+)]
 pub async fn check_verification_token(
     gate: TenantBody,
     state: web::Data<AppState>,
@@ -236,6 +324,16 @@ pub async fn check_verification_token(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/change-password",
+    tag = "auth",
+    operation_id = "change_password",
+    summary = "Changes the signed-in user's password; other sessions end.",
+    request_body = ChangePasswordRequest,
+    responses((status = 200, description = "The user", body = User), (status = 429, response = crate::openapi::TooManyRequests)),
+    security(("bearer" = []))
+)]
 pub async fn change_password(
     req: HttpRequest,
     bearer: Bearer,
@@ -284,6 +382,16 @@ pub async fn change_password(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/request-password-reset",
+    tag = "auth",
+    operation_id = "request_password_reset",
+    summary = "Emails a password reset link when the address belongs to a user of the site; the answer is the same either way.",
+    request_body = PasswordResetRequest,
+    responses((status = 200, description = "Accepted", body = Message), (status = 429, response = crate::openapi::TooManyRequests)),
+    security(("tenant_key" = []))
+)]
 pub async fn request_password_reset(
     gate: TenantBody,
     state: web::Data<AppState>,
@@ -301,6 +409,16 @@ pub async fn request_password_reset(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/reset-password",
+    tag = "auth",
+    operation_id = "reset_password",
+    summary = "Sets a new password with the token from the reset email; every session of the user ends.",
+    request_body = ResetPasswordRequest,
+    responses((status = 200, description = "The user", body = User)),
+    security(("tenant_key" = []))
+)]
 pub async fn reset_password(
     gate: TenantBody,
     state: web::Data<AppState>,
@@ -320,6 +438,16 @@ pub async fn reset_password(
     Ok(json::response(StatusCode::OK, &dto::user(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/request-email-change",
+    tag = "auth",
+    operation_id = "request_email_change",
+    summary = "Emails a confirmation link to the new address.",
+    request_body = EmailChangeRequest,
+    responses((status = 200, description = "Confirmation sent", body = Message), (status = 429, response = crate::openapi::TooManyRequests)),
+    security(("bearer" = []))
+)]
 pub async fn request_email_change(
     req: HttpRequest,
     bearer: Bearer,
@@ -367,6 +495,15 @@ pub async fn request_email_change(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/confirm-email-change",
+    tag = "auth",
+    operation_id = "confirm_email_change",
+    summary = "Confirms an email change with the token from the confirmation email.",
+    request_body = ConfirmEmailChangeRequest,
+    responses((status = 200, description = "The user, with the new address", body = User))
+)]
 pub async fn confirm_email_change(
     body: JsonBody,
     state: web::Data<AppState>,

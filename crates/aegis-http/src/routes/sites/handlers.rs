@@ -1,5 +1,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use aegis_api_types::{
+    CreateSiteRequest, ErrorBody, Message, SiteAdmin, SitePublic, UpdateSiteRequest,
+};
 use aegis_domain::SiteId;
 
 use super::dto;
@@ -14,6 +17,16 @@ fn site_id(raw: &str) -> Result<SiteId, ApiError> {
     SiteId::parse(raw).ok_or(ApiError::not_found(SITE_NOT_FOUND))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/sites",
+    tag = "sites",
+    operation_id = "create",
+    summary = "Creates a site, with a new tenant key and webhook secret.",
+    request_body = CreateSiteRequest,
+    responses((status = 201, description = "The new site", body = SiteAdmin)),
+    security(("master_key" = []))
+)]
 pub async fn create(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -26,12 +39,30 @@ pub async fn create(
     Ok(json::response(StatusCode::CREATED, &dto::site_admin(&site)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sites",
+    tag = "sites",
+    operation_id = "list",
+    summary = "Every site.",
+    responses((status = 200, description = "Every site", body = Vec<SiteAdmin>)),
+    security(("master_key" = []))
+)]
 pub async fn list(_: MasterKey, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let sites = state.sites.list().await?;
     let views: Vec<aegis_api_types::SiteAdmin> = sites.iter().map(dto::site_admin).collect();
     Ok(json::response(StatusCode::OK, &views))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sites/by-domain",
+    tag = "sites",
+    operation_id = "get_by_domain",
+    summary = "The public view of a site, by domain. Needs no credentials.",
+    params(("domain" = String, Query, description = "The site's domain")),
+    responses((status = 200, description = "The site", body = SitePublic), (status = 400, description = "No `domain` parameter", body = ErrorBody), (status = 404, description = "Site not found", body = ErrorBody))
+)]
 pub async fn get_by_domain(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -45,6 +76,16 @@ pub async fn get_by_domain(
     Ok(json::response(StatusCode::OK, &dto::site_public(&site)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sites/{site_id}",
+    tag = "sites",
+    operation_id = "get",
+    summary = "A site.",
+    params(("site_id" = String, Path, description = "The site's UUID")),
+    responses((status = 200, description = "The site", body = SiteAdmin), (status = 404, description = "Site not found", body = ErrorBody)),
+    security(("master_key" = []))
+)]
 pub async fn get(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -59,6 +100,17 @@ pub async fn get(
     Ok(json::response(StatusCode::OK, &dto::site_admin(&site)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/sites/{site_id}",
+    tag = "sites",
+    operation_id = "update",
+    summary = "Changes the fields present in the body; `null` clears an optional setting.",
+    params(("site_id" = String, Path, description = "The site's UUID")),
+    request_body = UpdateSiteRequest,
+    responses((status = 200, description = "The site", body = SiteAdmin), (status = 404, description = "Site not found", body = ErrorBody)),
+    security(("master_key" = []))
+)]
 pub async fn update(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -77,6 +129,16 @@ pub async fn update(
     Ok(json::response(StatusCode::OK, &dto::site_admin(&site)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/sites/{site_id}",
+    tag = "sites",
+    operation_id = "delete",
+    summary = "Deletes a site and its users.",
+    params(("site_id" = String, Path, description = "The site's UUID")),
+    responses((status = 200, description = "Deleted", body = Message), (status = 404, description = "Site not found", body = ErrorBody), (status = 409, response = crate::openapi::SiteDeletionConflict)),
+    security(("master_key" = []))
+)]
 pub async fn delete(
     _: MasterKey,
     state: web::Data<AppState>,

@@ -3,7 +3,7 @@
 use actix_web::{guard, web};
 
 pub(crate) mod dto;
-mod handlers;
+pub(crate) mod handlers;
 
 /// Registers the site routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,5 +1,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use aegis_api_types::{
+    AdminRegisterRequest, AdminRegisterUserRequest, CleanupReport, ErrorBody, Message,
+    PatchUserRequest, WebhookSweep,
+};
 use aegis_domain::site::Site;
 use aegis_domain::user::{Email, Role, User};
 use aegis_domain::validation::msg;
@@ -28,6 +32,16 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).ok_or(ApiError::not_found(USER_NOT_FOUND))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sites/{site_id}/users",
+    tag = "users",
+    operation_id = "list_site_users",
+    summary = "The users of a site.",
+    params(("site_id" = String, Path, description = "The site's UUID")),
+    responses((status = 200, description = "The site's users", body = Vec<aegis_api_types::User>), (status = 404, description = "Site not found", body = ErrorBody)),
+    security(("master_key" = []))
+)]
 pub async fn list_site_users(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -43,6 +57,16 @@ pub async fn list_site_users(
     Ok(users_response(&users))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sites/by-domain/users",
+    tag = "users",
+    operation_id = "list_domain_users",
+    summary = "The users of a site, by domain.",
+    params(("domain" = String, Query, description = "The site's domain")),
+    responses((status = 200, description = "The site's users", body = Vec<aegis_api_types::User>), (status = 400, description = "No `domain` parameter", body = ErrorBody), (status = 404, description = "Site not found", body = ErrorBody)),
+    security(("master_key" = []))
+)]
 pub async fn list_domain_users(
     _: MasterKey,
     req: HttpRequest,
@@ -59,6 +83,16 @@ pub async fn list_domain_users(
 }
 
 /// Every failure here is the gate's 401, never a 404: a tenant learns nothing about other sites.
+#[utoipa::path(
+    get,
+    path = "/api/sites/{site_id}/users/{user_id}",
+    tag = "users",
+    operation_id = "get_site_user",
+    summary = "A user of the tenant's own site. An unknown user is the tenant gate's 401, like an unknown site.",
+    params(("site_id" = String, Path, description = "The site's UUID"), ("user_id" = String, Path, description = "The user's UUID")),
+    responses((status = 200, description = "The user", body = aegis_api_types::User)),
+    security(("tenant_key" = []))
+)]
 pub async fn get_site_user(
     gate: TenantPath,
     state: web::Data<AppState>,
@@ -98,6 +132,16 @@ async fn create_user(
     Ok(json::response(StatusCode::CREATED, &dto::user(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/register",
+    tag = "users",
+    operation_id = "admin_register",
+    summary = "Creates a verified user in any site, with no password: they set one through a password reset.",
+    request_body = AdminRegisterRequest,
+    responses((status = 201, description = "The new user", body = aegis_api_types::User), (status = 400, description = "Validation error, or no such site", body = ErrorBody)),
+    security(("master_key" = []))
+)]
 pub async fn admin_register(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -127,6 +171,16 @@ pub async fn admin_register(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/register-user",
+    tag = "users",
+    operation_id = "admin_register_user",
+    summary = "A site admin creates a user in their own site.",
+    request_body = AdminRegisterUserRequest,
+    responses((status = 201, description = "The new user", body = aegis_api_types::User), (status = 403, description = "The bearer is not an admin of the site", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn admin_register_user(
     admin: BearerAdmin,
     state: web::Data<AppState>,
@@ -150,6 +204,15 @@ pub async fn admin_register_user(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/users",
+    tag = "users",
+    operation_id = "admin_list_users",
+    summary = "A site admin lists the users of their own site.",
+    responses((status = 200, description = "The site's users", body = Vec<aegis_api_types::User>), (status = 403, description = "The bearer is not an admin of the site", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn admin_list_users(
     admin: BearerAdmin,
     state: web::Data<AppState>,
@@ -158,6 +221,16 @@ pub async fn admin_list_users(
     Ok(users_response(&users))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/admin/users/{user_id}",
+    tag = "users",
+    operation_id = "delete_user",
+    summary = "Deletes a user; a `user.deleted` webhook follows.",
+    params(("user_id" = String, Path, description = "The user's UUID")),
+    responses((status = 200, description = "Deleted", body = Message), (status = 404, description = "User not found", body = ErrorBody), (status = 409, response = crate::openapi::UserDeletionConflict)),
+    security(("master_key" = []))
+)]
 pub async fn delete_user(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -174,6 +247,17 @@ pub async fn delete_user(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/admin/users/{user_id}",
+    tag = "users",
+    operation_id = "patch_user",
+    summary = "Protects a user from deletion, or lifts the protection.",
+    params(("user_id" = String, Path, description = "The user's UUID")),
+    request_body = PatchUserRequest,
+    responses((status = 200, description = "The user", body = aegis_api_types::User), (status = 404, description = "User not found", body = ErrorBody)),
+    security(("master_key" = []))
+)]
 pub async fn patch_user(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -194,6 +278,16 @@ pub async fn patch_user(
     Ok(json::response(StatusCode::OK, &dto::user(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/resend-verification/{user_id}",
+    tag = "users",
+    operation_id = "resend_verification",
+    summary = "Emails a new verification link to an unverified user.",
+    params(("user_id" = String, Path, description = "The user's UUID")),
+    responses((status = 200, description = "Sent", body = Message), (status = 400, description = "The user is already verified", body = ErrorBody), (status = 404, description = "User not found", body = ErrorBody)),
+    security(("master_key" = []))
+)]
 pub async fn resend_verification(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -207,6 +301,15 @@ pub async fn resend_verification(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/cleanup-expired-tokens",
+    tag = "maintenance",
+    operation_id = "cleanup_expired_tokens",
+    summary = "Removes expired tokens and requests now rather than at the next scheduled sweep.",
+    responses((status = 200, description = "What was removed", body = CleanupReport)),
+    security(("master_key" = []))
+)]
 pub async fn cleanup_expired_tokens(
     _: MasterKey,
     state: web::Data<AppState>,
@@ -226,6 +329,15 @@ pub async fn cleanup_expired_tokens(
 }
 
 /// One webhook sweep on demand; the service also sweeps by itself every few seconds.
+#[utoipa::path(
+    post,
+    path = "/api/admin/deliver-pending-webhooks",
+    tag = "maintenance",
+    operation_id = "deliver_pending_webhooks",
+    summary = "Delivers due webhooks now rather than at the next scheduled sweep.",
+    responses((status = 200, description = "What the sweep did", body = WebhookSweep)),
+    security(("master_key" = []))
+)]
 pub async fn deliver_pending_webhooks(
     _: MasterKey,
     state: web::Data<AppState>,
