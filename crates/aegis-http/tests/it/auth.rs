@@ -1,4 +1,4 @@
-//! Accounts and sessions: register, invite, verify, login, me, logout, refresh (§4.2–§4.9, §5).
+//! Accounts and sessions: register, invite, verify, login, me, logout, refresh, and their tokens.
 
 use aegis_domain::secrets::sha256_hex;
 use serde_json::{Value, json};

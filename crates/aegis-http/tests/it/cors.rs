@@ -1,4 +1,4 @@
-//! CORS (§9.1, decision 11) and the headers every response carries (decision 24, hardening).
+//! CORS (decision 11) and the headers every response carries (decision 24, hardening).
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! Password change, password reset and email change (§4.10–§4.14, §5).
+//! Password change, password reset and email change, and what each revokes.
 
 use aegis_domain::secrets::sha256_hex;
 use serde_json::{Value, json};

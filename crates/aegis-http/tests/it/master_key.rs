@@ -1,4 +1,4 @@
-//! The master-key scheme (§1.5) on every master route.
+//! The master-key scheme on every master route.
 
 use serde_json::json;
 

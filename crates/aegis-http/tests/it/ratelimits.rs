@@ -1,4 +1,4 @@
-//! Rate limits (§8, decisions 5, 11, 22, 23) and the per-account bound on failed logins.
+//! Rate limits (decisions 5, 11, 22, 23) and the per-account bound on failed logins.
 
 use actix_web::test::TestRequest;
 use aegis_http::client_ip::{Cidr, ClientIpPolicy};

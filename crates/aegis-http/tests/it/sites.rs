@@ -1,4 +1,4 @@
-//! Site management, §4.15–§4.20.
+//! Site management: create, list, look up, update and delete sites.
 
 use serde_json::{Value, json};
 

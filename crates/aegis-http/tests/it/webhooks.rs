@@ -1,4 +1,4 @@
-//! Webhook delivery (§7) through the sweep endpoint, against a real receiver on 127.0.0.1.
+//! Webhook delivery through the sweep endpoint, against a real receiver on 127.0.0.1.
 
 use aegis_domain::webhook::signature;
 use aegis_domain::webhook_delivery::WEBHOOK_LEASE_SECONDS as LEASE_SECONDS;
