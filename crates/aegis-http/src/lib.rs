@@ -16,6 +16,7 @@ pub mod error_map;
 pub mod extract;
 pub mod json;
 pub mod local;
+pub mod metrics;
 pub mod pacing;
 pub mod passwords;
 pub mod ratelimit;

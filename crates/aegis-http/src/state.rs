@@ -37,6 +37,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The health endpoint's `version`.
     pub version: String,
+    /// The connection pool, for the readiness check.
+    pub pool: PgPool,
 }
 
 /// The ports an [`AppState`] is built from, so tests can pin the clock and the generator and count
@@ -138,7 +140,7 @@ impl AppState {
             ports.generator.clone(),
         );
         let accounts = AccountService::new(
-            Arc::new(PgAccountRepository::new(pool)),
+            Arc::new(PgAccountRepository::new(pool.clone())),
             site_repo,
             uow,
             ports.hasher,
@@ -158,6 +160,7 @@ impl AppState {
             master_api_key: config.master_api_key,
             max_body_bytes: config.max_body_bytes,
             version: config.version,
+            pool,
         }
     }
 }

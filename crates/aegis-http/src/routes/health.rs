@@ -1,10 +1,18 @@
-//! `GET /api/health`: no database check, never an error.
+//! `GET /api/health`: liveness, no database check, never an error. `GET /api/health/ready`:
+//! readiness, the database answers and carries every migration this binary knows.
+
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, web};
 use aegis_api_types::Health;
+use serde_json::json;
 
 use crate::state::AppState;
+
+/// The longest the readiness check waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     crate::json::response(
@@ -17,7 +25,51 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     )
 }
 
-/// Registers `GET /api/health`.
+/// 200 when a pooled connection reads `__diesel_schema_migrations` and finds every embedded
+/// migration applied; otherwise the service's 503 (`Retry-After: 1`) with the reason.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let checked = tokio::time::timeout(
+        READY_TIMEOUT,
+        aegis_postgres::pending_migrations(&state.pool),
+    )
+    .await;
+    let reason = match checked {
+        Ok(Ok(0)) => {
+            return crate::json::response(
+                StatusCode::OK,
+                &json!({
+                    "status": "ready",
+                    "service": "auth-service",
+                    "version": state.version,
+                }),
+            );
+        }
+        Ok(Ok(_)) => "database migrations pending",
+        Ok(Err(e)) => {
+            if !matches!(e, aegis_domain::RepoError::Unavailable(_)) {
+                tracing::warn!(error = %e, "readiness check failed");
+            }
+            "database unavailable"
+        }
+        Err(_) => "database unavailable",
+    };
+    let mut response = crate::json::response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({
+            "error": crate::error::UNAVAILABLE,
+            "status": "not ready",
+            "reason": reason,
+        }),
+    );
+    response.headers_mut().insert(
+        RETRY_AFTER,
+        HeaderValue::from(crate::error::RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+/// Registers `GET /api/health` and `GET /api/health/ready`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/health").route(web::get().to(health)));
+    cfg.service(web::resource("/api/health").route(web::get().to(health)))
+        .service(web::resource("/api/health/ready").route(web::get().to(ready)));
 }
