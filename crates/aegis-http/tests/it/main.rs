@@ -15,6 +15,8 @@ mod embedding;
 mod framework;
 mod health;
 mod master_key;
+mod metrics;
+mod observability;
 mod outage;
 mod races;
 mod ratelimits;
