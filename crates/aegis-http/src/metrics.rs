@@ -8,6 +8,7 @@
 //! Every name is listed, with its type, labels and meaning, in `docs/operations.md`.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::http::Method;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
@@ -67,11 +68,14 @@ const LIMITED: [Limited; 6] = [
 ];
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// Set once metrics are asked for, whoever records them.
+static WANTED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the Prometheus recorder as the process's global `metrics` recorder, the first time it
 /// is called; later calls return the same handle. `None` when another global recorder was
 /// installed first (an embedding application's own): Aegis's metrics then go to that one.
 pub fn install() -> Option<PrometheusHandle> {
+    WANTED.store(true, Ordering::Relaxed);
     RECORDER
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -86,10 +90,10 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Whether [`install`] installed the recorder, so work done only for the metrics (the backlog
-/// query) is skipped otherwise.
-pub fn installed() -> bool {
-    matches!(RECORDER.get(), Some(Some(_)))
+/// Whether metrics were asked for ([`install`] was called, whichever recorder records them), so
+/// work done only for the metrics (the backlog query) is skipped otherwise.
+pub fn wanted() -> bool {
+    WANTED.load(Ordering::Relaxed)
 }
 
 /// HELP lines, and every series a dashboard expects present from the first scrape at zero.

@@ -128,12 +128,12 @@ impl Workers {
     }
 
     /// Starts the task that reads the outboxes' backlogs for the metrics every
-    /// [`METRICS_REFRESH`], while a metrics recorder is installed (one cheap query).
+    /// [`METRICS_REFRESH`], once metrics are asked for (one cheap query).
     pub fn spawn_metrics_refresh(&mut self, pool: PgPool, clock: Arc<dyn Clock>) {
         self.spawn("metrics refresh", METRICS_REFRESH, move || {
             let (pool, clock) = (pool.clone(), clock.clone());
             async move {
-                if crate::metrics::installed() {
+                if crate::metrics::wanted() {
                     let backlogs = aegis_postgres::backlog::backlogs(&pool).await?;
                     crate::metrics::record_backlogs(&backlogs, clock.now());
                 }
