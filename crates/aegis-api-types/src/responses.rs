@@ -163,6 +163,33 @@ pub struct Health {
     pub version: String,
 }
 
+/// `GET /api/health/ready` when the service can serve.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"status": "ready", "service": "auth-service", "version": "1.4.0"}))))]
+pub struct Ready {
+    /// Always `"ready"`.
+    pub status: String,
+    /// The service's name.
+    pub service: String,
+    /// The running version.
+    pub version: String,
+}
+
+/// `GET /api/health/ready` when the service cannot serve yet (503): an error body that also says
+/// why.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!({"error": "Service temporarily unavailable", "status": "not ready", "reason": "database unavailable"}))))]
+pub struct NotReady {
+    /// The service's usual 503 text.
+    pub error: String,
+    /// Always `"not ready"`.
+    pub status: String,
+    /// `"database unavailable"` or `"database migrations pending"`.
+    pub reason: String,
+}
+
 /// How many expired rows `POST /api/admin/cleanup-expired-tokens` removed.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

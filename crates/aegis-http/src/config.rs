@@ -160,6 +160,8 @@ pub struct Settings {
     pub verification_link_base: Option<String>,
     /// Accepted for compatibility; Aegis does not ship logs to Loki itself.
     pub loki_endpoint: Option<String>,
+    /// `METRICS_ADDR`: where `GET /metrics` is served (`host:port`); `None`, no metrics listener.
+    pub metrics_addr: Option<String>,
 }
 
 /// A configuration problem, naming the variable.
@@ -229,6 +231,7 @@ const KEYS: &[&str] = &[
     "email_from_name",
     "debug_local",
     "loki_endpoint",
+    "metrics_addr",
 ];
 
 /// Values that mark a master key as a placeholder rather than a secret.
@@ -529,6 +532,21 @@ impl Settings {
         if db_pool_timeout_ms == 0 {
             return Err(ConfigError("DB_POOL_TIMEOUT_MS must be positive".into()));
         }
+        let metrics_addr = match raw.get("metrics_addr") {
+            None => None,
+            Some(addr) => {
+                let port = addr
+                    .trim()
+                    .rsplit_once(':')
+                    .map(|(_, port)| port.parse::<u16>());
+                if !matches!(port, Some(Ok(_))) {
+                    return Err(ConfigError(format!(
+                        "METRICS_ADDR must be host:port (e.g. 127.0.0.1:9100), got {addr:?}"
+                    )));
+                }
+                Some(addr.trim().to_owned())
+            }
+        };
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let hash_workers: usize =
             raw.parse("password_hash_concurrency", cpus, "a number of threads")?;
@@ -609,6 +627,7 @@ impl Settings {
                 .get("verification_link_base")
                 .map(|v| v.trim_end_matches('/').to_owned()),
             loki_endpoint: raw.get("loki_endpoint").map(str::to_owned),
+            metrics_addr,
         })
     }
 
@@ -871,6 +890,17 @@ mod tests {
         let s = settings(&env).unwrap();
         assert_eq!(s.secret_key.unwrap().expose_secret(), SECRET);
         assert_eq!(s.secret_key_previous.unwrap().expose_secret(), KEY);
+    }
+
+    #[test]
+    fn the_metrics_address_is_optional_and_needs_a_port() {
+        assert_eq!(settings(&[]).unwrap().metrics_addr, None);
+        let s = settings(&[("METRICS_ADDR", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(s.metrics_addr.as_deref(), Some("127.0.0.1:9100"));
+        for bad in ["127.0.0.1", "localhost:metrics", ":99999"] {
+            let err = settings(&[("METRICS_ADDR", bad)]).unwrap_err().to_string();
+            assert!(err.contains("METRICS_ADDR"), "{bad}: {err}");
+        }
     }
 
     #[test]

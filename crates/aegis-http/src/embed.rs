@@ -6,7 +6,8 @@
 //! - mount the whole HTTP API inside an existing actix-web `App` under a prefix of your choice
 //!   ([`Aegis::configure`]);
 //! - run the background workers that deliver email and webhooks and keep the tables tidy
-//!   ([`Aegis::spawn_workers`]), and stop them gracefully ([`Workers::stop`]).
+//!   ([`Aegis::spawn_workers`]), and stop them gracefully ([`Workers::stop`]);
+//! - expose its Prometheus metrics ([`Aegis::metrics`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), aegis_http::embed::StartError> {
@@ -39,6 +40,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::app::{self, AppConfig, AppState, Ports};
 use crate::config::{ConfigError, DatabaseSource, Settings};
+use crate::metrics::Metrics;
 use crate::workers::Workers;
 
 /// Why Aegis could not start.
@@ -191,6 +193,16 @@ impl Aegis {
         &self.pool
     }
 
+    /// Aegis's Prometheus metrics: installs the recorder as the process's global `metrics`
+    /// recorder (once per process) and returns what renders them, to serve on a listener of
+    /// your own ([`Metrics::render`]) or on `addr` ([`Metrics::serve`], as the binary does with
+    /// `METRICS_ADDR`). `None` when the application installed a `metrics` recorder of its own
+    /// first: Aegis's metrics are then recorded there, under the same names.
+    pub fn metrics(&self) -> Option<Metrics> {
+        let handle = crate::metrics::install()?;
+        Some(Metrics::new(handle, self.pool.clone(), &self.state.version))
+    }
+
     /// Mounts the whole API under `prefix` (say `/auth`, giving `/auth/api/auth/login`; `""` for
     /// the paths the binary serves) inside an existing `App`, with its JSON errors, CORS, security
     /// headers, body limit and request log applied to its routes only:
@@ -227,6 +239,7 @@ impl Aegis {
         workers.spawn_email_housekeeping(self.outbox.clone(), self.clock.clone());
         workers.spawn_webhooks(self.state.webhooks.clone());
         workers.spawn_reset_requests(self.state.accounts.clone());
+        workers.spawn_metrics_refresh(self.pool.clone(), self.clock.clone());
         if let Some(limiter) = &self.state.limiter {
             workers.spawn_housekeeping(limiter.counters.clone(), limiter.clock.clone());
         }

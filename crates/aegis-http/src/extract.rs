@@ -204,7 +204,10 @@ async fn authenticate_tenant(
     let expected = site.as_ref().map_or("", |s| s.tenant_api_key.as_str());
     let matches = secret_eq(presented_key, expected.as_bytes());
     match site {
-        Some(site) if matches && !expected.is_empty() => Ok(site),
+        Some(site) if matches && !expected.is_empty() => {
+            crate::telemetry::identify(&site.id, None);
+            Ok(site)
+        }
         Some(_) => Err(log.denied(Some(raw_site_id), "wrong key")),
         None => Err(log.denied(Some(raw_site_id), "no such site")),
     }
@@ -345,6 +348,7 @@ impl FromRequest for Bearer {
                 .await
                 .map_err(ApiError::from)?
                 .ok_or_else(invalid)?;
+            crate::telemetry::identify(&user.site_id, Some(&user.id));
             Ok(Self { user, token })
         })
     }

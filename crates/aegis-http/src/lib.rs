@@ -17,6 +17,7 @@ pub mod extract;
 pub mod json;
 pub mod local;
 pub mod openapi;
+pub mod metrics;
 pub mod pacing;
 pub mod passwords;
 pub mod ratelimit;

@@ -32,7 +32,11 @@ enum Command {
     /// Apply pending database migrations, then exit.
     Migrate,
     /// Exit 0 when the service on APP_PORT answers /api/health (for container health checks).
-    Healthcheck,
+    Healthcheck {
+        /// Ask /api/health/ready instead: the database answers and is migrated.
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,8 +50,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if command == Command::Healthcheck {
-        return healthcheck(settings.port);
+    if let Command::Healthcheck { ready } = command {
+        return healthcheck(
+            settings.port,
+            if ready {
+                "/api/health/ready"
+            } else {
+                "/api/health"
+            },
+        );
     }
     telemetry::init(&settings);
     match run(command, settings) {
@@ -169,6 +180,22 @@ fn announce_local_mode(mode: &local::LocalMode, key_from_data_dir: bool) {
 }
 
 async fn serve(settings: &Settings, aegis: Aegis) -> Result<(), String> {
+    // The metrics listener first, so the workers' first counts are recorded.
+    let metrics_server = match &settings.metrics_addr {
+        Some(addr) => {
+            let metrics = aegis
+                .metrics()
+                .ok_or("cannot install the metrics recorder: another one is installed")?;
+            let server = metrics
+                .serve(addr)
+                .map_err(|e| format!("cannot listen on {addr} (METRICS_ADDR): {e}"))?;
+            tracing::info!(%addr, "metrics at /metrics");
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            Some(handle)
+        }
+        None => None,
+    };
     let workers = aegis.spawn_workers().map_err(|e| e.to_string())?;
     let state = aegis.state();
     let host = settings.bind_host().to_owned();
@@ -204,6 +231,9 @@ async fn serve(settings: &Settings, aegis: Aegis) -> Result<(), String> {
             server.await
         }
     };
+    if let Some(metrics) = metrics_server {
+        metrics.stop(false).await;
+    }
     aegis.pool().close();
     served
         .map_err(|e| e.to_string())?
@@ -230,12 +260,13 @@ async fn shutdown_signal() {
     }
 }
 
-/// A dependency-free HTTP probe, so slim container images need no curl.
-fn healthcheck(port: u16) -> ExitCode {
+/// A dependency-free HTTP probe of `path` (liveness or readiness), so slim container images need
+/// no curl.
+fn healthcheck(port: u16, path: &str) -> ExitCode {
     let probe = || -> std::io::Result<bool> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        stream.write_all(b"GET /api/health HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
         let mut buf = [0u8; 64];
         let n = stream.read(&mut buf)?;
         Ok(buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200"))

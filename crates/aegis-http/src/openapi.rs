@@ -38,6 +38,7 @@ const BEARER: &str = "bearer";
     ),
     paths(
         crate::routes::health::health,
+        crate::routes::health::ready,
         auth::register,
         auth::invite_user,
         auth::login,

@@ -98,20 +98,50 @@ impl PooledHasher {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let algorithms = self.algorithms.clone();
         let job: Job = Box::new(move |memory| {
+            metrics::gauge!(crate::metrics::HASH_WAITING).decrement(1.0);
             if !reply.is_closed() {
+                let _running = Running::start();
+                let started = Instant::now();
                 let _ = reply.send(job(&algorithms, memory));
+                metrics::histogram!(crate::metrics::HASH_DURATION)
+                    .record(started.elapsed().as_secs_f64());
             }
         });
+        // Counted before it is queued, so a thread taking it at once never counts below zero.
+        let waiting = metrics::gauge!(crate::metrics::HASH_WAITING);
+        waiting.increment(1.0);
         match self.jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(HashError::Failed("the hashing threads have stopped".into()));
+            Err(e) => {
+                waiting.decrement(1.0);
+                return Err(match e {
+                    TrySendError::Full(_) => HashError::Busy,
+                    TrySendError::Disconnected(_) => {
+                        HashError::Failed("the hashing threads have stopped".into())
+                    }
+                });
             }
         }
         answer
             .await
             .map_err(|_| HashError::Failed("a hashing job did not finish".into()))
+    }
+}
+
+/// Counts a job as running until dropped, even if the job panics.
+struct Running(metrics::Gauge);
+
+impl Running {
+    fn start() -> Self {
+        let gauge = metrics::gauge!(crate::metrics::HASH_RUNNING);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

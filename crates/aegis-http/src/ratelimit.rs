@@ -105,6 +105,7 @@ impl Limiter {
         if let Some(over) = &charge.decision.blocked {
             let kind = charge.decision.blocked_by().unwrap_or("limit");
             security::record(Event::RateLimited, &charge.who, kind);
+            crate::metrics::record_rejection(route);
             let message = format!("Too many requests: {}", over.rate.describe());
             let mut response =
                 ApiError::ClientOwned(StatusCode::TOO_MANY_REQUESTS, message).error_response();

@@ -39,6 +39,8 @@ pub struct AppState {
     pub version: String,
     /// `OPENAPI_ENABLED`: serve the OpenAPI document and the Swagger UI.
     pub openapi_enabled: bool,
+    /// The connection pool, for the readiness check.
+    pub pool: PgPool,
 }
 
 /// The ports an [`AppState`] is built from, so tests can pin the clock and the generator and count
@@ -142,7 +144,7 @@ impl AppState {
             ports.generator.clone(),
         );
         let accounts = AccountService::new(
-            Arc::new(PgAccountRepository::new(pool)),
+            Arc::new(PgAccountRepository::new(pool.clone())),
             site_repo,
             uow,
             ports.hasher,
@@ -163,6 +165,7 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
             version: config.version,
             openapi_enabled: config.openapi_enabled,
+            pool,
         }
     }
 }

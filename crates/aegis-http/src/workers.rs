@@ -10,11 +10,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aegis_domain::delivery::{EmailDelivery, EmailOutbox, tidy};
+use aegis_domain::delivery::{Attempt, EmailDelivery, EmailOutbox, tidy};
 use aegis_domain::ratelimit::RateCounters;
 use aegis_domain::service::accounts::AccountService;
 use aegis_domain::webhook_delivery::WebhookDelivery;
 use aegis_domain::{Clock, RepoError};
+use aegis_postgres::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -32,6 +33,8 @@ pub const RESET_REQUESTS_IDLE: Duration = Duration::from_millis(250);
 const RESET_REQUESTS_BATCH: i64 = 50;
 /// How often expired links are cleared and old rows pruned.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the outboxes' backlogs are read for the metrics.
+pub const METRICS_REFRESH: Duration = Duration::from_secs(5);
 /// The longest a failing worker waits before trying again.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Ongoing failures are summarised at most this often.
@@ -59,7 +62,7 @@ impl Workers {
             let delivery = delivery.clone();
             self.spawn("email delivery", EMAIL_IDLE, move || {
                 let delivery = delivery.clone();
-                async move { delivery.deliver_next().await.map(|a| a.is_some()) }
+                async move { delivered("email", delivery.deliver_next().await) }
             });
         }
     }
@@ -83,7 +86,7 @@ impl Workers {
             let delivery = delivery.clone();
             self.spawn("webhook delivery", WEBHOOK_IDLE, move || {
                 let delivery = delivery.clone();
-                async move { delivery.deliver_next().await.map(|a| a.is_some()) }
+                async move { delivered("webhook", delivery.deliver_next().await) }
             });
         }
         self.spawn("webhook housekeeping", HOUSEKEEPING_INTERVAL, move || {
@@ -122,6 +125,21 @@ impl Workers {
                 async move { counters.prune(clock.now()).await.map(|_| false) }
             },
         );
+    }
+
+    /// Starts the task that reads the outboxes' backlogs for the metrics every
+    /// [`METRICS_REFRESH`], once metrics are asked for (one cheap query).
+    pub fn spawn_metrics_refresh(&mut self, pool: PgPool, clock: Arc<dyn Clock>) {
+        self.spawn("metrics refresh", METRICS_REFRESH, move || {
+            let (pool, clock) = (pool.clone(), clock.clone());
+            async move {
+                if crate::metrics::wanted() {
+                    let backlogs = aegis_postgres::backlog::backlogs(&pool).await?;
+                    crate::metrics::record_backlogs(&backlogs, clock.now());
+                }
+                Ok(false)
+            }
+        });
     }
 
     /// Runs `step` until stopped: again at once when it did some work (`Ok(true)`), after `idle`
@@ -164,6 +182,18 @@ impl Workers {
             let _ = handle.await;
         }
     }
+}
+
+/// Counts a delivery task's attempt; whether there was one.
+fn delivered(
+    kind: &'static str,
+    attempt: Result<Option<Attempt>, RepoError>,
+) -> Result<bool, RepoError> {
+    let attempt = attempt?;
+    if let Some(attempt) = attempt {
+        crate::metrics::record_attempt(kind, attempt);
+    }
+    Ok(attempt.is_some())
 }
 
 /// A worker's failures, reported without flooding the log.

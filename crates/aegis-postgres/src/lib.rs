@@ -6,7 +6,8 @@
 //! - [`email_step`]: the data step that brings stored email addresses to their normal form;
 //! - [`sites`] and [`uow`]: the repository and unit-of-work ports;
 //! - [`local`]: a managed PostgreSQL server in a data directory (local mode and tests);
-//! - [`admin`]: database-level helpers (create a database, clone a template).
+//! - [`admin`]: database-level helpers (create a database, clone a template);
+//! - [`backlog`]: how much email and how many webhooks wait, for metrics.
 //!
 //! The repositories, the unit of work, the outboxes and the rate counters all share one
 //! [`PgPool`]. Build the [`PgUnitOfWork`] and the [`PgEmailOutbox`] with the same
@@ -50,6 +51,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod backlog;
 pub mod connect;
 pub mod email_step;
 mod error;
@@ -68,9 +70,9 @@ pub use accounts::PgAccountRepository;
 pub use connect::{ConnectTarget, SslMode};
 pub use email_step::{EmailNormalFormReport, UnresolvedEmail};
 pub use local::{LocalPostgres, LocalPostgresError, LocalPostgresOptions};
-pub use migrate::{Migrated, MigrationError, run_migrations};
+pub use migrate::{Migrated, MigrationError, pending_migrations, run_migrations};
 pub use outbox::{PgEmailOutbox, SealReport};
-pub use pool::{PgConnection, PgPool, PoolSettings, build_pool};
+pub use pool::{PgConnection, PgPool, PoolSettings, PoolStatus, build_pool};
 pub use ratelimit::PgRateCounters;
 pub use seal::SealingKeys;
 pub use sites::PgSiteRepository;

@@ -51,6 +51,53 @@ pub fn known_migrations() -> usize {
     .map_or(0, |m| m.len())
 }
 
+/// The versions of the embedded migrations, read once.
+fn known_versions() -> &'static [String] {
+    static VERSIONS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    VERSIONS.get_or_init(|| {
+        <EmbeddedMigrations as diesel::migration::MigrationSource<diesel::pg::Pg>>::migrations(
+            &MIGRATIONS,
+        )
+        .map(|migrations| {
+            migrations
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct AppliedVersion {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// How many of the migrations this binary carries the database lacks (`0`: up to date), read from
+/// `__diesel_schema_migrations` on a pooled connection. [`RepoError::Unavailable`] when the
+/// database cannot be reached; a database never migrated lacks them all.
+pub async fn pending_migrations(pool: &crate::PgPool) -> Result<usize, aegis_domain::RepoError> {
+    let mut conn = pool.get().await?;
+    let query =
+        diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations");
+    let applied: Vec<AppliedVersion> = match diesel_async::RunQueryDsl::load(query, &mut conn).await
+    {
+        Ok(applied) => applied,
+        // No such table: nothing was ever applied.
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("__diesel_schema_migrations") =>
+        {
+            Vec::new()
+        }
+        Err(e) => return Err(crate::error::map_diesel_error(e)),
+    };
+    Ok(known_versions()
+        .iter()
+        .filter(|known| !applied.iter().any(|a| &a.version == *known))
+        .count())
+}
+
 /// Applies every pending migration, then the data steps not yet done, and says what it did.
 ///
 /// Runs on a thread of its own, outside any async runtime (the migration harness is synchronous and

@@ -199,9 +199,13 @@ async fn migrate_then_serve_then_stop_on_sigterm() {
         &many[..many.len().min(200)]
     );
 
-    // The health probe subcommand agrees.
+    // The health probe subcommand agrees, for liveness and for readiness.
     let probe = run(&["healthcheck"], &[("APP_PORT", &port)]);
     assert!(probe.status.success());
+    let probe = run(&["healthcheck", "--ready"], &[("APP_PORT", &port)]);
+    assert!(probe.status.success());
+    let ready = get("/api/health/ready", None).unwrap();
+    assert!(ready.contains("\"status\":\"ready\""), "{ready}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -218,5 +222,7 @@ async fn migrate_then_serve_then_stop_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
     let probe = run(&["healthcheck"], &[("APP_PORT", &port)]);
+    assert!(!probe.status.success());
+    let probe = run(&["healthcheck", "--ready"], &[("APP_PORT", &port)]);
     assert!(!probe.status.success());
 }

@@ -36,6 +36,8 @@ async fn the_api_mounts_under_a_prefix_beside_the_host_routes() {
     ])
     .unwrap();
     let aegis = Aegis::start(&settings).await.unwrap();
+    // The embedder serves the metrics where it likes: here, rendered in-process.
+    let metrics = aegis.metrics().expect("no other recorder is installed");
     let app = test::init_service(
         App::new()
             .route(
@@ -82,4 +84,16 @@ async fn the_api_mounts_under_a_prefix_beside_the_host_routes() {
     )
     .await;
     assert_eq!(root.status().as_u16(), 404);
+
+    // Under the prefix, the route label is the mounted template.
+    let text = metrics.render();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("aegis_http_requests_total{")
+                && l.contains("route=\"/auth/api/sites\"")
+                && l.contains("method=\"POST\"")
+                && l.contains("status=\"201\"")),
+        "{text}"
+    );
+    assert!(text.contains("aegis_db_pool_max_connections"), "{text}");
 }

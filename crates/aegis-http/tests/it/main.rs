@@ -17,6 +17,8 @@ mod framework;
 mod health;
 mod master_key;
 mod openapi;
+mod metrics;
+mod observability;
 mod outage;
 mod races;
 mod ratelimits;

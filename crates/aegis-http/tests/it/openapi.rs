@@ -92,7 +92,7 @@ async fn the_document_is_served_with_its_ui_and_both_can_be_switched_off() {
 async fn every_documented_operation_is_registered_with_exactly_its_methods() {
     let app = TestApp::new().await;
     let ops = documented();
-    assert_eq!(ops.len(), 31, "{ops:?}");
+    assert_eq!(ops.len(), 32, "{ops:?}");
     for (path, method) in &ops {
         let reply = app.send(request(method, &concrete(path))).await;
         assert_ne!(
