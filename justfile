@@ -35,6 +35,10 @@ lint:
 ci:
     bash .ci/run
 
+# Fuzz the API with schemathesis from the served OpenAPI document (installs it into target/).
+fuzz:
+    bash scripts/fuzz-api.sh
+
 # Measure throughput, latency and memory with wrk (starts its own instance; needs `apt-get install wrk`).
 load SECONDS="10" CONNECTIONS="32":
     bash scripts/load.sh {{SECONDS}} {{CONNECTIONS}}
