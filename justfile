@@ -47,13 +47,20 @@ load SECONDS="10" CONNECTIONS="32":
 reset-local:
     rm -rf .aegis-data
 
-# Build the container image.
+# Build the container image, tagged aegis:<VERSION> and aegis:latest.
 docker-build:
-    docker build -f deploy/Dockerfile -t aegis:latest .
+    docker build -f deploy/Dockerfile --build-arg VERSION="$(cat VERSION)" -t aegis:"$(cat VERSION)" -t aegis:latest .
 
-# Start PostgreSQL 16 and Aegis with Docker Compose (needs MASTER_API_KEY and DB_PASSWORD set).
+# Push both tags of the image to REGISTRY (e.g. ghcr.io/example); run `just docker-build` first.
+docker-publish REGISTRY:
+    docker tag aegis:"$(cat VERSION)" {{REGISTRY}}/aegis:"$(cat VERSION)"
+    docker tag aegis:latest {{REGISTRY}}/aegis:latest
+    docker push {{REGISTRY}}/aegis:"$(cat VERSION)"
+    docker push {{REGISTRY}}/aegis:latest
+
+# Start PostgreSQL 16 and Aegis with Docker Compose, configured by ./.env (see .env.example).
 compose-up:
-    docker compose -f deploy/docker-compose.yml up -d --build
+    AEGIS_IMAGE_VERSION="$(cat VERSION)" docker compose --env-file .env -f deploy/docker-compose.yml up -d --build
 
 # Does answering take longer when an address has an account? Medians per case (release build).
 enumeration SAMPLES="31":

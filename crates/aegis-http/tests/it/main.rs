@@ -10,6 +10,7 @@ mod crash;
 mod credentials;
 mod database_down;
 mod delivery;
+mod deploy;
 mod documented;
 mod email_input;
 mod embedding;
