@@ -180,7 +180,6 @@ fn failure(pages: &Pages, error: impl Into<ApiError>) -> HttpResponse {
 async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .insert_header((header::CONTENT_SECURITY_POLICY, csp(None)))
         .body(STYLESHEET)
 }

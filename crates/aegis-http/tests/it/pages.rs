@@ -839,6 +839,7 @@ async fn the_stylesheet_comes_from_the_binary() {
     let reply = get(&app, "/assets/pages.css").await;
     assert_eq!(reply.status.as_u16(), 200);
     assert_eq!(reply.header("content-type"), "text/css; charset=utf-8");
+    assert_eq!(reply.header("cache-control"), "no-store");
     assert_eq!(reply.text(), aegis_http::pages::STYLESHEET);
     assert!(reply.text().contains(":focus"));
     // Pages link it relatively, so a prefix is kept.
