@@ -27,15 +27,6 @@ mod views;
 /// The one style sheet, compiled into the binary.
 pub const STYLESHEET: &str = include_str!("pages.css");
 
-/// The hosted pages' path space, under the scope's prefix.
-pub const PATHS: [&str; 5] = [
-    "/verify-email",
-    "/reset-password",
-    "/confirm-email-change",
-    "/forgot-password",
-    "/assets/pages.css",
-];
-
 /// How the pages are set up: their public base URL and the CSRF key.
 #[derive(Clone, Debug)]
 pub struct PagesConfig {

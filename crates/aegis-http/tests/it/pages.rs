@@ -546,6 +546,38 @@ async fn an_email_change_is_confirmed_by_the_button_not_by_opening_the_link() {
     )
     .await;
     assert_page(&again, 404, &["This link is not valid"]);
+
+    // A newer request whose link has expired: the page says so, and offers no button.
+    let reply = app
+        .bearer(
+            "POST",
+            "/api/auth/request-email-change",
+            &auth,
+            Some(json!({"new_email": "newer@example.com", "password": "password-1"})),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
+    let link = emailed_link(&app, "email_change", "newer@example.com").await;
+    let page = get(&app, path_of(&link)).await;
+    let newer_form = form_of(&page);
+    app.clock.advance(3_600 + 1);
+    let expired = get(&app, path_of(&link)).await;
+    assert_page(&expired, 410, &["This link has expired"]);
+    assert!(!expired.text().contains("<form"));
+    let token = path_of(&link).split("token=").nth(1).unwrap();
+    let refused = post(
+        &app,
+        "/confirm-email-change",
+        Some(&newer_form),
+        &[("token", token)],
+    )
+    .await;
+    assert_page(&refused, 410, &["This link has expired"]);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM users WHERE email = 'newer@example.com'")
+            .await,
+        0
+    );
     assert_page(
         &get(&app, "/confirm-email-change?token=nope").await,
         404,
