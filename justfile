@@ -21,6 +21,11 @@ migrate:
 test *ARGS:
     cargo test --workspace {{ARGS}}
 
+# Drive the hosted pages in headless Chromium and save the README's screenshots to docs/images/.
+screenshots:
+    bash scripts/ensure-chromium.sh
+    AEGIS_SCREENSHOTS=docs cargo test -p aegis-http --test it pages_browser
+
 # Format the code.
 fmt:
     cargo fmt --all

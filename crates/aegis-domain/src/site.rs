@@ -153,6 +153,15 @@ fn non_empty(value: Option<&str>) -> bool {
 }
 
 impl Site {
+    /// Where a user goes once verified: the verification redirect, or the frontend when that is
+    /// unset or empty.
+    pub fn verification_redirect(&self) -> String {
+        self.verification_redirect_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| self.frontend_url.clone())
+    }
+
     /// A new site: a fresh id and tenant API key, a webhook secret only when a webhook URL is given,
     /// not deletion-protected, created and updated now.
     pub fn create(new: NewSite, now: UnixTime, generator: &dyn SecretGenerator) -> Self {

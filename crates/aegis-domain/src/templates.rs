@@ -3,7 +3,10 @@
 //! Links are built on the site's [`Site::frontend_url`] (verification links on a central page
 //! instead, when [`verification`] is given one), so the tenant's frontend serves `/verify-email`,
 //! `/reset-password`, `/confirm-email-change`, `/login` and `/forgot-password`, reading the `token`
-//! query parameter where there is one. The site's name is HTML-escaped in the HTML bodies.
+//! query parameter where there is one. With hosted pages (`HOSTED_PAGES_URL`, decision 80) every
+//! link but `/login` goes to Aegis's own pages at that base instead, for every site; the
+//! forgot-password link then names the site (`?site_id=…`), since it carries no token to find it
+//! by. The site's name is HTML-escaped in the HTML bodies.
 
 use crate::site::Site;
 
@@ -79,6 +82,11 @@ fn base(site: &Site) -> &str {
     site.frontend_url.trim_end_matches('/')
 }
 
+/// The base of a token link: the hosted pages when they are on, else the site's frontend.
+fn link_base<'a>(site: &'a Site, hosted: Option<&'a str>) -> &'a str {
+    hosted.map_or_else(|| base(site), |h| h.trim_end_matches('/'))
+}
+
 /// Human wording for a lifetime in seconds ("24 hours", "1 hour", "30 minutes").
 pub fn describe_duration(seconds: i64) -> String {
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
@@ -118,16 +126,24 @@ fn layout(
     html
 }
 
-/// The verification email (register, invite, admin creation, resend). With `link_base`
-/// (`VERIFICATION_LINK_BASE`, decision 26) the link goes to that central page and carries the site.
-pub fn verification(site: &Site, to: &str, token: &str, link_base: Option<&str>) -> RenderedEmail {
-    let link = match link_base {
-        Some(b) => format!(
+/// The verification email (register, invite, admin creation, resend). With `hosted`
+/// (`HOSTED_PAGES_URL`, decision 80) the link goes to Aegis's own page; otherwise, with
+/// `link_base` (`VERIFICATION_LINK_BASE`, decision 26) to that central page, carrying the site.
+pub fn verification(
+    site: &Site,
+    to: &str,
+    token: &str,
+    link_base: Option<&str>,
+    hosted: Option<&str>,
+) -> RenderedEmail {
+    let link = match (hosted, link_base) {
+        (Some(h), _) => format!("{}/verify-email?token={token}", h.trim_end_matches('/')),
+        (None, Some(b)) => format!(
             "{}/verify-email?token={token}&site_id={}",
             b.trim_end_matches('/'),
             site.id
         ),
-        None => format!("{}/verify-email?token={token}", base(site)),
+        (None, None) => format!("{}/verify-email?token={token}", base(site)),
     };
     let name = html_escape(&site.name);
     RenderedEmail {
@@ -152,10 +168,18 @@ pub fn verification(site: &Site, to: &str, token: &str, link_base: Option<&str>)
 }
 
 /// Sent when someone registers with an address that already has an account: the response does not
-/// tell them apart, the owner of the address is told.
-pub fn sign_in_attempt(site: &Site, to: &str) -> RenderedEmail {
+/// tell them apart, the owner of the address is told. With `hosted`, the forgot-password link goes
+/// to Aegis's own page for the site; sign-in stays on the site's frontend.
+pub fn sign_in_attempt(site: &Site, to: &str, hosted: Option<&str>) -> RenderedEmail {
     let login = format!("{}/login", base(site));
-    let forgot = format!("{}/forgot-password", base(site));
+    let forgot = match hosted {
+        Some(h) => format!(
+            "{}/forgot-password?site_id={}",
+            h.trim_end_matches('/'),
+            site.id
+        ),
+        None => format!("{}/forgot-password", base(site)),
+    };
     let name = html_escape(&site.name);
     RenderedEmail {
         kind: EmailKind::SignInAttempt,
@@ -187,9 +211,15 @@ pub fn sign_in_attempt(site: &Site, to: &str) -> RenderedEmail {
     }
 }
 
-/// The password-reset email.
-pub fn password_reset(site: &Site, to: &str, token: &str, lifetime: i64) -> RenderedEmail {
-    let link = format!("{}/reset-password?token={token}", base(site));
+/// The password-reset email; the link goes to the hosted page when `hosted` is given.
+pub fn password_reset(
+    site: &Site,
+    to: &str,
+    token: &str,
+    lifetime: i64,
+    hosted: Option<&str>,
+) -> RenderedEmail {
+    let link = format!("{}/reset-password?token={token}", link_base(site, hosted));
     let expiry = describe_duration(lifetime);
     RenderedEmail {
         kind: EmailKind::PasswordReset,
@@ -212,8 +242,18 @@ pub fn password_reset(site: &Site, to: &str, token: &str, lifetime: i64) -> Rend
 }
 
 /// The email-change confirmation, sent to the new address. States the real expiry (decision 24).
-pub fn email_change(site: &Site, to: &str, token: &str, lifetime: i64) -> RenderedEmail {
-    let link = format!("{}/confirm-email-change?token={token}", base(site));
+/// The link goes to the hosted page when `hosted` is given.
+pub fn email_change(
+    site: &Site,
+    to: &str,
+    token: &str,
+    lifetime: i64,
+    hosted: Option<&str>,
+) -> RenderedEmail {
+    let link = format!(
+        "{}/confirm-email-change?token={token}",
+        link_base(site, hosted)
+    );
     let expiry = describe_duration(lifetime);
     RenderedEmail {
         kind: EmailKind::EmailChange,
@@ -253,7 +293,7 @@ mod tests {
     #[test]
     fn verification_links_and_subjects_follow_the_contract() {
         let s = site("Acme", "https://app.acme.com//");
-        let m = verification(&s, "u@acme.com", "TOKEN", None);
+        let m = verification(&s, "u@acme.com", "TOKEN", None, None);
         assert_eq!(m.subject, "Verify your email for Acme");
         assert!(
             m.text
@@ -263,7 +303,13 @@ mod tests {
             m.html
                 .contains("https://app.acme.com/verify-email?token=TOKEN")
         );
-        let central = verification(&s, "u@acme.com", "TOKEN", Some("https://auth.example.com/"));
+        let central = verification(
+            &s,
+            "u@acme.com",
+            "TOKEN",
+            Some("https://auth.example.com/"),
+            None,
+        );
         assert!(central.text.contains(&format!(
             "https://auth.example.com/verify-email?token=TOKEN&site_id={}",
             s.id
@@ -275,10 +321,10 @@ mod tests {
     fn the_site_name_is_escaped_in_html() {
         let s = site("<script>alert(1)</script>", "https://x.com");
         for m in [
-            verification(&s, "a@b.co", "t", None),
-            sign_in_attempt(&s, "a@b.co"),
-            password_reset(&s, "a@b.co", "t", 3600),
-            email_change(&s, "a@b.co", "t", 3600),
+            verification(&s, "a@b.co", "t", None, None),
+            sign_in_attempt(&s, "a@b.co", None),
+            password_reset(&s, "a@b.co", "t", 3600, None),
+            email_change(&s, "a@b.co", "t", 3600, None),
         ] {
             assert!(!m.html.contains("<script>"), "{:?}", m.kind);
             assert!(m.html.contains("&lt;script&gt;"));
@@ -288,7 +334,7 @@ mod tests {
     #[test]
     fn other_links_and_subjects() {
         let s = site("Acme", "https://app.acme.com/");
-        let a = sign_in_attempt(&s, "As.Typed@acme.com");
+        let a = sign_in_attempt(&s, "As.Typed@acme.com", None);
         assert_eq!(
             (a.subject.as_str(), a.to.as_str()),
             ("Sign-in attempt for Acme", "As.Typed@acme.com")
@@ -297,20 +343,57 @@ mod tests {
             a.text.contains("https://app.acme.com/login")
                 && a.text.contains("https://app.acme.com/forgot-password")
         );
-        let r = password_reset(&s, "u@acme.com", "RT", 3600);
+        let r = password_reset(&s, "u@acme.com", "RT", 3600, None);
         assert_eq!(r.subject, "Reset your password for Acme");
         assert!(
             r.text
                 .contains("https://app.acme.com/reset-password?token=RT")
                 && r.text.contains("1 hour")
         );
-        let c = email_change(&s, "new@acme.com", "CT", 7200);
+        let c = email_change(&s, "new@acme.com", "CT", 7200, None);
         assert_eq!(c.subject, "Confirm your email change for Acme");
         assert!(
             c.text
                 .contains("https://app.acme.com/confirm-email-change?token=CT")
                 && c.text.contains("2 hours")
         );
+    }
+
+    #[test]
+    fn hosted_pages_take_every_link_but_sign_in() {
+        let s = site("Acme", "https://app.acme.com/");
+        let hosted = Some("https://auth.example.com/");
+        let v = verification(
+            &s,
+            "u@acme.com",
+            "VT",
+            Some("https://central.example.com"),
+            hosted,
+        );
+        assert!(
+            v.text
+                .contains("https://auth.example.com/verify-email?token=VT\n")
+        );
+        let r = password_reset(&s, "u@acme.com", "RT", 3600, hosted);
+        assert!(
+            r.text
+                .contains("https://auth.example.com/reset-password?token=RT\n")
+        );
+        let c = email_change(&s, "n@acme.com", "CT", 3600, hosted);
+        assert!(
+            c.text
+                .contains("https://auth.example.com/confirm-email-change?token=CT\n")
+        );
+        let a = sign_in_attempt(&s, "u@acme.com", hosted);
+        assert!(a.text.contains("Sign in: https://app.acme.com/login\n"));
+        assert!(a.text.contains(&format!(
+            "https://auth.example.com/forgot-password?site_id={}\n",
+            s.id
+        )));
+        assert!(a.html.contains(&format!(
+            "https://auth.example.com/forgot-password?site_id={}\"",
+            s.id
+        )));
     }
 
     #[test]

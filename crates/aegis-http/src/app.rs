@@ -61,21 +61,22 @@ pub fn scope(prefix: &str, state: web::Data<AppState>) -> impl HttpServiceFactor
         )
         .wrap(crate::telemetry::RequestLog)
         .configure(crate::routes::configure)
+        .configure(crate::pages::configure)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found("Not found"))
         }))
 }
 
 /// Turns any error response that is not already JSON (404 from routing, 405, payload errors) into
-/// `{"error": "..."}` with the same status (decision 9).
+/// `{"error": "..."}` with the same status (decision 9). The hosted pages' own HTML answers
+/// (decision 80) are left as they are.
 fn json_errors<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+    let is_json_or_page = res.headers().get(CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
+    if is_json_or_page {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

@@ -158,6 +158,9 @@ pub struct Settings {
     pub cors_extra_origins: Vec<String>,
     /// `VERIFICATION_LINK_BASE`: the centralised verification page, when set.
     pub verification_link_base: Option<String>,
+    /// `HOSTED_PAGES_URL`: Aegis's public base URL; when set, every emailed link goes to the
+    /// hosted pages served under it (decision 80). No trailing slash.
+    pub hosted_pages_url: Option<String>,
     /// Accepted for compatibility; Aegis does not ship logs to Loki itself.
     pub loki_endpoint: Option<String>,
     /// `METRICS_ADDR`: where `GET /metrics` is served (`host:port`); `None`, no metrics listener.
@@ -168,6 +171,27 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
+
+/// `HOSTED_PAGES_URL`: an absolute `http` or `https` URL with no query or fragment, kept without
+/// its trailing slash (links are built as `{base}/verify-email?…`).
+fn hosted_pages_url(value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let ok = url::Url::parse(trimmed).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && u.username().is_empty()
+    });
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError(format!(
+            "HOSTED_PAGES_URL must be an http or https URL without a query, such as \
+             https://auth.example.com, got {value:?}"
+        )))
+    }
+}
 
 /// Variables read (lowercased, as the `config` crate stores them).
 const KEYS: &[&str] = &[
@@ -226,6 +250,7 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "cors_extra_origins",
     "verification_link_base",
+    "hosted_pages_url",
     "aegis_frontend_url",
     "email_from",
     "email_from_name",
@@ -532,6 +557,10 @@ impl Settings {
         if db_pool_timeout_ms == 0 {
             return Err(ConfigError("DB_POOL_TIMEOUT_MS must be positive".into()));
         }
+        let hosted_pages_url = match raw.get("hosted_pages_url") {
+            None => None,
+            Some(v) => Some(hosted_pages_url(v)?),
+        };
         let metrics_addr = match raw.get("metrics_addr") {
             None => None,
             Some(addr) => {
@@ -626,6 +655,7 @@ impl Settings {
             verification_link_base: raw
                 .get("verification_link_base")
                 .map(|v| v.trim_end_matches('/').to_owned()),
+            hosted_pages_url,
             loki_endpoint: raw.get("loki_endpoint").map(str::to_owned),
             metrics_addr,
         })
@@ -652,6 +682,7 @@ impl Settings {
             password_reset_ttl: self.tokens.password_reset_expiration,
             email_change_ttl: self.tokens.email_change_expiration,
             verification_link_base: self.verification_link_base.clone(),
+            hosted_pages_url: self.hosted_pages_url.clone(),
         }
     }
 
@@ -1083,6 +1114,31 @@ mod tests {
                 .tokens
                 .refresh_token_rotation
         );
+    }
+
+    #[test]
+    fn hosted_pages_url_is_an_http_base_without_a_query() {
+        assert_eq!(settings(&[]).unwrap().hosted_pages_url, None);
+        let s = settings(&[("HOSTED_PAGES_URL", "https://auth.example.com/")]).unwrap();
+        assert_eq!(
+            s.hosted_pages_url.as_deref(),
+            Some("https://auth.example.com")
+        );
+        assert_eq!(
+            s.account_settings().hosted_pages_url.as_deref(),
+            Some("https://auth.example.com")
+        );
+        for bad in [
+            "auth.example.com",
+            "ftp://a.com",
+            "https://a.com/?x=1",
+            "https://u@a.com",
+        ] {
+            let err = settings(&[("HOSTED_PAGES_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("HOSTED_PAGES_URL"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -161,6 +161,7 @@ impl Aegis {
                 cors_origins: settings.cors_origins.clone(),
                 cors_extra_origins: settings.cors_extra_origins.clone(),
                 outbox_keys,
+                pages: crate::pages::PagesConfig::new(secret, settings.hosted_pages_url.clone()),
             },
         ));
         Ok(Self {

@@ -19,6 +19,7 @@ pub mod local;
 pub mod metrics;
 pub mod openapi;
 pub mod pacing;
+pub mod pages;
 pub mod passwords;
 pub mod ratelimit;
 pub mod routes;

@@ -127,6 +127,18 @@ impl Limiter {
             .await
     }
 
+    /// Charges a form post of the hosted pages against `route`'s limits, with the keys the API
+    /// route reads from its body (`site_id` and `email`), so both share their buckets.
+    pub async fn charge_form(
+        &self,
+        req: &HttpRequest,
+        route: Limited,
+        site: SiteKey,
+        email: Option<&Email>,
+    ) -> Result<Option<Charge>, HttpResponse> {
+        self.charge(route, self.subject(req, site, email)).await
+    }
+
     /// After the route ran: refunds, and the failed-login count.
     pub async fn settle(&self, charge: &Charge, status: StatusCode, attempt: Option<LoginAttempt>) {
         let result = if charge.route.refunds(status.as_u16()) {

@@ -41,6 +41,8 @@ pub struct AppState {
     pub openapi_enabled: bool,
     /// The connection pool, for the readiness check.
     pub pool: PgPool,
+    /// The hosted pages' settings (decision 80).
+    pub pages: crate::pages::Pages,
 }
 
 /// The ports an [`AppState`] is built from, so tests can pin the clock and the generator and count
@@ -106,6 +108,8 @@ pub struct AppConfig {
     pub cors_extra_origins: Vec<String>,
     /// Seal the bodies of queued email (from `SECRET_KEY`).
     pub outbox_keys: SealingKeys,
+    /// The hosted pages: `HOSTED_PAGES_URL` and their form-token key (from `SECRET_KEY`).
+    pub pages: crate::pages::PagesConfig,
 }
 
 impl AppState {
@@ -143,6 +147,7 @@ impl AppState {
             ports.clock.clone(),
             ports.generator.clone(),
         );
+        let pages = crate::pages::Pages::new(config.pages, ports.generator.clone());
         let accounts = AccountService::new(
             Arc::new(PgAccountRepository::new(pool.clone())),
             site_repo,
@@ -166,6 +171,7 @@ impl AppState {
             version: config.version,
             openapi_enabled: config.openapi_enabled,
             pool,
+            pages,
         }
     }
 }

@@ -21,6 +21,8 @@ mod metrics;
 mod observability;
 mod openapi;
 mod outage;
+mod pages;
+mod pages_browser;
 mod races;
 mod ratelimits;
 mod security_log;

@@ -46,7 +46,11 @@ impl Service {
     /// Starts the binary in production mode on `database_url` (strong secrets, JSON logs,
     /// 127.0.0.1, a free port), with `extra` variables on top, and waits until it answers.
     pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), database_url, extra).await
+    }
+
+    /// [`Self::start`] on `port`, for a test that must know it beforehand.
+    pub async fn start_on(port: u16, database_url: &str, extra: &[(&str, &str)]) -> Self {
         let port_text = port.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
         cmd.env_clear()

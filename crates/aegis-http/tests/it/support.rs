@@ -212,6 +212,7 @@ struct Options {
     pool: PoolSettings,
     hash_pool: HashPoolSize,
     openapi: bool,
+    hosted_pages_url: Option<String>,
 }
 
 impl Default for Options {
@@ -223,6 +224,7 @@ impl Default for Options {
             pool: POOL,
             hash_pool: HASH_POOL,
             openapi: true,
+            hosted_pages_url: None,
         }
     }
 }
@@ -248,6 +250,16 @@ impl TestApp {
             ..Options::default()
         };
         Self::build(Arc::new(db), &url, options).await
+    }
+
+    /// An application with `HOSTED_PAGES_URL` set to `url`, and rate limits on when `limits`.
+    pub async fn with_hosted_pages(url: &str, limits: bool) -> Self {
+        Self::fresh(Options {
+            hosted_pages_url: Some(url.to_owned()),
+            limits: limits.then(aegis_http::client_ip::ClientIpPolicy::default),
+            ..Options::default()
+        })
+        .await
     }
 
     /// An application with `OPENAPI_ENABLED=false`.
@@ -340,6 +352,7 @@ impl TestApp {
             pool,
             hash_pool,
             openapi,
+            hosted_pages_url,
         } = options;
         let pool = build_pool(url, pool).unwrap();
         let hasher = Arc::new(CountingHasher::new(hash_pool));
@@ -355,7 +368,10 @@ impl TestApp {
                 master_api_key: master_key.map(|k| SecretString::from(k.to_owned())),
                 max_body_bytes: 65_536,
                 version: "1.2.3".into(),
-                accounts: aegis_domain::service::accounts::AccountSettings::default(),
+                accounts: aegis_domain::service::accounts::AccountSettings {
+                    hosted_pages_url: hosted_pages_url.clone(),
+                    ..Default::default()
+                },
                 ratelimit_enabled: limits.is_some(),
                 openapi_enabled: openapi,
                 client_ip: limits.clone().unwrap_or_default(),
@@ -364,6 +380,7 @@ impl TestApp {
                 cors_origins: None,
                 cors_extra_origins: vec!["https://extra.example.com".into()],
                 outbox_keys: sealing_keys(),
+                pages: aegis_http::pages::PagesConfig::new(SECRET_KEY, hosted_pages_url.clone()),
             },
         );
         let state = web::Data::new(state);

@@ -82,6 +82,7 @@ impl AccountService {
             new_email.as_str(),
             &issued.plaintext,
             self.settings.email_change_ttl,
+            self.hosted_pages(),
         );
         tx.accounts()
             .enqueue_email(&self.queued(&site, message, now, Some(expires_at)))

@@ -33,12 +33,14 @@ macro_rules! failure_from {
 mod email_change;
 #[cfg(test)]
 pub(crate) mod fakes;
+mod links;
 mod password;
 mod registration;
 mod session;
 mod verification;
 
 pub use email_change::EmailChangeError;
+pub use links::{LinkKind, LinkState};
 pub use password::{ChangePasswordError, ResetPasswordError};
 pub use registration::{InviteError, RegisterError, Registration};
 pub use session::{LoginError, RefreshError, Session, SessionToken};
@@ -64,6 +66,8 @@ pub struct AccountSettings {
     pub email_change_ttl: i64,
     /// `VERIFICATION_LINK_BASE` (decision 26).
     pub verification_link_base: Option<String>,
+    /// `HOSTED_PAGES_URL` (decision 80): when set, every emailed link goes to Aegis's own pages.
+    pub hosted_pages_url: Option<String>,
 }
 
 impl Default for AccountSettings {
@@ -77,6 +81,7 @@ impl Default for AccountSettings {
             password_reset_ttl: 3_600,
             email_change_ttl: 3_600,
             verification_link_base: None,
+            hosted_pages_url: None,
         }
     }
 }
@@ -151,6 +156,11 @@ impl AccountService {
         self.generator.as_ref()
     }
 
+    /// `HOSTED_PAGES_URL`, when emailed links go to Aegis's own pages.
+    pub(crate) fn hosted_pages(&self) -> Option<&str> {
+        self.settings.hosted_pages_url.as_deref()
+    }
+
     /// A message to queue; `link_expires_at` is the expiry of the token its link carries.
     fn queued(
         &self,
@@ -213,11 +223,18 @@ impl AccountService {
                     recipient,
                     &issued.plaintext,
                     self.settings.verification_link_base.as_deref(),
+                    self.hosted_pages(),
                 )
             }
             Link::PasswordReset => {
                 tx.accounts().insert_reset_token(&stored).await?;
-                templates::password_reset(site, recipient, &issued.plaintext, ttl)
+                templates::password_reset(
+                    site,
+                    recipient,
+                    &issued.plaintext,
+                    ttl,
+                    self.hosted_pages(),
+                )
             }
         };
         tx.accounts()

@@ -68,7 +68,7 @@ impl AccountService {
             .await?
             .is_some()
         {
-            let message = templates::sign_in_attempt(site, email.as_str());
+            let message = templates::sign_in_attempt(site, email.as_str(), self.hosted_pages());
             tx.accounts()
                 .enqueue_email(&self.queued(site, message, now, None))
                 .await?;

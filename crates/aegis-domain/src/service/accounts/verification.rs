@@ -118,12 +118,10 @@ impl AccountService {
             tx.accounts().enqueue_webhook(&event).await?;
         }
         tx.commit().await?;
-        let redirect_url = site
-            .verification_redirect_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| site.frontend_url.clone());
-        Ok(Verified { user, redirect_url })
+        Ok(Verified {
+            user,
+            redirect_url: site.verification_redirect(),
+        })
     }
 }
 
