@@ -6,7 +6,11 @@
 #   2. GET /api/auth/me              (the bearer check: one indexed query)
 #   3. POST /api/auth/login          (Argon2id at the default costs, on the hashing threads)
 #   4. GET /api/health while logins run (hashing must not starve other requests)
-#   5. memory (RSS of the aegis process): idle; at rest after 1,000 logins; peak during a
+#   5. ratios in the same run: /me (64 connections, 50 rotating tokens) against pgbench -S -M
+#      prepared at 64 clients on the same PostgreSQL; login (16 connections) against a pure Argon2id
+#      loop at the same costs on as many threads (the argon2_rate example); /me latency during a
+#      burst of 200 logins; server CPU and RSS;
+#   6. memory (RSS of the aegis process): idle; at rest after 1,000 logins; peak during a
 #      64-connection /me load; peak during a burst of 200 concurrent logins, against its bound of
 #      hashing threads x Argon2 memory + 48 MiB.
 # Rate limits are off for the run. Usage: scripts/load.sh [seconds] [connections]
@@ -83,6 +87,52 @@ LOGINS=$!
 sleep 1
 wrk -t1 -c8 -d"$((SECONDS_PER_RUN - 2))s" --latency $B/api/health | grep -E "Requests/sec|Latency|50%|99%"
 wait $LOGINS
+
+echo "== ratios, all measured in this run against the same PostgreSQL"
+PGBIN=$(pg_config --bindir 2>/dev/null || true)
+[ -x "$PGBIN/pgbench" ] || PGBIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/pgbench | tail -1)")
+PG_PORT=$(grep -o 'managed server on 127.0.0.1:[0-9]*' "$DATA/aegis.log" | head -1 | sed 's/.*://')
+export PGPASSWORD
+PGPASSWORD=$(cat "$DATA/postgres_password")
+"$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d aegis -c "CREATE DATABASE pgbench" >/dev/null
+"$PGBIN/pgbench" -q -i -s 1 -h 127.0.0.1 -p "$PG_PORT" -U postgres pgbench >/dev/null 2>&1
+# CPU seconds the aegis process has used so far (user + system).
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$AEGIS/stat"; }
+# 50 sessions, so /me rotates over 50 tokens as real clients would.
+ME_LUA="$DATA/me.lua"
+{
+  echo "tokens = {"
+  for _ in $(seq 50); do
+    curl -sf -X POST $B/api/auth/login -H "X-Tenant-Api-Key: $TKEY" -H 'Content-Type: application/json' \
+      -d "$LOGIN_BODY" | j '["auth_token"]["token"]' | sed 's/.*/  "&",/'
+  done
+  echo "}"
+  echo 'n = 0'
+  echo 'request = function() n = n + 1; return wrk.format("GET", "/api/auth/me", {["Authorization"] = "Bearer " .. tokens[n % #tokens + 1]}) end'
+} > "$ME_LUA"
+CPU0=$(cpu)
+ME=$(wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" --latency -s "$ME_LUA" $B/api/auth/me)
+CPU1=$(cpu)
+ME_RPS=$(echo "$ME" | awk '/Requests\/sec/{print $2}')
+PGB=$("$PGBIN/pgbench" -n -S -M prepared -c 64 -j 2 -T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$PG_PORT" -U postgres pgbench 2>/dev/null \
+  | awk '/^tps/{print $3; exit}')
+echo "/me, 64 connections, 50 tokens:    $ME_RPS req/s, p50 $(echo "$ME" | awk '$1=="50%"{print $2}'), p99 $(echo "$ME" | awk '$1=="99%"{print $2}'), server CPU $(echo "$CPU0 $CPU1 $SECONDS_PER_RUN" | awk '{printf "%.2f", ($2-$1)/$3}') cores, RSS $(rss) MiB"
+echo "pgbench -S -M prepared -c 64:      $PGB tps"
+echo "/me as a share of pgbench -S:      $(echo "$ME_RPS $PGB" | awk '{printf "%.1f %%", 100*$1/$2}')   (target >= 35 %, p99 <= 10 ms)"
+LOGIN=$(wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency -s "$LUA" $B/api/auth/login)
+LOGIN_RPS=$(echo "$LOGIN" | awk '/Requests\/sec/{print $2}')
+THREADS=${PASSWORD_HASH_CONCURRENCY:-$(nproc)}
+cargo build --release -q -p aegis-domain --example argon2_rate
+ARGON=$(target/release/examples/argon2_rate "$SECONDS_PER_RUN" "$THREADS" | awk '{print $2}')
+echo "login, 16 connections:             $LOGIN_RPS req/s, p50 $(echo "$LOGIN" | awk '$1=="50%"{print $2}'), p99 $(echo "$LOGIN" | awk '$1=="99%"{print $2}')"
+echo "pure Argon2id, $THREADS threads:           $ARGON /s"
+echo "login as a share of Argon2id alone: $(echo "$LOGIN_RPS $ARGON" | awk '{printf "%.3f (cost %.2fx)", $1/$2, $2/$1}')   (target >= 0.870, i.e. <= 1.15x)"
+logins 200 200 > "$DATA/burst.txt" &
+BURST=$!
+sleep 0.2
+FLOOD=$(wrk -t1 -c8 -d3s --latency -s "$ME_LUA" $B/api/auth/me)
+wait $BURST
+echo "/me during a 200-login burst:      p50 $(echo "$FLOOD" | awk '$1=="50%"{print $2}'), p99 $(echo "$FLOOD" | awk '$1=="99%"{print $2}')   (target p99 <= 50 ms; logins $(cat "$DATA/burst.txt"))"
 
 echo "== memory (RSS of the aegis process)"
 echo "idle, after start:                  $IDLE_RSS MiB"
