@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod cors;
@@ -16,8 +17,8 @@ pub mod error_map;
 pub mod extract;
 pub mod json;
 pub mod local;
-pub mod openapi;
 pub mod metrics;
+pub mod openapi;
 pub mod pacing;
 pub mod passwords;
 pub mod ratelimit;

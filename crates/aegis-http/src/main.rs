@@ -9,7 +9,7 @@ use actix_web::HttpServer;
 use aegis_http::app;
 use aegis_http::config::{DatabaseSource, Mode, Settings};
 use aegis_http::embed::Aegis;
-use aegis_http::{local, telemetry};
+use aegis_http::{cli, local, telemetry};
 use aegis_postgres::ConnectTarget;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -25,7 +25,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (the default).
     Serve,
@@ -37,6 +37,11 @@ enum Command {
         #[arg(long)]
         ready: bool,
     },
+    /// Manage sites (tenants): create, list, show, update, delete, rotate keys.
+    Sites(Box<cli::Sites>),
+    /// Manage the users of a site: create, list, show, set-role, verify, resend-verification,
+    /// delete, protect, unprotect.
+    Users(cli::Users),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +65,11 @@ fn main() -> ExitCode {
             },
         );
     }
+    let command = match command {
+        Command::Sites(c) => return admin(settings, cli::Admin::Sites(c)),
+        Command::Users(c) => return admin(settings, cli::Admin::Users(c)),
+        other => other,
+    };
     telemetry::init(&settings);
     match run(command, settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +79,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The operator commands: logs (warnings only) on stderr, output on stdout.
+fn admin(settings: Settings, command: cli::Admin) -> ExitCode {
+    telemetry::init_cli(&settings);
+    cli::run(settings, command)
 }
 
 fn run(command: Command, settings: Settings) -> Result<(), String> {
@@ -129,7 +145,7 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
         let aegis = Aegis::start_with(&settings, database_url.expose_secret(), &secret)
             .await
             .map_err(|e| e.to_string())?;
-        if command == Command::Migrate {
+        if matches!(command, Command::Migrate) {
             tracing::info!("database is up to date");
             return Ok(());
         }

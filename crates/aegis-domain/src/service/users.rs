@@ -52,7 +52,110 @@ pub enum ResendError {
     Repo(#[from] RepoError),
 }
 
+/// Why [`AccountService::verify_by_operator`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorVerifyError {
+    /// No user (or no site for the user) has this id.
+    #[error("user not found")]
+    NotFound,
+    /// The user has already verified their address.
+    #[error("user is already verified")]
+    AlreadyVerified,
+    /// Storage failed (see [`RepoError`]).
+    #[error("{0}")]
+    Repo(#[from] RepoError),
+}
+
+/// Why [`AccountService::set_user_role`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SetRoleError {
+    /// No user (or no site for the user) has this id.
+    #[error("user not found")]
+    NotFound,
+    /// The user is the only admin of their site, which must keep one.
+    #[error("cannot demote the last admin of a site")]
+    LastAdmin,
+    /// Storage failed (see [`RepoError`]).
+    #[error("{0}")]
+    Repo(#[from] RepoError),
+}
+
 impl AccountService {
+    /// The user with this id, in whichever site.
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        self.accounts().find_user(id).await
+    }
+
+    /// The user of `site` with this address (in its normal form).
+    pub async fn user_by_email(
+        &self,
+        site: SiteId,
+        email: &crate::user::Email,
+    ) -> Result<Option<User>, RepoError> {
+        self.accounts().find_user_by_email(site, email).await
+    }
+
+    /// An operator marks a user verified without a link: the verification links still
+    /// outstanding are revoked, and `user.verified` is queued in the same transaction, as
+    /// verify-email does. A user without a password still sets one through a password reset.
+    pub async fn verify_by_operator(&self, id: UserId) -> Result<User, OperatorVerifyError> {
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        let mut user = tx
+            .accounts()
+            .lock_user(id)
+            .await?
+            .ok_or(OperatorVerifyError::NotFound)?;
+        if user.is_verified {
+            return Err(OperatorVerifyError::AlreadyVerified);
+        }
+        let site: Site = tx
+            .sites()
+            .lock(user.site_id)
+            .await?
+            .ok_or(OperatorVerifyError::NotFound)?;
+        tx.accounts()
+            .delete_verification_tokens_of_user(user.id)
+            .await?;
+        self.mark_verified(&mut tx, &site, &mut user, true, now)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Changes a user's role. The site row is locked first, so two demotions of a site's last
+    /// two admins are serialised and the site keeps one (as deletion does).
+    pub async fn set_user_role(&self, id: UserId, role: Role) -> Result<User, SetRoleError> {
+        let user = self
+            .accounts()
+            .find_user(id)
+            .await?
+            .ok_or(SetRoleError::NotFound)?;
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        let site = tx
+            .sites()
+            .lock(user.site_id)
+            .await?
+            .ok_or(SetRoleError::NotFound)?;
+        let mut user = tx
+            .accounts()
+            .lock_user(id)
+            .await?
+            .ok_or(SetRoleError::NotFound)?;
+        if user.role == role {
+            return Ok(user);
+        }
+        if user.role == Role::Admin && tx.accounts().count_admins(site.id).await? <= 1 {
+            return Err(SetRoleError::LastAdmin);
+        }
+        user.role = role;
+        user.updated_at = now;
+        tx.accounts().update_user(&user).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
     /// Every user of a site, oldest first.
     pub async fn list_users(&self, site: SiteId) -> Result<Vec<User>, RepoError> {
         self.accounts().list_users(site).await
