@@ -86,6 +86,7 @@ pub fn confirm(yes: bool, question: &str) -> Result<(), CliError> {
     let confirmed = Confirm::new()
         .with_prompt(question)
         .default(false)
+        .wait_for_newline(true)
         .interact()
         .map_err(prompt_failed)?;
     if confirmed {

@@ -1,0 +1,655 @@
+//! The operator CLI (`aegis sites …`, `aegis users …`): the real binary on a test database, its
+//! output, exit codes and the rows it changes, read back through the API and SQL.
+
+use std::process::{Command, Output, Stdio};
+
+use rexpect::process::WaitStatus;
+use serde_json::Value;
+
+use crate::support::{SECRET_KEY, TestApp};
+
+/// The binary with a clean environment: development mode on `database_url`.
+fn aegis(database_url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("AEGIS_ENV", "development")
+        .env("SECRET_KEY", SECRET_KEY)
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// What one command did.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+
+    /// Exit 0 and nothing on stderr.
+    fn ok(self) -> Self {
+        assert_eq!(self.code, Some(0), "stderr: {}", self.stderr);
+        assert_eq!(self.stderr, "", "nothing on stderr");
+        self
+    }
+
+    /// Failed with `code` and exactly the one line `aegis: {message}` on stderr, nothing on stdout.
+    fn fails(&self, code: i32, message: &str) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout: {} stderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        assert_eq!(self.stderr, format!("aegis: {message}\n"));
+        assert_eq!(self.stdout, "");
+    }
+}
+
+fn run(app: &TestApp, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = aegis(app.db.url(), args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+const CREATE: &[&str] = &[
+    "sites",
+    "create",
+    "--name",
+    "Demo",
+    "--domain",
+    "Demo.Example.com",
+    "--frontend-url",
+    "http://localhost:3000",
+    "--email-from",
+    "noreply@demo.example.com",
+    "--email-from-name",
+    "Demo Team",
+];
+
+fn create_site(app: &TestApp, extra: &[&str]) -> Value {
+    let mut args = CREATE.to_vec();
+    args.extend_from_slice(extra);
+    args.push("--json");
+    run(app, &args).ok().json()
+}
+
+#[actix_web::test]
+async fn sites_are_created_listed_shown_updated_rotated_and_deleted() {
+    let app = TestApp::new().await;
+
+    // Human output: the site as a table, with the tenant key the operator needs.
+    let created = run(&app, CREATE).ok();
+    for needle in ["demo.example.com", "Demo Team", "tenant_api_key"] {
+        assert!(created.stdout.contains(needle), "{}", created.stdout);
+    }
+    let site = app
+        .master("GET", "/api/sites", None)
+        .await
+        .json()
+        .as_array()
+        .unwrap()[0]
+        .clone();
+    assert_eq!(
+        site["domain"], "demo.example.com",
+        "stored lowercased, as the API does"
+    );
+    assert!(
+        created
+            .stdout
+            .contains(site["tenant_api_key"].as_str().unwrap())
+    );
+    assert!(created.stdout.contains(site["uuid"].as_str().unwrap()));
+    let uuid = site["uuid"].as_str().unwrap().to_owned();
+
+    // --json is the API's own view of the site, whether named by UUID or domain (any case).
+    let by_domain = run(&app, &["sites", "show", "DEMO.example.com", "--json"])
+        .ok()
+        .json();
+    let by_uuid = run(&app, &["sites", "show", &uuid, "--json"]).ok().json();
+    let api = app
+        .master("GET", &format!("/api/sites/{uuid}"), None)
+        .await
+        .json();
+    assert_eq!(by_domain, api);
+    assert_eq!(by_uuid, api);
+    let list = run(&app, &["sites", "list", "--json"]).ok().json();
+    assert_eq!(list, serde_json::json!([api]));
+    let table = run(&app, &["sites", "list"]).ok().stdout;
+    assert!(
+        table.contains(&uuid) && table.contains("demo.example.com"),
+        "{table}"
+    );
+    assert!(
+        !table.contains(site["tenant_api_key"].as_str().unwrap()),
+        "the list shows no secrets"
+    );
+
+    // Update: the fields given change, the others stay; --clear removes an optional setting.
+    let updated = run(
+        &app,
+        &[
+            "sites",
+            "update",
+            "demo.example.com",
+            "--name",
+            "Demo 2",
+            "--webhook-url",
+            "https://hooks.example.com/aegis",
+            "--allow-self-registration",
+            "false",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let api = app
+        .master("GET", &format!("/api/sites/{uuid}"), None)
+        .await
+        .json();
+    assert_eq!(updated, api);
+    assert_eq!(api["name"], "Demo 2");
+    assert_eq!(api["email_from_name"], "Demo Team");
+    assert_eq!(api["allow_self_registration"], false);
+    assert_eq!(api["webhook_url"], "https://hooks.example.com/aegis");
+    let secret = api["webhook_secret"].as_str().unwrap().to_owned();
+
+    // Rotations print the new secret, which is the one stored.
+    let old_key = api["tenant_api_key"].as_str().unwrap().to_owned();
+    let key = run(&app, &["sites", "rotate-tenant-key", &uuid, "--yes"])
+        .ok()
+        .stdout;
+    let api = app
+        .master("GET", &format!("/api/sites/{uuid}"), None)
+        .await
+        .json();
+    assert_eq!(key.trim(), api["tenant_api_key"].as_str().unwrap());
+    assert_ne!(key.trim(), old_key);
+    let new_secret = run(&app, &["sites", "rotate-webhook-secret", &uuid, "--yes"])
+        .ok()
+        .stdout;
+    let api = app
+        .master("GET", &format!("/api/sites/{uuid}"), None)
+        .await
+        .json();
+    assert_eq!(new_secret.trim(), api["webhook_secret"].as_str().unwrap());
+    assert_ne!(new_secret.trim(), secret);
+
+    let cleared = run(
+        &app,
+        &["sites", "update", &uuid, "--clear", "webhook-url", "--json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(cleared["webhook_url"], Value::Null);
+    run(&app, &["sites", "rotate-webhook-secret", &uuid, "--yes"]).fails(
+        1,
+        "site demo.example.com has no webhook_url, so no webhook secret: set one with \
+         `aegis sites update demo.example.com --webhook-url URL`",
+    );
+
+    // Deletion: protected sites are refused with the API's message; without a terminal,
+    // confirmation must be given with --yes.
+    run(
+        &app,
+        &["sites", "update", &uuid, "--deletion-protected", "true"],
+    )
+    .ok();
+    run(&app, &["sites", "delete", &uuid, "--yes"])
+        .fails(1, "This site is protected from deletion");
+    run(
+        &app,
+        &["sites", "update", &uuid, "--deletion-protected", "false"],
+    )
+    .ok();
+    let unconfirmed = run(&app, &["sites", "delete", &uuid]);
+    assert_eq!(unconfirmed.code, Some(2));
+    assert!(
+        unconfirmed.stderr.contains("--yes"),
+        "{}",
+        unconfirmed.stderr
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM sites").await, 1);
+    let deleted = run(&app, &["sites", "delete", "demo.example.com", "--yes"]).ok();
+    assert_eq!(
+        deleted.stdout,
+        format!("Site {uuid} deleted successfully\n")
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM sites").await, 0);
+}
+
+#[actix_web::test]
+async fn site_input_is_refused_with_the_apis_messages() {
+    let app = TestApp::new().await;
+    let mut bad = CREATE.to_vec();
+    bad[9] = "not-an-address";
+    run(&app, &bad).fails(
+        1,
+        "Validation error: --email-from: Not a valid email address.",
+    );
+    let mut bad = CREATE.to_vec();
+    bad[7] = "not a url";
+    run(&app, &bad).fails(1, "Validation error: --frontend-url: Not a valid URL.");
+    assert_eq!(app.count("SELECT count(*) AS n FROM sites").await, 0);
+
+    create_site(&app, &[]);
+    run(&app, CREATE).fails(1, "Domain already exists");
+    run(&app, &["sites", "show", "nowhere.example.com"]).fails(1, "Site not found");
+    run(&app, &["sites", "update", "demo.example.com"])
+        .fails(1, "At least one field must be provided");
+    // A required value missing without a terminal to ask: a usage error naming the flag.
+    run(&app, &CREATE[..CREATE.len() - 2]).fails(
+        2,
+        "missing --email-from-name (stdin is not a terminal, so it cannot be asked for)",
+    );
+    // Clap's own usage errors exit 2 too.
+    assert_eq!(run(&app, &["sites", "frobnicate"]).code, Some(2));
+    assert_eq!(app.count("SELECT count(*) AS n FROM sites").await, 1);
+}
+
+#[actix_web::test]
+async fn users_are_created_with_their_verification_email_and_managed() {
+    let app = TestApp::new().await;
+    let site = create_site(&app, &["--webhook-url", "https://hooks.example.com/aegis"]);
+    let site_id = site["uuid"].as_str().unwrap().to_owned();
+
+    // Created unverified, without a password, with the verification email queued (sealed).
+    let user = run(
+        &app,
+        &[
+            "users",
+            "create",
+            "--site",
+            "demo.example.com",
+            "--email",
+            "Ann@Example.COM",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(user["email"], "ann@example.com");
+    assert_eq!(user["role"], "user");
+    assert_eq!(user["is_verified"], false);
+    assert_eq!(user["site_uuid"], site["uuid"]);
+    let (subject, text) = app.last_email("verification", "ann@example.com").await;
+    assert!(subject.contains("Demo"), "{subject}");
+    assert!(text.contains("token="), "the link is in the email");
+    let user_id = user["uuid"].as_str().unwrap().to_owned();
+
+    // The same user through the API, and through list and show.
+    let api = app
+        .master("GET", &format!("/api/sites/{site_id}/users"), None)
+        .await
+        .json();
+    assert_eq!(api, serde_json::json!([user]));
+    let list = run(&app, &["users", "list", "--site", &site_id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(list, api);
+    let table = run(&app, &["users", "list", "--site", "demo.example.com"])
+        .ok()
+        .stdout;
+    assert!(
+        table.contains("ann@example.com") && table.contains(&user_id),
+        "{table}"
+    );
+    let shown = run(
+        &app,
+        &[
+            "users",
+            "show",
+            "ANN@example.com",
+            "--site",
+            "demo.example.com",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(shown, user);
+
+    // Resend: a second verification email, the first link revoked.
+    let emails = "SELECT count(*) AS n FROM email_outbox WHERE kind = 'verification'";
+    assert_eq!(app.count(emails).await, 1);
+    let resent = run(&app, &["users", "resend-verification", &user_id]).ok();
+    assert_eq!(resent.stdout, "Verification email sent successfully\n");
+    assert_eq!(app.count(emails).await, 2);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM email_verification_tokens")
+            .await,
+        1
+    );
+
+    // Verify: the row, and user.verified queued as verify-email queues it.
+    let verified = run(&app, &["users", "verify", &user_id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(verified["is_verified"], true);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM users WHERE is_verified")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM webhook_deliveries WHERE event_type = 'user.verified'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM email_verification_tokens")
+            .await,
+        0
+    );
+    run(&app, &["users", "verify", &user_id]).fails(1, "User is already verified");
+    run(&app, &["users", "resend-verification", &user_id]).fails(1, "User is already verified");
+
+    // Roles: a site keeps its last admin.
+    let admin = run(&app, &["users", "set-role", &user_id, "admin", "--json"])
+        .ok()
+        .json();
+    assert_eq!(admin["role"], "admin");
+    run(&app, &["users", "set-role", &user_id, "user"])
+        .fails(1, "Cannot demote the last admin of a site");
+    run(
+        &app,
+        &[
+            "users",
+            "create",
+            "--site",
+            &site_id,
+            "--email",
+            "bob@example.com",
+            "--role",
+            "admin",
+        ],
+    )
+    .ok();
+    run(&app, &["users", "set-role", &user_id, "user"]).ok();
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM users WHERE role = 'admin'")
+            .await,
+        1
+    );
+
+    // Protection: deletion refused with the API's message, the row kept.
+    let protected = run(&app, &["users", "protect", &user_id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(protected["deletion_protected"], true);
+    run(&app, &["users", "delete", &user_id, "--yes"]).fails(1, "User is protected from deletion");
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 2);
+    run(&app, &["users", "unprotect", &user_id]).ok();
+
+    // Deletion: the row gone, user.deleted queued.
+    let deleted = run(
+        &app,
+        &[
+            "users",
+            "delete",
+            "ann@example.com",
+            "--site",
+            "demo.example.com",
+            "--yes",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        deleted.stdout,
+        format!("User {user_id} deleted successfully\n")
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM webhook_deliveries WHERE event_type = 'user.deleted'")
+            .await,
+        1
+    );
+    run(&app, &["users", "show", &user_id]).fails(1, "User not found");
+}
+
+#[actix_web::test]
+async fn user_input_is_refused_with_the_apis_messages() {
+    let app = TestApp::new().await;
+    let site = create_site(&app, &[]);
+    let other = run(
+        &app,
+        &[
+            "sites",
+            "create",
+            "--name",
+            "Other",
+            "--domain",
+            "other.example.com",
+            "--frontend-url",
+            "http://localhost:3001",
+            "--email-from",
+            "a@other.example.com",
+            "--email-from-name",
+            "Other",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let create =
+        |site: &str, email: &str| run(&app, &["users", "create", "--site", site, "--email", email]);
+    create("nowhere.example.com", "ann@example.com").fails(1, "Site not found");
+    create("demo.example.com", "ann@")
+        .fails(1, "Validation error: --email: Not a valid email address.");
+    create("demo.example.com", "ann@example.com").ok();
+    create("demo.example.com", "ANN@example.com")
+        .fails(1, "Email already registered for this site");
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 1);
+    let roleless = run(
+        &app,
+        &[
+            "users",
+            "create",
+            "--site",
+            "demo.example.com",
+            "--email",
+            "x@example.com",
+            "--role",
+            "owner",
+        ],
+    );
+    assert_eq!(
+        roleless.code,
+        Some(2),
+        "clap refuses the role: {}",
+        roleless.stderr
+    );
+    run(&app, &["users", "create", "--site", "demo.example.com"]).fails(
+        2,
+        "missing --email (stdin is not a terminal, so it cannot be asked for)",
+    );
+    run(&app, &["users", "list"]).fails(
+        2,
+        "missing --site (stdin is not a terminal, so it cannot be asked for)",
+    );
+    run(&app, &["users", "show", "ann@example.com"]).fails(
+        2,
+        "\"ann@example.com\" is not a user UUID: naming a user by email needs --site",
+    );
+    // A user named with another site's UUID or domain is not found there.
+    let user = run(
+        &app,
+        &[
+            "users",
+            "show",
+            "ann@example.com",
+            "--site",
+            "demo.example.com",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let user_id = user["uuid"].as_str().unwrap();
+    run(
+        &app,
+        &["users", "show", user_id, "--site", "other.example.com"],
+    )
+    .fails(1, "User not found");
+    run(
+        &app,
+        &[
+            "users",
+            "show",
+            "ann@example.com",
+            "--site",
+            other["uuid"].as_str().unwrap(),
+        ],
+    )
+    .fails(1, "User not found");
+    assert_eq!(site["domain"], "demo.example.com");
+    // Deleting the site's only admin is refused, as through the API.
+    run(&app, &["users", "set-role", user_id, "admin"]).ok();
+    run(&app, &["users", "delete", user_id, "--yes"])
+        .fails(1, "Cannot delete the last admin of a site");
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 1);
+}
+
+#[test]
+fn an_unreachable_database_is_one_clear_line_and_exit_1() {
+    let out = aegis("postgres://aegis@127.0.0.1:1/aegis", &["sites", "list"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("aegis: cannot reach the database: "),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// A session on a pseudo-terminal, as an operator at a keyboard.
+fn terminal(app: &TestApp, args: &[&str]) -> rexpect::session::PtySession {
+    let mut cmd = aegis(app.db.url(), args);
+    cmd.env("TERM", "xterm");
+    rexpect::session::spawn_command(cmd, Some(20_000)).unwrap()
+}
+
+fn exit_code(session: &rexpect::session::PtySession) -> i32 {
+    match session.process().wait().unwrap() {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[actix_web::test]
+async fn sites_create_asks_for_what_is_missing_with_defaults_and_inline_validation() {
+    let app = TestApp::new().await;
+    let mut s = terminal(&app, &["sites", "create", "--json"]);
+    s.exp_string("Site name").unwrap();
+    s.send_line("Shop").unwrap();
+    s.exp_string("Domain").unwrap();
+    s.send_line("shop.example.com").unwrap();
+    s.exp_string("Frontend URL").unwrap();
+    s.exp_string("https://shop.example.com").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("From address").unwrap();
+    // Refused inline with the API's message, then asked again.
+    s.send_line("nobody-at-all").unwrap();
+    s.exp_string("Not a valid email address.").unwrap();
+    s.send_line("hello@shop.example.com").unwrap();
+    s.exp_string("From name").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("\"tenant_api_key\"").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&s), 0);
+
+    let sites = app.master("GET", "/api/sites", None).await.json();
+    let site = &sites[0];
+    assert_eq!(site["name"], "Shop");
+    assert_eq!(site["domain"], "shop.example.com");
+    assert_eq!(site["frontend_url"], "https://shop.example.com");
+    assert_eq!(site["email_from"], "hello@shop.example.com");
+    assert_eq!(
+        site["email_from_name"], "Shop",
+        "the name is the default From name"
+    );
+}
+
+#[actix_web::test]
+async fn users_create_and_delete_ask_on_a_terminal() {
+    let app = TestApp::new().await;
+    create_site(&app, &[]);
+
+    let mut s = terminal(&app, &["users", "create"]);
+    s.exp_string("Site").unwrap();
+    s.exp_string("demo.example.com (Demo)").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("Email address").unwrap();
+    s.send_line("carol@").unwrap();
+    s.exp_string("Not a valid email address.").unwrap();
+    s.send_line("carol@example.com").unwrap();
+    s.exp_string("carol@example.com").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&s), 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM users WHERE email = 'carol@example.com'")
+            .await,
+        1
+    );
+    app.last_email("verification", "carol@example.com").await;
+
+    // Declined: nothing deleted, exit 1.
+    let mut s = terminal(
+        &app,
+        &[
+            "users",
+            "delete",
+            "carol@example.com",
+            "--site",
+            "demo.example.com",
+        ],
+    );
+    s.exp_string("Delete user carol@example.com").unwrap();
+    s.send_line("n").unwrap();
+    s.exp_string("aborted: nothing was changed").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&s), 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 1);
+
+    // Confirmed: deleted.
+    let mut s = terminal(
+        &app,
+        &[
+            "users",
+            "delete",
+            "carol@example.com",
+            "--site",
+            "demo.example.com",
+        ],
+    );
+    s.exp_string("Delete user carol@example.com").unwrap();
+    s.send_line("y").unwrap();
+    s.exp_string("deleted successfully").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&s), 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 0);
+}
