@@ -653,3 +653,120 @@ async fn users_create_and_delete_ask_on_a_terminal() {
     assert_eq!(exit_code(&s), 0);
     assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 0);
 }
+
+/// Local mode: a command finds the managed server of a running `aegis serve` on the same data
+/// directory and uses it as it is (stopping and restarting it would cut the service off); with
+/// no service running, it starts the server for itself and stops it at the end.
+#[actix_web::test]
+async fn local_mode_reuses_the_running_services_database() {
+    let dir = std::env::temp_dir().join(format!("aegis-cli-{}", uuid::Uuid::now_v7()));
+    let data_dir = dir.to_str().unwrap().to_owned();
+    let local = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AEGIS_DATA_DIR", &data_dir)
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null());
+        cmd
+    };
+
+    // No service: the command starts the server, and nothing is left running afterwards.
+    let out = local(&["sites", "list", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n");
+    assert!(
+        !dir.join("postgres/postmaster.pid").exists(),
+        "the server was stopped"
+    );
+
+    let port = crate::service::free_port();
+    let mut service = local(&["serve"])
+        .env("APP_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http.get(format!("{base}/api/health")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service did not come up"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid_before = std::fs::read_to_string(dir.join("postgres/postmaster.pid")).unwrap();
+
+    let mut args = CREATE.to_vec();
+    args.push("--json");
+    let out = local(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = local(&[
+        "users",
+        "create",
+        "--site",
+        "demo.example.com",
+        "--email",
+        "dora@example.com",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same server, still running, and the service sees the site the command created.
+    let pid_after = std::fs::read_to_string(dir.join("postgres/postmaster.pid")).unwrap();
+    assert_eq!(
+        pid_before, pid_after,
+        "the service's server was reused, not restarted"
+    );
+    let key = std::fs::read_to_string(dir.join("master_api_key")).unwrap();
+    let sites = http
+        .get(format!("{base}/api/sites"))
+        .header("X-API-Key", key.trim())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sites: Value = serde_json::from_str(&sites).unwrap();
+    assert_eq!(sites, serde_json::json!([created]));
+    // The service's workers deliver the verification email the command queued (local mode
+    // writes it as an .eml file).
+    let outbox = dir.join("outbox");
+    let delivered = loop {
+        let found = std::fs::read_dir(&outbox).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .find(|text| text.contains("dora@example.com"))
+        });
+        if let Some(text) = found {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no email delivered");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(delivered.contains("token="), "the verification link");
+
+    let pid = service.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    service.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
