@@ -41,6 +41,10 @@ list-users *ARGS:
 resend-verification *ARGS:
     cargo run --release -- users resend-verification {{ARGS}}
 
+# Check the configuration, database, migrations, mail transport, webhook hosts and clock.
+doctor *ARGS:
+    cargo run --release -- doctor {{ARGS}}
+
 # Run every test (starts its own PostgreSQL; needs nothing running).
 test *ARGS:
     cargo test --workspace {{ARGS}}

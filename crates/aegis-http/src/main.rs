@@ -42,6 +42,15 @@ enum Command {
     /// Manage the users of a site: create, list, show, set-role, verify, resend-verification,
     /// delete, protect, unprotect.
     Users(cli::Users),
+    /// The mail transport: `aegis mail test --to ADDRESS` sends a test email now.
+    Mail(cli::Mail),
+    /// Check the configuration, the database, the mail transport, webhook hosts and the clock:
+    /// one line per check, exit 1 when any fails.
+    Doctor {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +59,12 @@ fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     let settings = match Settings::from_env() {
         Ok(s) => s,
+        Err(e) if matches!(command, Command::Doctor { .. }) => {
+            let Command::Doctor { json } = command else {
+                return ExitCode::FAILURE;
+            };
+            return cli::doctor::unreadable_configuration(&e.to_string(), json);
+        }
         Err(e) => {
             eprintln!("aegis: {e}");
             return ExitCode::from(2);
@@ -68,6 +83,11 @@ fn main() -> ExitCode {
     let command = match command {
         Command::Sites(c) => return admin(settings, cli::Admin::Sites(c)),
         Command::Users(c) => return admin(settings, cli::Admin::Users(c)),
+        Command::Mail(c) => return admin(settings, cli::Admin::Mail(c)),
+        Command::Doctor { json } => {
+            telemetry::init_cli(&settings);
+            return cli::doctor::run(&settings, json);
+        }
         other => other,
     };
     telemetry::init(&settings);

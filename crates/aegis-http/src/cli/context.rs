@@ -14,25 +14,32 @@ use crate::error::ApiError;
 use crate::error_map::{SITE_NOT_FOUND, USER_NOT_FOUND};
 use crate::local;
 
-/// The services, on a runtime of their own; commands call them with [`Context::block`].
-pub struct Context {
-    aegis: Aegis,
-    runtime: tokio::runtime::Runtime,
-    // Declared last: the managed server this command started, stopped when the command ends.
-    _local: Option<local::LocalMode>,
+/// The runtime the commands' futures run on.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))
 }
 
-impl Context {
-    /// Reaches the configured database: `DATABASE_URL`/`DB_*`, or in local mode the managed
-    /// server of `AEGIS_DATA_DIR` (the running one of an `aegis serve`, else one started for this
-    /// command). Pending migrations are applied first, as `serve` does.
-    pub fn open(settings: &Settings) -> Result<Self, CliError> {
+/// The database the settings name, and the key that seals queued email.
+pub(super) struct Database {
+    /// Where the service's tables are.
+    pub url: String,
+    /// Local mode: the managed server's maintenance database, to create the service's one.
+    admin_url: Option<String>,
+    /// The managed server this command started (stopped when dropped).
+    pub started: Option<local::LocalMode>,
+    /// `SECRET_KEY`, or local mode's generated key.
+    pub secret: String,
+}
+
+impl Database {
+    /// `DATABASE_URL`/`DB_*`, or in local mode the managed server of `AEGIS_DATA_DIR`: the
+    /// running one of an `aegis serve`, else one started for this command. Blocking.
+    pub fn reach(settings: &Settings) -> Result<Self, CliError> {
         let failed = |e: String| CliError::Failed(e);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| failed(format!("cannot start the runtime: {e}")))?;
         let (url, admin_url, started) = match &settings.database {
             DatabaseSource::Url(url) => (url.expose_secret().to_owned(), None, None),
             DatabaseSource::Managed => match local::running(&settings.data_dir).map_err(failed)? {
@@ -53,20 +60,51 @@ impl Context {
             Some(key) => key.expose_secret().to_owned(),
             None => local::development_secret_key(&settings.data_dir).map_err(failed)?,
         };
+        Ok(Self {
+            url,
+            admin_url,
+            started,
+            secret,
+        })
+    }
+
+    /// Local mode: creates the service's database on the managed server when it is new.
+    pub async fn ensure(&self) -> Result<(), CliError> {
+        if let Some(admin_url) = &self.admin_url {
+            aegis_postgres::admin::ensure_database(admin_url, local::DATABASE)
+                .await
+                .map_err(|e| CliError::Failed(format!("cannot create the local database: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// The services, on a runtime of their own; commands call them with [`Context::block`].
+pub struct Context {
+    aegis: Aegis,
+    runtime: tokio::runtime::Runtime,
+    // Declared last: the managed server this command started, stopped when the command ends.
+    _local: Option<local::LocalMode>,
+}
+
+impl Context {
+    /// Reaches the configured database: `DATABASE_URL`/`DB_*`, or in local mode the managed
+    /// server of `AEGIS_DATA_DIR` (the running one of an `aegis serve`, else one started for this
+    /// command). Pending migrations are applied first, as `serve` does.
+    pub fn open(settings: &Settings) -> Result<Self, CliError> {
+        let failed = |e: String| CliError::Failed(e);
+        let runtime = runtime()?;
+        let database = Database::reach(settings)?;
         let aegis = runtime.block_on(async {
-            if let Some(admin_url) = &admin_url {
-                aegis_postgres::admin::ensure_database(admin_url, local::DATABASE)
-                    .await
-                    .map_err(|e| failed(format!("cannot create the local database: {e}")))?;
-            }
-            Aegis::start_with(settings, &url, &secret)
+            database.ensure().await?;
+            Aegis::start_with(settings, &database.url, &database.secret)
                 .await
                 .map_err(|e| failed(format!("cannot reach the database: {e}")))
         })?;
         Ok(Self {
             aegis,
             runtime,
-            _local: started,
+            _local: database.started,
         })
     }
 

@@ -16,12 +16,15 @@ use crate::config::Settings;
 use crate::error::ApiError;
 
 mod context;
+pub mod doctor;
+mod mail;
 mod output;
 mod prompt;
 mod sites;
 mod users;
 
 pub use context::Context;
+pub use mail::Mail;
 pub use sites::Sites;
 pub use users::Users;
 
@@ -106,14 +109,17 @@ pub enum Admin {
     Sites(Box<Sites>),
     /// `aegis users …`.
     Users(Users),
+    /// `aegis mail …`.
+    Mail(Mail),
 }
 
 /// Runs an operator command and reports its failure on stderr, as one line.
 pub fn run(settings: Settings, command: Admin) -> ExitCode {
-    let result = Context::open(&settings).and_then(|ctx| match command {
-        Admin::Sites(c) => sites::run(&ctx, *c),
-        Admin::Users(c) => users::run(&ctx, c),
-    });
+    let result = match command {
+        Admin::Sites(c) => Context::open(&settings).and_then(|ctx| sites::run(&ctx, *c)),
+        Admin::Users(c) => Context::open(&settings).and_then(|ctx| users::run(&ctx, c)),
+        Admin::Mail(c) => mail::run(&settings, c),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

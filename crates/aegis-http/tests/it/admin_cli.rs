@@ -770,3 +770,303 @@ async fn local_mode_reuses_the_running_services_database() {
     service.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs the binary off the test's runtime, so that servers on that runtime (the SMTP sink, the
+/// fake Mailgun) can answer it.
+async fn run_with(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = aegis(database_url, args);
+    cmd.stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = actix_web::rt::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// The `✔`/`✘` lines of a doctor run, by check name.
+fn checks(run: &Run) -> Vec<(bool, String, String)> {
+    run.stdout
+        .lines()
+        .map(|line| {
+            let (mark, rest) = line.split_once(' ').unwrap();
+            let (check, detail) = rest.split_once(": ").unwrap();
+            assert!(mark == "✔" || mark == "✘", "{line}");
+            (mark == "✔", check.to_owned(), detail.to_owned())
+        })
+        .collect()
+}
+
+const STRONG: &str = crate::service::STRONG_KEY;
+
+#[actix_web::test]
+async fn doctor_passes_a_healthy_setup_and_names_each_failure() {
+    let app = TestApp::new().await;
+    let smtp = aegis_test_support::smtp::SmtpSink::start().await;
+    let smtp_port = smtp.port().to_string();
+    let healthy = [
+        ("MASTER_API_KEY", STRONG),
+        ("MAIL_TRANSPORT", "smtp"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", smtp_port.as_str()),
+        ("SMTP_TLS", "none"),
+    ];
+    create_site(&app, &["--webhook-url", "https://localhost/hook"]);
+    let healthy_run = run_with(app.db.url(), &["doctor"], &healthy).await;
+    let run_ = &healthy_run;
+    assert_eq!(run_.code, Some(0), "{}{}", run_.stdout, run_.stderr);
+    let names: Vec<String> = checks(run_)
+        .into_iter()
+        .map(|(ok, name, _)| {
+            assert!(ok, "{}", run_.stdout);
+            name
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mode",
+            "MASTER_API_KEY",
+            "SECRET_KEY",
+            "settings",
+            "database",
+            "migrations",
+            "clock",
+            "webhook of demo.example.com",
+            "mail transport",
+        ]
+    );
+    assert!(
+        run_.stdout
+            .contains("✔ SECRET_KEY: accepted in development only"),
+        "{}",
+        run_.stdout
+    );
+    assert!(!run_.stdout.contains(SECRET_KEY), "no secret printed");
+    let json = run_with(app.db.url(), &["doctor", "--json"], &healthy).await;
+    let parsed: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed.as_array().unwrap().len(), 9);
+    assert!(parsed.as_array().unwrap().iter().all(|c| c["ok"] == true));
+
+    // Each failure is its own ✘ line, and the exit code is 1.
+    run(
+        &app,
+        &[
+            "sites",
+            "update",
+            "demo.example.com",
+            "--webhook-url",
+            "https://no-such-host.invalid/hook",
+        ],
+    )
+    .ok();
+    let broken = run_with(
+        app.db.url(),
+        &["doctor"],
+        &[
+            ("MAIL_TRANSPORT", "smtp"),
+            ("SMTP_HOST", "127.0.0.1"),
+            ("SMTP_PORT", "1"),
+            ("SMTP_TLS", "none"),
+            ("TRUSTED_CLIENT_IP_HEADER", "CF-Connecting-IP"),
+        ],
+    )
+    .await;
+    assert_eq!(broken.code, Some(1), "{}", broken.stdout);
+    let failed: Vec<(String, String)> = checks(&broken)
+        .into_iter()
+        .filter(|(ok, _, _)| !ok)
+        .map(|(_, name, detail)| (name, detail))
+        .collect();
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MASTER_API_KEY",
+            "settings",
+            "webhook of demo.example.com",
+            "mail transport"
+        ],
+        "{}",
+        broken.stdout
+    );
+    assert!(
+        failed[1].1.contains("TRUSTED_CLIENT_IP_HEADER"),
+        "{failed:?}"
+    );
+    assert!(
+        failed[2]
+            .1
+            .contains("no-such-host.invalid does not resolve"),
+        "{failed:?}"
+    );
+    assert!(
+        failed[3].1.starts_with("SMTP 127.0.0.1:1 (none): "),
+        "{failed:?}"
+    );
+
+    // A database the binary has not migrated: the doctor says so and migrates nothing.
+    let empty = aegis_test_support::empty_database().await;
+    let unmigrated = run_with(empty.url(), &["doctor"], &[("MAIL_TRANSPORT", "none")]).await;
+    assert_eq!(unmigrated.code, Some(1));
+    assert!(
+        unmigrated
+            .stdout
+            .contains("✘ migrations: 9 pending: run `aegis migrate`"),
+        "{}",
+        unmigrated.stdout
+    );
+    let again = run_with(empty.url(), &["doctor"], &[("MAIL_TRANSPORT", "none")]).await;
+    assert!(
+        again.stdout.contains("9 pending"),
+        "still pending: the doctor only reads"
+    );
+
+    // An unreachable database.
+    let down = run_with("postgres://aegis@127.0.0.1:1/aegis", &["doctor"], &[]).await;
+    assert_eq!(down.code, Some(1));
+    assert!(
+        down.stdout
+            .contains("✘ database: cannot reach 127.0.0.1:1/aegis: "),
+        "{}",
+        down.stdout
+    );
+    // Settings that cannot be read are the one failed check.
+    let bad = run_with(app.db.url(), &["doctor"], &[("APP_PORT", "eighty")]).await;
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stdout.starts_with("✘ configuration: "),
+        "{}",
+        bad.stdout
+    );
+    assert!(bad.stdout.contains("APP_PORT"));
+}
+
+#[actix_web::test]
+async fn doctor_asks_mailgun_whether_it_accepts_the_key() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let app = TestApp::new().await;
+    let mailgun = MockServer::start().await;
+    // HTTP Basic api:key-good
+    Mock::given(method("GET"))
+        .and(path("/v3/domains/mg.example.com"))
+        .and(header("authorization", "Basic YXBpOmtleS1nb29k"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mailgun)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&mailgun)
+        .await;
+    let uri = mailgun.uri();
+    let with_key = |key: &'static str| {
+        vec![
+            ("MASTER_API_KEY", STRONG),
+            ("MAIL_TRANSPORT", "mailgun"),
+            ("MAILGUN_API_BASE", uri.as_str()),
+            ("MAILGUN_DOMAIN", "mg.example.com"),
+            ("MAILGUN_API_KEY", key),
+        ]
+    };
+    let good = run_with(app.db.url(), &["doctor"], &with_key("key-good")).await;
+    assert_eq!(good.code, Some(0), "{}", good.stdout);
+    assert!(
+        good.stdout.contains("✔ mail transport: Mailgun at"),
+        "{}",
+        good.stdout
+    );
+    let bad = run_with(app.db.url(), &["doctor"], &with_key("key-bad")).await;
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stdout
+            .contains("Mailgun refused the API key (HTTP 401)"),
+        "{}",
+        bad.stdout
+    );
+    assert!(!bad.stdout.contains("key-bad"), "the key is never printed");
+}
+
+#[actix_web::test]
+async fn mail_test_sends_one_message_through_the_transport() {
+    let app = TestApp::new().await;
+    create_site(&app, &[]);
+    let smtp = aegis_test_support::smtp::SmtpSink::start().await;
+    let port = smtp.port().to_string();
+    let env = [
+        ("MAIL_TRANSPORT", "smtp"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", port.as_str()),
+        ("SMTP_TLS", "none"),
+    ];
+    let sent = run_with(
+        app.db.url(),
+        &[
+            "mail",
+            "test",
+            "--to",
+            "Ops@Example.com",
+            "--site",
+            "demo.example.com",
+        ],
+        &env,
+    )
+    .await
+    .ok();
+    assert_eq!(sent.stdout, "Test email sent to o***@example.com\n");
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].to, ["<ops@example.com>"]);
+    assert_eq!(
+        received[0].from, "<noreply@demo.example.com>",
+        "the site's From"
+    );
+    assert!(received[0].data.contains("Subject: Aegis test email"));
+
+    run_with(app.db.url(), &["mail", "test", "--to", "ops@"], &env)
+        .await
+        .fails(1, "Validation error: --to: Not a valid email address.");
+    run_with(
+        app.db.url(),
+        &["mail", "test", "--to", "ops@example.com"],
+        &env,
+    )
+    .await
+    .fails(
+        2,
+        "missing --from (or --site, to send as a site): the test email needs a From address",
+    );
+    let refused = run_with(
+        app.db.url(),
+        &[
+            "mail",
+            "test",
+            "--to",
+            "ops@example.com",
+            "--from",
+            "a@example.com",
+        ],
+        &[
+            ("MAIL_TRANSPORT", "smtp"),
+            ("SMTP_HOST", "127.0.0.1"),
+            ("SMTP_PORT", "1"),
+            ("SMTP_TLS", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused
+            .stderr
+            .starts_with("aegis: the test email was not sent: "),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(smtp.received().len(), 1);
+}
