@@ -80,7 +80,79 @@ pub enum SetRoleError {
     Repo(#[from] RepoError),
 }
 
+/// A user brought in by an import: no email is sent and no webhook fires; the password hash, when
+/// there is one, is kept as it is (bcrypt or Argon2, upgraded at the next login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedUser {
+    /// The address, in its normal form.
+    pub email: crate::user::Email,
+    /// The role on the site.
+    pub role: Role,
+    /// Whether the address counts as verified.
+    pub verified: bool,
+    /// A bcrypt or Argon2 PHC hash ([`crate::password::is_verifiable_hash`]), or none.
+    pub password_hash: Option<String>,
+    /// When the user was created; now when absent.
+    pub created_at: Option<crate::clock::UnixTime>,
+}
+
+/// What an import of one batch did, in input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// A new user.
+    Created,
+    /// The site already has a user with this address: left as it is.
+    Exists,
+}
+
 impl AccountService {
+    /// Imports `users` into `site` in one transaction: each address the site does not have yet
+    /// becomes a user; the others are left as they are and reported. With `dry_run`, the
+    /// transaction is rolled back, so the report says what an import would do.
+    pub async fn import_users(
+        &self,
+        site: &Site,
+        users: &[ImportedUser],
+        dry_run: bool,
+    ) -> Result<Vec<Imported>, RepoError> {
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        // Held, so the site cannot be deleted under the import.
+        if tx.sites().lock(site.id).await?.is_none() {
+            return Err(RepoError::Conflict(
+                "the site was deleted during the import".into(),
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(users.len());
+        for imported in users {
+            if tx
+                .accounts()
+                .lock_user_by_email(site.id, &imported.email)
+                .await?
+                .is_some()
+            {
+                outcomes.push(Imported::Exists);
+                continue;
+            }
+            let mut user = User::new(
+                UserId::from_uuid(self.generator().new_id()),
+                site.id,
+                imported.email.clone(),
+                imported.password_hash.clone(),
+                imported.role,
+                imported.created_at.unwrap_or(now),
+            );
+            user.is_verified = imported.verified;
+            user.updated_at = now;
+            tx.accounts().insert_user(&user).await?;
+            outcomes.push(Imported::Created);
+        }
+        if !dry_run {
+            tx.commit().await?;
+        }
+        Ok(outcomes)
+    }
+
     /// The user with this id, in whichever site.
     pub async fn user(&self, id: UserId) -> Result<Option<User>, RepoError> {
         self.accounts().find_user(id).await

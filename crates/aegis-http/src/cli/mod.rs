@@ -21,6 +21,7 @@ mod mail;
 mod output;
 mod prompt;
 mod sites;
+mod transfer;
 mod users;
 
 pub use context::Context;

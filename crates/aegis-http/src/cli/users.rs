@@ -80,6 +80,35 @@ enum UserCommand {
     Protect(Named),
     /// Lift a user's protection from deletion.
     Unprotect(Named),
+    /// Write a site's users as JSON Lines, password hashes included (a file is created readable
+    /// by its owner only); `users import` reads it back.
+    Export {
+        /// The site (UUID or domain); chosen from a list when stdin is a terminal.
+        #[arg(long)]
+        site: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Import users from JSON Lines or CSV (email, role, verified, password_hash, created_at):
+    /// existing addresses are skipped and reported, bad lines reported with their numbers while
+    /// the good ones are imported. No email is sent and no webhook fires.
+    Import {
+        /// The file to read.
+        file: std::path::PathBuf,
+        /// The site (UUID or domain); chosen from a list when stdin is a terminal.
+        #[arg(long)]
+        site: Option<String>,
+        /// The file's format (default: from its extension, else from its first character).
+        #[arg(long, value_enum)]
+        format: Option<super::transfer::Format>,
+        /// Check and report, but write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Users per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -252,6 +281,33 @@ pub(super) fn run(ctx: &Context, users: Users) -> Result<(), CliError> {
         UserCommand::Unprotect(n) => {
             let user = named(ctx, n)?;
             print_user(&set_protection(ctx, &user, false)?, as_json);
+        }
+        UserCommand::Export {
+            site: site_name,
+            output,
+        } => {
+            let site = site(ctx, site_name)?;
+            super::transfer::export(ctx, &site, output.as_deref())?;
+        }
+        UserCommand::Import {
+            file,
+            site: site_name,
+            format,
+            dry_run,
+            batch,
+        } => {
+            let site = site(ctx, site_name)?;
+            super::transfer::import(
+                ctx,
+                &site,
+                &super::transfer::ImportOptions {
+                    file: &file,
+                    format,
+                    dry_run,
+                    batch,
+                    as_json,
+                },
+            )?;
         }
     }
     Ok(())

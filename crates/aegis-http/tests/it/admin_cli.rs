@@ -1070,3 +1070,299 @@ async fn mail_test_sends_one_message_through_the_transport() {
     );
     assert_eq!(smtp.received().len(), 1);
 }
+
+/// A bcrypt hash of "correct horse" (cost 4), as ByteForge Aegis stored them.
+fn bcrypt_hash() -> String {
+    bcrypt::hash("correct horse", 4).unwrap()
+}
+
+#[actix_web::test]
+async fn users_export_feeds_import_with_hashes_kept() {
+    let app = TestApp::new().await;
+    let source = create_site(&app, &[]);
+    let target = run(
+        &app,
+        &[
+            "sites",
+            "create",
+            "--name",
+            "Target",
+            "--domain",
+            "target.example.com",
+            "--frontend-url",
+            "http://localhost:3001",
+            "--email-from",
+            "a@target.example.com",
+            "--email-from-name",
+            "Target",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    // An Argon2 user who signed up and verified, an admin with an adopted bcrypt hash, and a
+    // pending user without a password.
+    app.verified_user(&source, "argon@example.com", "correct horse")
+        .await;
+    run(
+        &app,
+        &[
+            "users",
+            "create",
+            "--site",
+            "demo.example.com",
+            "--email",
+            "pending@example.com",
+        ],
+    )
+    .ok();
+    let bcrypt = bcrypt_hash();
+    app.sql(&format!(
+        "INSERT INTO users (uuid, site_uuid, email, password_hash, is_verified, role, created_at, updated_at) \
+         VALUES ('{}', '{}', 'old@example.com', '{bcrypt}', true, 'admin', 1500000000, 1500000000)",
+        uuid::Uuid::now_v7(),
+        source["uuid"].as_str().unwrap()
+    ))
+    .await;
+
+    let dir = std::env::temp_dir().join(format!("aegis-export-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.jsonl");
+    let exported = run(
+        &app,
+        &[
+            "users",
+            "export",
+            "--site",
+            "demo.example.com",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(exported.code, Some(0), "{}", exported.stderr);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3, "{text}");
+    let old = records
+        .iter()
+        .find(|r| r["email"] == "old@example.com")
+        .unwrap();
+    assert_eq!(old["password_hash"], bcrypt.as_str());
+    assert_eq!(old["created_at"], 1_500_000_000);
+    assert_eq!(old["role"], "admin");
+    // Stdout gives the same lines.
+    let stdout = run(&app, &["users", "export", "--site", "demo.example.com"])
+        .ok()
+        .stdout;
+    assert_eq!(stdout, text);
+
+    // Into the other site: a dry run writes nothing, then the import creates all three.
+    let dry = run(
+        &app,
+        &[
+            "users",
+            "import",
+            file.to_str().unwrap(),
+            "--site",
+            "target.example.com",
+            "--dry-run",
+        ],
+    )
+    .ok();
+    assert!(
+        dry.stdout.contains("3 users would be created (dry run: nothing was written), 0 already existed, 0 lines refused"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 3);
+    let imported = run(
+        &app,
+        &[
+            "users",
+            "import",
+            file.to_str().unwrap(),
+            "--site",
+            "target.example.com",
+            "--batch",
+            "2",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        imported.stdout,
+        "3 users created, 0 already existed, 0 lines refused\n"
+    );
+    let copy = |site: &Value| {
+        format!(
+            "SELECT count(*) AS n FROM users a JOIN users b ON a.email = b.email \
+             AND a.password_hash IS NOT DISTINCT FROM b.password_hash AND a.role = b.role \
+             AND a.is_verified = b.is_verified AND a.created_at = b.created_at \
+             WHERE a.site_uuid = '{}' AND b.site_uuid = '{}'",
+            source["uuid"].as_str().unwrap(),
+            site["uuid"].as_str().unwrap()
+        )
+    };
+    assert_eq!(app.count(&copy(&target)).await, 3);
+    // Hashes kept as they are: both sign in on the new site with their old password.
+    for email in ["argon@example.com", "old@example.com"] {
+        let session = app.login(&target, email, "correct horse").await;
+        assert!(session["auth_token"]["token"].is_string(), "{session}");
+    }
+    // No email and no webhook for imported users.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM email_outbox WHERE site_uuid = '{}'",
+            target["uuid"].as_str().unwrap()
+        ))
+        .await,
+        0
+    );
+
+    // Again: every address exists, each reported and skipped.
+    let again = run(
+        &app,
+        &[
+            "users",
+            "import",
+            file.to_str().unwrap(),
+            "--site",
+            "target.example.com",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(again["created"], 0);
+    assert_eq!(again["existing"].as_array().unwrap().len(), 3);
+    assert_eq!(again["existing"][0]["line"], 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_web::test]
+async fn users_import_reports_bad_lines_by_number_and_imports_the_good_ones() {
+    let app = TestApp::new().await;
+    create_site(&app, &[]);
+    run(
+        &app,
+        &[
+            "users",
+            "create",
+            "--site",
+            "demo.example.com",
+            "--email",
+            "taken@example.com",
+        ],
+    )
+    .ok();
+    let dir = std::env::temp_dir().join(format!("aegis-import-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "email,role,verified,password_hash,created_at\n\
+             good@example.com,admin,true,{},1600000000\n\
+             not-an-address,user,false,,\n\
+             taken@example.com,,,,\n\
+             role@example.com,owner,true,,\n\
+             hash@example.com,user,true,plaintext-password,\n\
+             plain@example.com,,,,\n\
+             \"Quoted@Example.com\",user,maybe,,soon\n\
+             plain@example.com,,,,\n",
+            bcrypt_hash()
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &app,
+        &[
+            "users",
+            "import",
+            file.to_str().unwrap(),
+            "--site",
+            "demo.example.com",
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "line 4: taken@example.com already exists: skipped\n\
+         line 9: plain@example.com already exists: skipped\n\
+         2 users created, 2 already existed, 4 lines refused\n"
+    );
+    assert_eq!(
+        out.stderr,
+        "line 3: Validation error: email: Not a valid email address.\n\
+         line 5: Validation error: role: Must be one of: user, admin.\n\
+         line 6: Validation error: password_hash: Not a bcrypt or Argon2 hash.\n\
+         line 8: Validation error: created_at: Not a valid integer.; verified: Not a valid boolean (expected true or false).\n\
+         aegis: 4 lines of "
+            .to_owned()
+            + file.to_str().unwrap()
+            + " were refused\n"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM users WHERE email = 'good@example.com' AND role = 'admin' \
+             AND is_verified AND created_at = 1600000000"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM users WHERE email = 'plain@example.com' AND NOT is_verified AND password_hash IS NULL")
+            .await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM users").await, 3);
+
+    // A header with a column Aegis does not know refuses the file before anything is written.
+    std::fs::write(&file, "email,name\nx@example.com,X\n").unwrap();
+    run(&app, &["users", "import", file.to_str().unwrap(), "--site", "demo.example.com"]).fails(
+        1,
+        "line 1: unknown column \"name\" (the columns are email, role, verified, password_hash, created_at)",
+    );
+    // JSON Lines with a broken line.
+    let jsonl = dir.join("users.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"email\":\"j@example.com\"}\n{oops\n\n{\"email\":\"k@example.com\",\"extra\":1}\n",
+    )
+    .unwrap();
+    let out = run(
+        &app,
+        &[
+            "users",
+            "import",
+            jsonl.to_str().unwrap(),
+            "--site",
+            "demo.example.com",
+        ],
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.starts_with("line 2: not JSON: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("line 4: Validation error: extra: Unknown field.\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stdout,
+        "1 users created, 0 already existed, 2 lines refused\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
