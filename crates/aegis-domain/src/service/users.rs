@@ -353,7 +353,7 @@ impl AccountService {
 mod tests {
     use super::*;
     use crate::service::accounts::fakes::{
-        Call, NOW, Ports, other_site, run, site, user_of, verified_user, webhook_site,
+        Call, NOW, Ports, invited_user, other_site, run, site, user_of, verified_user, webhook_site,
     };
     use crate::templates::EmailKind;
 
@@ -822,5 +822,119 @@ mod tests {
         let svc = ports.service();
 
         assert_eq!(run(svc.cleanup_expired_tokens()).unwrap().auth_tokens, 3);
+    }
+
+    #[test]
+    fn an_operator_verification_revokes_the_links_and_queues_user_verified() {
+        let site = webhook_site();
+        let user = invited_user(&site);
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        let verified = run(svc.verify_by_operator(user.id)).unwrap();
+        assert!(verified.is_verified);
+        let writes = uow.writes();
+        assert_eq!(writes[0], Call::DeleteVerificationTokensOfUser(user.id));
+        assert!(matches!(&writes[1], Call::UpdateUser(u) if u.is_verified && u.updated_at == NOW));
+        let Call::EnqueueWebhook(event) = &writes[2] else {
+            panic!("expected a webhook, got {writes:?}");
+        };
+        assert_eq!(event.event_type, "user.verified");
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn verifying_a_verified_user_changes_nothing() {
+        let site = webhook_site();
+        let user = verified_user(&site);
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.verify_by_operator(user.id)),
+            Err(OperatorVerifyError::AlreadyVerified)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn the_last_admin_of_a_site_is_not_demoted() {
+        let site = site();
+        let admin = admin_of(&site);
+        let mut ports = ports_with(&site, &admin);
+        ports.uow.answers.admins = 1;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.set_user_role(admin.id, Role::User)),
+            Err(SetRoleError::LastAdmin)
+        ));
+        assert!(uow.writes().is_empty());
+
+        let mut ports = ports_with(&site, &admin);
+        ports.uow.answers.admins = 2;
+        let uow = ports.uow.clone();
+        let demoted = run(ports.service().set_user_role(admin.id, Role::User)).unwrap();
+        assert_eq!(demoted.role, Role::User);
+        assert!(matches!(&uow.writes()[0], Call::UpdateUser(u) if u.role == Role::User));
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn an_import_creates_new_addresses_keeps_hashes_and_skips_existing_ones() {
+        let site = site();
+        let existing = verified_user(&site);
+        let mut ports = Ports::new();
+        ports.uow.site = Some(site.clone());
+        ports.uow.existing = Some(existing.clone());
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+        let taken = ImportedUser {
+            email: existing.email.clone(),
+            role: Role::User,
+            verified: true,
+            password_hash: None,
+            created_at: None,
+        };
+        let fresh = ImportedUser {
+            email: crate::user::Email::parse("new@example.com").unwrap(),
+            role: Role::Admin,
+            verified: true,
+            password_hash: Some("$2b$04$kept".into()),
+            created_at: Some(1_500_000_000),
+        };
+
+        let outcomes = run(svc.import_users(&site, &[taken, fresh], false)).unwrap();
+        assert_eq!(outcomes, [Imported::Exists, Imported::Created]);
+        let inserted = uow.inserted_users();
+        assert_eq!(inserted.len(), 1);
+        assert_eq!(inserted[0].email.as_str(), "new@example.com");
+        assert_eq!(inserted[0].password_hash.as_deref(), Some("$2b$04$kept"));
+        assert_eq!(inserted[0].created_at, 1_500_000_000);
+        assert!(inserted[0].is_verified);
+        assert!(uow.emails().is_empty(), "no email for imported users");
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn a_dry_run_import_commits_nothing() {
+        let site = site();
+        let mut ports = Ports::new();
+        ports.uow.site = Some(site.clone());
+        let uow = ports.uow.clone();
+        let fresh = ImportedUser {
+            email: crate::user::Email::parse("new@example.com").unwrap(),
+            role: Role::User,
+            verified: false,
+            password_hash: None,
+            created_at: None,
+        };
+        let outcomes = run(ports.service().import_users(&site, &[fresh], true)).unwrap();
+        assert_eq!(outcomes, [Imported::Created]);
+        assert!(!uow.committed());
     }
 }

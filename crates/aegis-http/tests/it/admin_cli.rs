@@ -532,10 +532,13 @@ async fn user_input_is_refused_with_the_apis_messages() {
 
 #[test]
 fn an_unreachable_database_is_one_clear_line_and_exit_1() {
-    let out = aegis("postgres://aegis@127.0.0.1:1/aegis", &["sites", "list"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = aegis(
+        "postgres://aegis:hunter2-db-password@127.0.0.1:1/aegis",
+        &["sites", "list"],
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -544,6 +547,7 @@ fn an_unreachable_database_is_one_clear_line_and_exit_1() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty());
+    assert!(!stderr.contains("hunter2"), "never the password: {stderr}");
 }
 
 /// A session on a pseudo-terminal, as an operator at a keyboard.
