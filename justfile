@@ -17,6 +17,34 @@ dev *ARGS:
 migrate:
     cargo run --release -- migrate
 
+# Create a site: just create-site --name Demo --domain demo.example.com … (docs/cli.md).
+create-site *ARGS:
+    cargo run --release -- sites create {{ARGS}}
+
+# Update a site: just update-site SITE --webhook-url URL ….
+update-site *ARGS:
+    cargo run --release -- sites update {{ARGS}}
+
+# List the sites (--json for JSON).
+list-sites *ARGS:
+    cargo run --release -- sites list {{ARGS}}
+
+# Create a user and queue their verification email: just create-user --site SITE --email ADDRESS.
+create-user *ARGS:
+    cargo run --release -- users create {{ARGS}}
+
+# List a site's users: just list-users --site SITE.
+list-users *ARGS:
+    cargo run --release -- users list {{ARGS}}
+
+# Queue a new verification email: just resend-verification USER --site SITE.
+resend-verification *ARGS:
+    cargo run --release -- users resend-verification {{ARGS}}
+
+# Check the configuration, database, migrations, mail transport, webhook hosts and clock.
+doctor *ARGS:
+    cargo run --release -- doctor {{ARGS}}
+
 # Run every test (starts its own PostgreSQL; needs nothing running).
 test *ARGS:
     cargo test --workspace {{ARGS}}

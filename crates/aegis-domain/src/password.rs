@@ -419,6 +419,21 @@ fn argon2_matches(pw: &[u8], parsed: &PasswordHash, memory: &mut HashMemory) -> 
     Some(out.ct_eq(expected.as_bytes()).into())
 }
 
+/// Whether `hash` is a password hash Aegis can verify as stored: bcrypt (`$2a$`, `$2b$`, `$2y$`,
+/// 60 characters) or an Argon2 PHC string. For hashes brought from elsewhere (an import), which
+/// are kept as they are and upgraded at the next login.
+pub fn is_verifiable_hash(hash: &str) -> bool {
+    if is_bcrypt(hash) {
+        return hash.len() == 60
+            && hash
+                .get(4..6)
+                .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
+            && hash.get(6..7) == Some("$");
+    }
+    hash.starts_with("$argon2")
+        && PasswordHash::new(hash).is_ok_and(|p| p.algorithm.as_str().starts_with("argon2"))
+}
+
 fn is_bcrypt(hash: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
 }
@@ -426,6 +441,27 @@ fn is_bcrypt(hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_bcrypt_and_argon2_hashes_are_verifiable() {
+        let ours = fast()
+            .hash(&PlainPassword::new("pw-123456".into()))
+            .unwrap();
+        assert!(is_verifiable_hash(&ours));
+        let bcrypt = "$2b$04$abcdefghijklmnopqrstuuX4PvR0hC7S6b8y9u5bQpA1pLzfQ3kGe";
+        assert_eq!(bcrypt.len(), 60);
+        assert!(is_verifiable_hash(bcrypt));
+        for refused in [
+            "",
+            "plaintext-password",
+            &bcrypt[..59],
+            "$2b$xx$abcdefghijklmnopqrstuuX4PvR0hC7S6b8y9u5bQpA1pLzfQ3kGe",
+            "$argon2id$v=19$garbage",
+            "$pbkdf2-sha256$29000$c2FsdA$aGFzaA",
+        ] {
+            assert!(!is_verifiable_hash(refused), "{refused}");
+        }
+    }
 
     fn fast() -> PasswordAlgorithms {
         PasswordAlgorithms::new(Argon2Settings {

@@ -735,7 +735,10 @@ fn prefix(raw: &Raw, key: &str, default: u8) -> Result<u8, ConfigError> {
     }
 }
 
-fn check_production_secret(name: &str, key: Option<&SecretString>) -> Result<(), ConfigError> {
+pub(crate) fn check_production_secret(
+    name: &str,
+    key: Option<&SecretString>,
+) -> Result<(), ConfigError> {
     let Some(key) = key else {
         return Err(ConfigError(format!(
             "{name} must be set in production (e.g. `openssl rand -hex 32`)"

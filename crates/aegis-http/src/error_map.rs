@@ -8,7 +8,9 @@ use aegis_domain::service::accounts::{
     ChangePasswordError, EmailChangeError, Failure, InviteError, LoginError, RefreshError,
     RegisterError, ResetPasswordError, VerifyEmailError,
 };
-use aegis_domain::service::users::{DeleteUserError, ResendError};
+use aegis_domain::service::users::{
+    DeleteUserError, OperatorVerifyError, ResendError, SetRoleError,
+};
 use aegis_domain::{CreateSiteError, DeleteSiteError, RepoError, UpdateSiteError};
 
 use crate::error::ApiError;
@@ -215,6 +217,31 @@ impl From<ResendError> for ApiError {
             ResendError::NotFound => Self::not_found(USER_NOT_FOUND),
             ResendError::AlreadyVerified => Self::bad_request("User is already verified"),
             ResendError::Repo(e) => e.into(),
+        }
+    }
+}
+
+/// An operator's verification (the CLI's `users verify`): the texts of resend-verification.
+impl From<OperatorVerifyError> for ApiError {
+    fn from(e: OperatorVerifyError) -> Self {
+        match e {
+            OperatorVerifyError::NotFound => Self::not_found(USER_NOT_FOUND),
+            OperatorVerifyError::AlreadyVerified => Self::bad_request("User is already verified"),
+            OperatorVerifyError::Repo(e) => Self::internal("Failed to verify user", e),
+        }
+    }
+}
+
+/// A role change (the CLI's `users set-role`): a site keeps its last admin, as on deletion.
+impl From<SetRoleError> for ApiError {
+    fn from(e: SetRoleError) -> Self {
+        match e {
+            SetRoleError::NotFound => Self::not_found(USER_NOT_FOUND),
+            SetRoleError::LastAdmin => Self::Conflict {
+                message: "Cannot demote the last admin of a site".into(),
+                code: "last_site_admin",
+            },
+            SetRoleError::Repo(e) => Self::internal("Failed to update user", e),
         }
     }
 }

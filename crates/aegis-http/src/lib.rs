@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod cors;

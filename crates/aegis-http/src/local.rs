@@ -83,3 +83,48 @@ pub fn development_secret_key(data_dir: &Path) -> Result<String, String> {
     })?;
     kept_secret(&data_dir.join("secret_key")).map(|(secret, _)| secret)
 }
+
+/// The managed server of a running `aegis serve` (or of another command) on `data_dir`, found
+/// by its `postmaster.pid` and reused rather than restarted.
+pub struct RunningServer {
+    port: u16,
+    password: String,
+}
+
+impl RunningServer {
+    /// A connection URL for `database` as the `postgres` superuser.
+    pub fn url(&self, database: &str) -> String {
+        let password: String = form_urlencoded::byte_serialize(self.password.as_bytes()).collect();
+        format!(
+            "postgres://postgres:{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+}
+
+/// The server already running on `data_dir`'s cluster, if one answers on the port its
+/// `postmaster.pid` names. Starting another one would stop it (see [`start`]).
+pub fn running(data_dir: &Path) -> Result<Option<RunningServer>, String> {
+    let Ok(pid_file) = fs::read_to_string(data_dir.join("postgres").join("postmaster.pid")) else {
+        return Ok(None);
+    };
+    let mut lines = pid_file.lines();
+    let pid = lines.next().and_then(|l| l.trim().parse::<u32>().ok());
+    let port = lines.nth(2).and_then(|l| l.trim().parse::<u16>().ok());
+    let (Some(pid), Some(port)) = (pid, port) else {
+        return Ok(None);
+    };
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Ok(None);
+    }
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1)).is_err() {
+        return Ok(None);
+    }
+    let password = fs::read_to_string(data_dir.join("postgres_password"))
+        .map_err(|e| format!("cannot read {}/postgres_password: {e}", data_dir.display()))?;
+    Ok(Some(RunningServer {
+        port,
+        password: password.trim().to_owned(),
+    }))
+}

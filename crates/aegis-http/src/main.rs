@@ -9,7 +9,7 @@ use actix_web::HttpServer;
 use aegis_http::app;
 use aegis_http::config::{DatabaseSource, Mode, Settings};
 use aegis_http::embed::Aegis;
-use aegis_http::{local, telemetry};
+use aegis_http::{cli, local, telemetry};
 use aegis_postgres::ConnectTarget;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -25,7 +25,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (the default).
     Serve,
@@ -37,6 +37,20 @@ enum Command {
         #[arg(long)]
         ready: bool,
     },
+    /// Manage sites (tenants): create, list, show, update, delete, rotate keys.
+    Sites(Box<cli::Sites>),
+    /// Manage the users of a site: create, list, show, set-role, verify, resend-verification,
+    /// delete, protect, unprotect.
+    Users(cli::Users),
+    /// The mail transport: `aegis mail test --to ADDRESS` sends a test email now.
+    Mail(cli::Mail),
+    /// Check the configuration, the database, the mail transport, webhook hosts and the clock:
+    /// one line per check, exit 1 when any fails.
+    Doctor {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +59,12 @@ fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     let settings = match Settings::from_env() {
         Ok(s) => s,
+        Err(e) if matches!(command, Command::Doctor { .. }) => {
+            let Command::Doctor { json } = command else {
+                return ExitCode::FAILURE;
+            };
+            return cli::doctor::unreadable_configuration(&e.to_string(), json);
+        }
         Err(e) => {
             eprintln!("aegis: {e}");
             return ExitCode::from(2);
@@ -60,6 +80,16 @@ fn main() -> ExitCode {
             },
         );
     }
+    let command = match command {
+        Command::Sites(c) => return admin(settings, cli::Admin::Sites(c)),
+        Command::Users(c) => return admin(settings, cli::Admin::Users(c)),
+        Command::Mail(c) => return admin(settings, cli::Admin::Mail(c)),
+        Command::Doctor { json } => {
+            telemetry::init_cli(&settings);
+            return cli::doctor::run(&settings, json);
+        }
+        other => other,
+    };
     telemetry::init(&settings);
     match run(command, settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +99,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The operator commands: logs (warnings only) on stderr, output on stdout.
+fn admin(settings: Settings, command: cli::Admin) -> ExitCode {
+    telemetry::init_cli(&settings);
+    cli::run(settings, command)
 }
 
 fn run(command: Command, settings: Settings) -> Result<(), String> {
@@ -129,7 +165,7 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
         let aegis = Aegis::start_with(&settings, database_url.expose_secret(), &secret)
             .await
             .map_err(|e| e.to_string())?;
-        if command == Command::Migrate {
+        if matches!(command, Command::Migrate) {
             tracing::info!("database is up to date");
             return Ok(());
         }

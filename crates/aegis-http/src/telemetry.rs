@@ -34,6 +34,20 @@ pub fn init(settings: &Settings) {
     };
 }
 
+/// The subscriber of the operator commands: warnings and errors only (unless `RUST_LOG` says
+/// otherwise), on stderr, so that stdout carries the command's output alone.
+pub fn init_cli(settings: &Settings) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,aegis_postgres::pool=off"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
 /// The request-id header, read and answered.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

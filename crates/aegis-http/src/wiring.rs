@@ -8,6 +8,35 @@ use secrecy::ExposeSecret as _;
 
 use crate::config::{MailTransport, Settings};
 
+/// The SMTP transport of `SMTP_*`.
+pub fn smtp_mailer(smtp: &crate::config::SmtpConfig) -> Result<SmtpMailer, String> {
+    SmtpMailer::new(&SmtpSettings {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        tls: match smtp.tls.as_str() {
+            "none" => SmtpTls::None,
+            "tls" => SmtpTls::Tls,
+            _ => SmtpTls::StartTls,
+        },
+        username: smtp.username.clone(),
+        password: smtp.password.clone(),
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The Mailgun transport of `MAILGUN_*`.
+pub fn mailgun_mailer(settings: &Settings, api_base: &str) -> Result<MailgunMailer, String> {
+    MailgunMailer::new(
+        api_base,
+        settings.mailgun_domain.clone(),
+        settings
+            .mailgun_api_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_owned()),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The mail transport the settings name, or `None` when email is to stay queued.
 pub fn mailer(settings: &Settings) -> Result<Option<Arc<dyn Mailer>>, String> {
     let mailer: Arc<dyn Mailer> = match &settings.mail_transport {
@@ -19,34 +48,11 @@ pub fn mailer(settings: &Settings) -> Result<Option<Arc<dyn Mailer>>, String> {
                 );
             }
             tracing::info!(%api_base, "mail goes through the Mailgun HTTP API");
-            Arc::new(
-                MailgunMailer::new(
-                    api_base,
-                    settings.mailgun_domain.clone(),
-                    settings
-                        .mailgun_api_key
-                        .as_ref()
-                        .map(|k| k.expose_secret().to_owned()),
-                )
-                .map_err(|e| e.to_string())?,
-            )
+            Arc::new(mailgun_mailer(settings, api_base)?)
         }
         MailTransport::Smtp(smtp) => {
             tracing::info!(host = %smtp.host, port = smtp.port, tls = %smtp.tls, "mail goes over SMTP");
-            Arc::new(
-                SmtpMailer::new(&SmtpSettings {
-                    host: smtp.host.clone(),
-                    port: smtp.port,
-                    tls: match smtp.tls.as_str() {
-                        "none" => SmtpTls::None,
-                        "tls" => SmtpTls::Tls,
-                        _ => SmtpTls::StartTls,
-                    },
-                    username: smtp.username.clone(),
-                    password: smtp.password.clone(),
-                })
-                .map_err(|e| e.to_string())?,
-            )
+            Arc::new(smtp_mailer(smtp)?)
         }
         MailTransport::Outbox(dir) => {
             let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());

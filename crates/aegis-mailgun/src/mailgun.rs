@@ -77,6 +77,36 @@ impl MailgunMailer {
     }
 }
 
+impl MailgunMailer {
+    /// Whether Mailgun accepts the global key for the global domain: an authenticated
+    /// `GET {base}/v3/domains/{domain}`, which sends nothing. Sites with their own domain and key
+    /// are not checked.
+    pub async fn check(&self) -> Result<(), MailError> {
+        let domain = non_empty(self.domain.as_deref())
+            .ok_or_else(|| MailError::NotConfigured("MAILGUN_DOMAIN is not set".into()))?;
+        let key = non_empty(self.api_key.as_deref())
+            .ok_or_else(|| MailError::NotConfigured("MAILGUN_API_KEY is not set".into()))?;
+        let response = self
+            .client
+            .get(format!("{}/v3/domains/{domain}", self.api_base))
+            .basic_auth("api", Some(key))
+            .send()
+            .await
+            .map_err(|e| MailError::Failed(format!("Mailgun request failed: {e}")))?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            401 | 403 => Err(MailError::Failed(format!(
+                "Mailgun refused the API key (HTTP {})",
+                response.status().as_u16()
+            ))),
+            404 => Err(MailError::Failed(format!(
+                "Mailgun does not know the domain {domain} (HTTP 404)"
+            ))),
+            other => Err(MailError::Failed(format!("Mailgun answered HTTP {other}"))),
+        }
+    }
+}
+
 #[async_trait]
 impl Mailer for MailgunMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {

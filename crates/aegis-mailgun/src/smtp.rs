@@ -85,6 +85,20 @@ impl SmtpMailer {
     }
 }
 
+impl SmtpMailer {
+    /// Whether the server answers: connects, says EHLO, negotiates TLS as configured, and
+    /// authenticates when credentials are set; sends nothing.
+    pub async fn check(&self) -> Result<(), MailError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MailError::Failed(
+                "the server did not answer the connection test".into(),
+            )),
+            Err(e) => Err(MailError::Failed(e.to_string())),
+        }
+    }
+}
+
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {

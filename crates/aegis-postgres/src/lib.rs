@@ -70,7 +70,7 @@ pub use accounts::PgAccountRepository;
 pub use connect::{ConnectTarget, SslMode};
 pub use email_step::{EmailNormalFormReport, UnresolvedEmail};
 pub use local::{LocalPostgres, LocalPostgresError, LocalPostgresOptions};
-pub use migrate::{Migrated, MigrationError, pending_migrations, run_migrations};
+pub use migrate::{Migrated, MigrationError, database_clock, pending_migrations, run_migrations};
 pub use outbox::{PgEmailOutbox, SealReport};
 pub use pool::{PgConnection, PgPool, PoolSettings, PoolStatus, build_pool};
 pub use ratelimit::PgRateCounters;

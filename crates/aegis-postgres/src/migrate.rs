@@ -98,6 +98,23 @@ pub async fn pending_migrations(pool: &crate::PgPool) -> Result<usize, aegis_dom
         .count())
 }
 
+#[derive(diesel::QueryableByName)]
+struct DatabaseNow {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    now: f64,
+}
+
+/// The database server's clock (`clock_timestamp()`), in Unix seconds with fractions, read on a
+/// pooled connection: for comparing with this machine's clock.
+pub async fn database_clock(pool: &crate::PgPool) -> Result<f64, aegis_domain::RepoError> {
+    let mut conn = pool.get().await?;
+    let query = diesel::sql_query("SELECT extract(epoch FROM clock_timestamp())::float8 AS now");
+    let row: DatabaseNow = diesel_async::RunQueryDsl::get_result(query, &mut conn)
+        .await
+        .map_err(crate::error::map_diesel_error)?;
+    Ok(row.now)
+}
+
 /// Applies every pending migration, then the data steps not yet done, and says what it did.
 ///
 /// Runs on a thread of its own, outside any async runtime (the migration harness is synchronous and

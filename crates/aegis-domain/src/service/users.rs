@@ -52,7 +52,182 @@ pub enum ResendError {
     Repo(#[from] RepoError),
 }
 
+/// Why [`AccountService::verify_by_operator`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorVerifyError {
+    /// No user (or no site for the user) has this id.
+    #[error("user not found")]
+    NotFound,
+    /// The user has already verified their address.
+    #[error("user is already verified")]
+    AlreadyVerified,
+    /// Storage failed (see [`RepoError`]).
+    #[error("{0}")]
+    Repo(#[from] RepoError),
+}
+
+/// Why [`AccountService::set_user_role`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SetRoleError {
+    /// No user (or no site for the user) has this id.
+    #[error("user not found")]
+    NotFound,
+    /// The user is the only admin of their site, which must keep one.
+    #[error("cannot demote the last admin of a site")]
+    LastAdmin,
+    /// Storage failed (see [`RepoError`]).
+    #[error("{0}")]
+    Repo(#[from] RepoError),
+}
+
+/// A user brought in by an import: no email is sent and no webhook fires; the password hash, when
+/// there is one, is kept as it is (bcrypt or Argon2, upgraded at the next login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedUser {
+    /// The address, in its normal form.
+    pub email: crate::user::Email,
+    /// The role on the site.
+    pub role: Role,
+    /// Whether the address counts as verified.
+    pub verified: bool,
+    /// A bcrypt or Argon2 PHC hash ([`crate::password::is_verifiable_hash`]), or none.
+    pub password_hash: Option<String>,
+    /// When the user was created; now when absent.
+    pub created_at: Option<crate::clock::UnixTime>,
+}
+
+/// What an import of one batch did, in input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// A new user.
+    Created,
+    /// The site already has a user with this address: left as it is.
+    Exists,
+}
+
 impl AccountService {
+    /// Imports `users` into `site` in one transaction: each address the site does not have yet
+    /// becomes a user; the others are left as they are and reported. With `dry_run`, the
+    /// transaction is rolled back, so the report says what an import would do.
+    pub async fn import_users(
+        &self,
+        site: &Site,
+        users: &[ImportedUser],
+        dry_run: bool,
+    ) -> Result<Vec<Imported>, RepoError> {
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        // Held, so the site cannot be deleted under the import.
+        if tx.sites().lock(site.id).await?.is_none() {
+            return Err(RepoError::Conflict(
+                "the site was deleted during the import".into(),
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(users.len());
+        for imported in users {
+            if tx
+                .accounts()
+                .lock_user_by_email(site.id, &imported.email)
+                .await?
+                .is_some()
+            {
+                outcomes.push(Imported::Exists);
+                continue;
+            }
+            let mut user = User::new(
+                UserId::from_uuid(self.generator().new_id()),
+                site.id,
+                imported.email.clone(),
+                imported.password_hash.clone(),
+                imported.role,
+                imported.created_at.unwrap_or(now),
+            );
+            user.is_verified = imported.verified;
+            user.updated_at = now;
+            tx.accounts().insert_user(&user).await?;
+            outcomes.push(Imported::Created);
+        }
+        if !dry_run {
+            tx.commit().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// The user with this id, in whichever site.
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        self.accounts().find_user(id).await
+    }
+
+    /// The user of `site` with this address (in its normal form).
+    pub async fn user_by_email(
+        &self,
+        site: SiteId,
+        email: &crate::user::Email,
+    ) -> Result<Option<User>, RepoError> {
+        self.accounts().find_user_by_email(site, email).await
+    }
+
+    /// An operator marks a user verified without a link: the verification links still
+    /// outstanding are revoked, and `user.verified` is queued in the same transaction, as
+    /// verify-email does. A user without a password still sets one through a password reset.
+    pub async fn verify_by_operator(&self, id: UserId) -> Result<User, OperatorVerifyError> {
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        let mut user = tx
+            .accounts()
+            .lock_user(id)
+            .await?
+            .ok_or(OperatorVerifyError::NotFound)?;
+        if user.is_verified {
+            return Err(OperatorVerifyError::AlreadyVerified);
+        }
+        let site: Site = tx
+            .sites()
+            .lock(user.site_id)
+            .await?
+            .ok_or(OperatorVerifyError::NotFound)?;
+        tx.accounts()
+            .delete_verification_tokens_of_user(user.id)
+            .await?;
+        self.mark_verified(&mut tx, &site, &mut user, true, now)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Changes a user's role. The site row is locked first, so two demotions of a site's last
+    /// two admins are serialised and the site keeps one (as deletion does).
+    pub async fn set_user_role(&self, id: UserId, role: Role) -> Result<User, SetRoleError> {
+        let user = self
+            .accounts()
+            .find_user(id)
+            .await?
+            .ok_or(SetRoleError::NotFound)?;
+        let now = self.clock().now();
+        let mut tx = self.uow().begin().await?;
+        let site = tx
+            .sites()
+            .lock(user.site_id)
+            .await?
+            .ok_or(SetRoleError::NotFound)?;
+        let mut user = tx
+            .accounts()
+            .lock_user(id)
+            .await?
+            .ok_or(SetRoleError::NotFound)?;
+        if user.role == role {
+            return Ok(user);
+        }
+        if user.role == Role::Admin && tx.accounts().count_admins(site.id).await? <= 1 {
+            return Err(SetRoleError::LastAdmin);
+        }
+        user.role = role;
+        user.updated_at = now;
+        tx.accounts().update_user(&user).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
     /// Every user of a site, oldest first.
     pub async fn list_users(&self, site: SiteId) -> Result<Vec<User>, RepoError> {
         self.accounts().list_users(site).await
@@ -178,7 +353,7 @@ impl AccountService {
 mod tests {
     use super::*;
     use crate::service::accounts::fakes::{
-        Call, NOW, Ports, other_site, run, site, user_of, verified_user, webhook_site,
+        Call, NOW, Ports, invited_user, other_site, run, site, user_of, verified_user, webhook_site,
     };
     use crate::templates::EmailKind;
 
@@ -647,5 +822,119 @@ mod tests {
         let svc = ports.service();
 
         assert_eq!(run(svc.cleanup_expired_tokens()).unwrap().auth_tokens, 3);
+    }
+
+    #[test]
+    fn an_operator_verification_revokes_the_links_and_queues_user_verified() {
+        let site = webhook_site();
+        let user = invited_user(&site);
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        let verified = run(svc.verify_by_operator(user.id)).unwrap();
+        assert!(verified.is_verified);
+        let writes = uow.writes();
+        assert_eq!(writes[0], Call::DeleteVerificationTokensOfUser(user.id));
+        assert!(matches!(&writes[1], Call::UpdateUser(u) if u.is_verified && u.updated_at == NOW));
+        let Call::EnqueueWebhook(event) = &writes[2] else {
+            panic!("expected a webhook, got {writes:?}");
+        };
+        assert_eq!(event.event_type, "user.verified");
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn verifying_a_verified_user_changes_nothing() {
+        let site = webhook_site();
+        let user = verified_user(&site);
+        let ports = ports_with(&site, &user);
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.verify_by_operator(user.id)),
+            Err(OperatorVerifyError::AlreadyVerified)
+        ));
+        assert!(uow.writes().is_empty());
+        assert!(!uow.committed());
+    }
+
+    #[test]
+    fn the_last_admin_of_a_site_is_not_demoted() {
+        let site = site();
+        let admin = admin_of(&site);
+        let mut ports = ports_with(&site, &admin);
+        ports.uow.answers.admins = 1;
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+
+        assert!(matches!(
+            run(svc.set_user_role(admin.id, Role::User)),
+            Err(SetRoleError::LastAdmin)
+        ));
+        assert!(uow.writes().is_empty());
+
+        let mut ports = ports_with(&site, &admin);
+        ports.uow.answers.admins = 2;
+        let uow = ports.uow.clone();
+        let demoted = run(ports.service().set_user_role(admin.id, Role::User)).unwrap();
+        assert_eq!(demoted.role, Role::User);
+        assert!(matches!(&uow.writes()[0], Call::UpdateUser(u) if u.role == Role::User));
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn an_import_creates_new_addresses_keeps_hashes_and_skips_existing_ones() {
+        let site = site();
+        let existing = verified_user(&site);
+        let mut ports = Ports::new();
+        ports.uow.site = Some(site.clone());
+        ports.uow.existing = Some(existing.clone());
+        let uow = ports.uow.clone();
+        let svc = ports.service();
+        let taken = ImportedUser {
+            email: existing.email.clone(),
+            role: Role::User,
+            verified: true,
+            password_hash: None,
+            created_at: None,
+        };
+        let fresh = ImportedUser {
+            email: crate::user::Email::parse("new@example.com").unwrap(),
+            role: Role::Admin,
+            verified: true,
+            password_hash: Some("$2b$04$kept".into()),
+            created_at: Some(1_500_000_000),
+        };
+
+        let outcomes = run(svc.import_users(&site, &[taken, fresh], false)).unwrap();
+        assert_eq!(outcomes, [Imported::Exists, Imported::Created]);
+        let inserted = uow.inserted_users();
+        assert_eq!(inserted.len(), 1);
+        assert_eq!(inserted[0].email.as_str(), "new@example.com");
+        assert_eq!(inserted[0].password_hash.as_deref(), Some("$2b$04$kept"));
+        assert_eq!(inserted[0].created_at, 1_500_000_000);
+        assert!(inserted[0].is_verified);
+        assert!(uow.emails().is_empty(), "no email for imported users");
+        assert!(uow.committed());
+    }
+
+    #[test]
+    fn a_dry_run_import_commits_nothing() {
+        let site = site();
+        let mut ports = Ports::new();
+        ports.uow.site = Some(site.clone());
+        let uow = ports.uow.clone();
+        let fresh = ImportedUser {
+            email: crate::user::Email::parse("new@example.com").unwrap(),
+            role: Role::User,
+            verified: false,
+            password_hash: None,
+            created_at: None,
+        };
+        let outcomes = run(ports.service().import_users(&site, &[fresh], true)).unwrap();
+        assert_eq!(outcomes, [Imported::Created]);
+        assert!(!uow.committed());
     }
 }

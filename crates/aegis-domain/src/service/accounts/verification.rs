@@ -1,8 +1,9 @@
 //! Email verification: checking a verification link and completing it.
 
 use super::{AccountService, Failure};
+use crate::clock::UnixTime;
 use crate::password::HashError;
-use crate::repo::RepoError;
+use crate::repo::{RepoError, Transaction};
 use crate::site::Site;
 use crate::token::{self, StoredToken};
 use crate::user::{PlainPassword, User};
@@ -34,6 +35,35 @@ pub struct Verified {
 }
 
 impl AccountService {
+    /// Marks `user` (locked in `tx`) verified and, when this is the transition
+    /// (`newly_verified`), queues `user.verified` in the same transaction (decision 13). The one
+    /// place a verification is recorded: by a link (`verify_email`) or by an operator
+    /// (`verify_by_operator`).
+    pub(crate) async fn mark_verified(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        site: &Site,
+        user: &mut User,
+        newly_verified: bool,
+        now: UnixTime,
+    ) -> Result<(), RepoError> {
+        user.is_verified = true;
+        user.updated_at = now;
+        tx.accounts().update_user(user).await?;
+        if newly_verified
+            && let Some(event) = user_event(
+                UserEvent::Verified,
+                site,
+                user,
+                self.generator.new_id(),
+                now,
+            )
+        {
+            tx.accounts().enqueue_webhook(&event).await?;
+        }
+        Ok(())
+    }
+
     /// The live verification token `presented` of a user of `site`, with that user.
     async fn verification_target(
         &self,
@@ -103,20 +133,8 @@ impl AccountService {
                 None => return Err(VerifyEmailError::PasswordRequired),
             }
         }
-        user.is_verified = true;
-        user.updated_at = now;
-        tx.accounts().update_user(&user).await?;
-        if newly_verified
-            && let Some(event) = user_event(
-                UserEvent::Verified,
-                site,
-                &user,
-                self.generator.new_id(),
-                now,
-            )
-        {
-            tx.accounts().enqueue_webhook(&event).await?;
-        }
+        self.mark_verified(&mut tx, site, &mut user, newly_verified, now)
+            .await?;
         tx.commit().await?;
         Ok(Verified {
             user,

@@ -186,17 +186,24 @@ pub async fn admin_register_user(
     state: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let mut s = Schema::new(body.0, ADMIN_REGISTER_USER_FIELDS)?;
-    let email = s.required_email("email");
-    let role = role(&mut s);
-    s.finish()?;
+    let (email, role) = new_user(body.0)?;
     let site = state
         .sites
         .get(admin.0.user.site_id)
         .await?
         .ok_or(ApiError::bad_request(SITE_NOT_FOUND))?;
+    create_user(&state, &site, &email, role).await
+}
+
+/// A `POST /api/admin/register-user` body (`email`, optional `role`) → the address and the role.
+/// The operator CLI's `users create` validates its flags through it too.
+pub(crate) fn new_user(body: Value) -> Result<(Email, Role), ApiError> {
+    let mut s = Schema::new(body, ADMIN_REGISTER_USER_FIELDS)?;
+    let email = s.required_email("email");
+    let role = role(&mut s);
+    s.finish()?;
     match (email, role) {
-        (Some(email), Some(role)) => create_user(&state, &site, &email, role).await,
+        (Some(email), Some(role)) => Ok((email, role)),
         _ => Err(ApiError::bug(
             "Internal server error",
             "validated fields missing",
