@@ -95,6 +95,10 @@ docker-publish REGISTRY:
 compose-up:
     AEGIS_IMAGE_VERSION="$(cat VERSION)" docker compose --env-file .env -f deploy/docker-compose.yml up -d --build
 
+# How long importing USERS users with existing hashes takes (release build, local mode).
+import-bench USERS="100000":
+    bash scripts/import-bench.sh {{USERS}}
+
 # Does answering take longer when an address has an account? Medians per case (release build).
 enumeration SAMPLES="31":
     bash scripts/enumeration.sh {{SAMPLES}}

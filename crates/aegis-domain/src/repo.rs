@@ -205,6 +205,26 @@ pub trait AccountTxRepository: Send {
     ) -> Result<Option<crate::user::User>, RepoError>;
     /// Stores a new user. A taken email on the site is [`RepoError::Conflict`].
     async fn insert_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;
+    /// Stores each user whose email its site does not have yet, and says which were stored, in
+    /// order. The emails must be distinct. An adapter may do it in one statement; this default
+    /// asks one user at a time.
+    async fn insert_users_if_absent(
+        &mut self,
+        users: &[crate::user::User],
+    ) -> Result<Vec<bool>, RepoError> {
+        let mut stored = Vec::with_capacity(users.len());
+        for user in users {
+            let absent = self
+                .lock_user_by_email(user.site_id, &user.email)
+                .await?
+                .is_none();
+            if absent {
+                self.insert_user(user).await?;
+            }
+            stored.push(absent);
+        }
+        Ok(stored)
+    }
     /// Writes every field of the user. Only for a row read with [`Self::lock_user`] (or
     /// [`Self::lock_user_by_email`]) in this transaction, so no stale copy is written back.
     async fn update_user(&mut self, user: &crate::user::User) -> Result<(), RepoError>;

@@ -474,6 +474,31 @@ pub(crate) async fn insert_user(
         .map_err(map_diesel_error)
 }
 
+/// One statement for the whole batch: rows whose (site, email) is taken are skipped.
+pub(crate) async fn insert_users_if_absent(
+    conn: &mut AsyncPgConnection,
+    batch: &[User],
+) -> Result<Vec<bool>, RepoError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<UserRow> = batch.iter().map(UserRow::from).collect();
+    let stored: std::collections::HashSet<Uuid> = diesel::insert_into(users::table)
+        .values(&rows)
+        .on_conflict((users::site_uuid, users::email))
+        .do_nothing()
+        .returning(users::uuid)
+        .get_results::<Uuid>(conn)
+        .await
+        .map_err(map_diesel_error)?
+        .into_iter()
+        .collect();
+    Ok(batch
+        .iter()
+        .map(|user| stored.contains(&user.id.as_uuid()))
+        .collect())
+}
+
 pub(crate) async fn update_user(
     conn: &mut AsyncPgConnection,
     user: &User,

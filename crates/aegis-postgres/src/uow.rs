@@ -147,6 +147,10 @@ impl AccountTxRepository for PgTransaction {
         accounts::insert_user(self.conn()?, user).await
     }
 
+    async fn insert_users_if_absent(&mut self, batch: &[User]) -> Result<Vec<bool>, RepoError> {
+        accounts::insert_users_if_absent(self.conn()?, batch).await
+    }
+
     async fn update_user(&mut self, user: &User) -> Result<(), RepoError> {
         accounts::update_user(self.conn()?, user).await
     }

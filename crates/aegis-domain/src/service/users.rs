@@ -123,17 +123,14 @@ impl AccountService {
                 "the site was deleted during the import".into(),
             ));
         }
-        let mut outcomes = Vec::with_capacity(users.len());
-        for imported in users {
-            if tx
-                .accounts()
-                .lock_user_by_email(site.id, &imported.email)
-                .await?
-                .is_some()
-            {
-                outcomes.push(Imported::Exists);
-                continue;
-            }
+        // A second line with an address already in this batch exists by the time it is reached.
+        let mut seen = std::collections::HashSet::with_capacity(users.len());
+        let mut fresh = Vec::with_capacity(users.len());
+        let firsts: Vec<bool> = users
+            .iter()
+            .map(|imported| seen.insert(imported.email.as_str()))
+            .collect();
+        for (imported, _) in users.iter().zip(&firsts).filter(|(_, first)| **first) {
             let mut user = User::new(
                 UserId::from_uuid(self.generator().new_id()),
                 site.id,
@@ -144,9 +141,23 @@ impl AccountService {
             );
             user.is_verified = imported.verified;
             user.updated_at = now;
-            tx.accounts().insert_user(&user).await?;
-            outcomes.push(Imported::Created);
+            fresh.push(user);
         }
+        let mut stored = tx
+            .accounts()
+            .insert_users_if_absent(&fresh)
+            .await?
+            .into_iter();
+        let outcomes = firsts
+            .into_iter()
+            .map(|first| {
+                if first && stored.next().unwrap_or(false) {
+                    Imported::Created
+                } else {
+                    Imported::Exists
+                }
+            })
+            .collect();
         if !dry_run {
             tx.commit().await?;
         }
@@ -918,6 +929,30 @@ mod tests {
         assert!(inserted[0].is_verified);
         assert!(uow.emails().is_empty(), "no email for imported users");
         assert!(uow.committed());
+    }
+
+    #[test]
+    fn a_second_line_with_the_same_address_exists_by_the_time_it_is_reached() {
+        let site = site();
+        let mut ports = Ports::new();
+        ports.uow.site = Some(site.clone());
+        let uow = ports.uow.clone();
+        let line = |role| ImportedUser {
+            email: crate::user::Email::parse("twice@example.com").unwrap(),
+            role,
+            verified: false,
+            password_hash: None,
+            created_at: None,
+        };
+        let outcomes =
+            run(ports
+                .service()
+                .import_users(&site, &[line(Role::Admin), line(Role::User)], false))
+            .unwrap();
+        assert_eq!(outcomes, [Imported::Created, Imported::Exists]);
+        let inserted = uow.inserted_users();
+        assert_eq!(inserted.len(), 1);
+        assert_eq!(inserted[0].role, Role::Admin, "the first line wins");
     }
 
     #[test]
