@@ -145,12 +145,14 @@ async fn live_site(
     }
 }
 
-/// The refusal page of a post that fails the CSRF checks, if it does.
-fn csrf_refusal(
+/// The refusal page of a post that fails the CSRF checks, if it does, naming the site the post is
+/// for: `site` is only awaited for a refused post.
+async fn csrf_refusal(
     req: &HttpRequest,
     pages: &Pages,
     form: Form,
     fields: &HashMap<String, String>,
+    site: impl Future<Output = Option<Site>>,
 ) -> Option<HttpResponse> {
     let refusal = pages
         .config
@@ -171,7 +173,7 @@ fn csrf_refusal(
     Some(message(
         pages,
         StatusCode::FORBIDDEN,
-        None,
+        site.await.as_ref(),
         (t.csrf_title, t.csrf_body),
         None,
     ))
@@ -256,7 +258,11 @@ pub async fn set_password(
 ) -> HttpResponse {
     let pages = &state.pages;
     let fields = form_fields(&body);
-    if let Some(refused) = csrf_refusal(&req, pages, Form::SetPassword, &fields) {
+    let site = async {
+        let token = fields.get("token").map(String::as_str);
+        live_site(&state, LinkKind::Verification, token).await.ok()
+    };
+    if let Some(refused) = csrf_refusal(&req, pages, Form::SetPassword, &fields, site).await {
         return refused;
     }
     let token = fields.get("token").cloned();
@@ -347,7 +353,11 @@ pub async fn reset_password(
     let pages = &state.pages;
     let t = pages.text;
     let fields = form_fields(&body);
-    if let Some(refused) = csrf_refusal(&req, pages, Form::ResetPassword, &fields) {
+    let site = async {
+        let token = fields.get("token").map(String::as_str);
+        live_site(&state, LinkKind::PasswordReset, token).await.ok()
+    };
+    if let Some(refused) = csrf_refusal(&req, pages, Form::ResetPassword, &fields, site).await {
         return refused;
     }
     let token = fields.get("token").cloned();
@@ -413,7 +423,12 @@ pub async fn confirm_email_change(
     let pages = &state.pages;
     let t = pages.text;
     let fields = form_fields(&body);
-    if let Some(refused) = csrf_refusal(&req, pages, Form::ConfirmEmailChange, &fields) {
+    let site = async {
+        let token = fields.get("token").map(String::as_str);
+        live_site(&state, LinkKind::EmailChange, token).await.ok()
+    };
+    if let Some(refused) = csrf_refusal(&req, pages, Form::ConfirmEmailChange, &fields, site).await
+    {
         return refused;
     }
     let token = fields.get("token").cloned();
@@ -511,10 +526,11 @@ pub async fn forgot_password(
 ) -> HttpResponse {
     let pages = &state.pages;
     let fields = form_fields(&body);
-    if let Some(refused) = csrf_refusal(&req, pages, Form::ForgotPassword, &fields) {
+    let site_id = fields.get("site_id").map(String::as_str);
+    let site = async { named_site(&state, site_id).await.ok() };
+    if let Some(refused) = csrf_refusal(&req, pages, Form::ForgotPassword, &fields, site).await {
         return refused;
     }
-    let site_id = fields.get("site_id").map(String::as_str);
     let limit_email = fields.get("email").and_then(|e| Email::parse(e).ok());
     let charge = match &state.limiter {
         Some(limiter) => match limiter
@@ -527,7 +543,10 @@ pub async fn forgot_password(
             .await
         {
             Ok(charge) => charge.map(|c| (limiter.clone(), c)),
-            Err(refused) => return limited_page(pages, &refused),
+            Err(refused) => {
+                let site = named_site(&state, site_id).await.ok();
+                return limited_page(pages, &refused, site.as_ref());
+            }
         },
         None => None,
     };
@@ -573,7 +592,7 @@ async fn forgot_password_run(
 
 /// The page for a post the limiter refused (429, or 503 with the database unreachable), with its
 /// rate-limit and `Retry-After` headers.
-fn limited_page(pages: &Pages, refused: &HttpResponse) -> HttpResponse {
+fn limited_page(pages: &Pages, refused: &HttpResponse, site: Option<&Site>) -> HttpResponse {
     let t = pages.text;
     let status = refused.status();
     let text = if status == StatusCode::TOO_MANY_REQUESTS {
@@ -581,7 +600,7 @@ fn limited_page(pages: &Pages, refused: &HttpResponse) -> HttpResponse {
     } else {
         (t.unavailable_title, t.unavailable_body)
     };
-    let mut page = message(pages, status, None, text, None);
+    let mut page = message(pages, status, site, text, None);
     for (name, value) in refused.headers() {
         if name.as_str().starts_with("x-ratelimit-") || name == header::RETRY_AFTER {
             page.headers_mut().insert(name.clone(), value.clone());

@@ -806,7 +806,7 @@ async fn every_form_refuses_posts_without_a_matching_token_or_from_another_origi
                 "{path}, {what}: {}",
                 reply.text()
             );
-            assert_page(&reply, 403, &["The form could not be sent"]);
+            assert_page(&reply, 403, &["The form could not be sent", "Example"]);
         }
     }
     let reply = post(&app, "/reset-password", Some(&crossed), &reset_fields).await;
@@ -850,7 +850,7 @@ async fn forgot_password_posts_share_the_apis_rate_limits() {
     let api = || app.tenant("/api/auth/request-password-reset", &site, body.clone());
     assert_eq!(api().await.status.as_u16(), 200);
     let limited = post(&app, "/forgot-password", Some(&form), &fields).await;
-    assert_page(&limited, 429, &["Too many requests"]);
+    assert_page(&limited, 429, &["Too many requests", "Example"]);
     assert_eq!(limited.header("x-ratelimit-remaining"), "0");
     assert!(limited.header("retry-after").parse::<u32>().unwrap() > 0);
     assert_eq!(api().await.status.as_u16(), 429);
