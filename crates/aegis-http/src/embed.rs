@@ -162,6 +162,7 @@ impl Aegis {
                 cors_extra_origins: settings.cors_extra_origins.clone(),
                 outbox_keys,
                 pages: crate::pages::PagesConfig::new(secret, settings.hosted_pages_url.clone()),
+                token_cache: settings.token_cache,
             },
         ));
         Ok(Self {
