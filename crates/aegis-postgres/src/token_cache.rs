@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aegis_domain::repo::{AccountRepository, CleanupCounts};
@@ -42,9 +42,10 @@ pub const MISSES: &str = "aegis_token_cache_misses_total";
 pub const BYPASSED_CHECKS: &str = "aegis_token_cache_bypassed_total";
 /// Entries removed by a notification, a flush or the capacity bound (a counter).
 pub const EVICTIONS: &str = "aegis_token_cache_evictions_total";
-/// 1 while the cache is bypassed (its listener not subscribed), else 0 (a gauge).
+/// 1 while the cache is bypassed (its listener not subscribed), else 0 (a gauge, set by the
+/// application when it renders its metrics).
 pub const BYPASSED: &str = "aegis_token_cache_bypassed";
-/// Entries held (a gauge).
+/// Entries held (a gauge, set by the application when it renders its metrics).
 pub const ENTRIES: &str = "aegis_token_cache_entries";
 
 /// `TOKEN_CACHE_*`.
@@ -139,8 +140,6 @@ pub struct TokenCache {
     instance: Uuid,
     next_barrier: AtomicU64,
     seen_barrier: tokio::sync::watch::Sender<u64>,
-    /// Whether the bypass was reported in the metrics (avoids a gauge write per request).
-    reported_bypass: AtomicBool,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -158,7 +157,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 impl TokenCache {
     /// An empty, bypassed cache of at most `capacity` entries, each trusted for `ttl` at most.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
-        metrics::gauge!(BYPASSED).set(1.0);
         Self {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
@@ -166,7 +164,6 @@ impl TokenCache {
             instance: Uuid::now_v7(),
             next_barrier: AtomicU64::new(1),
             seen_barrier: tokio::sync::watch::Sender::new(0),
-            reported_bypass: AtomicBool::new(true),
         }
     }
 
@@ -245,12 +242,10 @@ impl TokenCache {
                 seq,
             },
         );
-        let len = inner.entries.len();
         drop(inner);
         if evicted > 0 {
             metrics::counter!(EVICTIONS).increment(evicted);
         }
-        metrics::gauge!(ENTRIES).set(len as f64);
     }
 
     /// Applies one notification payload of [`CHANNEL`]. Unknown payloads empty the cache (a
@@ -293,10 +288,8 @@ impl TokenCache {
         } else {
             inner.clear()
         };
-        let len = inner.entries.len();
         drop(inner);
         metrics::counter!(EVICTIONS).increment(evicted as u64);
-        metrics::gauge!(ENTRIES).set(len as f64);
     }
 
     /// The listener is listening: start caching, from empty.
@@ -318,9 +311,6 @@ impl TokenCache {
         if evicted > 0 {
             metrics::counter!(EVICTIONS).increment(evicted as u64);
         }
-        metrics::gauge!(ENTRIES).set(0.0);
-        metrics::gauge!(BYPASSED).set(if subscribed { 0.0 } else { 1.0 });
-        self.reported_bypass.store(!subscribed, Ordering::Relaxed);
     }
 
     /// Empties the cache and keeps caching.
@@ -330,7 +320,6 @@ impl TokenCache {
         let evicted = inner.clear();
         drop(inner);
         metrics::counter!(EVICTIONS).increment(evicted as u64);
-        metrics::gauge!(ENTRIES).set(0.0);
     }
 
     /// Whether the cache is bypassed right now.
