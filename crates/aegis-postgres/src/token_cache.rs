@@ -347,16 +347,24 @@ impl TokenCache {
         Some((format!("b:{}:{n}", self.instance.simple()), n))
     }
 
-    /// Makes what was just committed on `conn` visible to this instance's own next check: sends
-    /// a numbered barrier notification (a transaction of its own, so it commits after the
-    /// caller's) and waits until the listener has seen it, and so every notification committed
-    /// before it. If the listener does not confirm in time, the cache is emptied instead.
+    /// Makes what was just committed on `conn` visible to this instance's own next check:
+    /// [`Self::send_barrier`] on `conn`, then [`Self::await_barrier`].
     pub async fn settle(&self, conn: &mut diesel_async::AsyncPgConnection) {
+        if let Some(barrier) = self.send_barrier(conn).await {
+            self.await_barrier(barrier).await;
+        }
+    }
+
+    /// Sends a numbered barrier notification on `conn`, in a transaction of its own, so it
+    /// commits after whatever `conn` committed before. `None` while bypassed (nothing cached,
+    /// nothing to wait for) or when it could not be sent (the cache is then emptied).
+    pub async fn send_barrier(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+    ) -> Option<Barrier> {
         use diesel_async::RunQueryDsl as _;
-        let Some((payload, n)) = self.next_barrier() else {
-            return;
-        };
-        let mut seen = self.seen_barrier.subscribe();
+        let (payload, n) = self.next_barrier()?;
+        let seen = self.seen_barrier.subscribe();
         let sent = diesel::sql_query("SELECT pg_notify($1, $2)")
             .bind::<diesel::sql_types::Text, _>(CHANNEL)
             .bind::<diesel::sql_types::Text, _>(&payload)
@@ -364,13 +372,29 @@ impl TokenCache {
             .await;
         if sent.is_err() {
             self.flush();
-            return;
+            return None;
         }
+        Some(Barrier { n, seen })
+    }
+
+    /// Waits until the listener has seen `barrier`, and so applied every notification committed
+    /// before it (PostgreSQL delivers them in commit order). If it does not within
+    /// [`SETTLE_TIMEOUT`], the cache is emptied instead.
+    pub async fn await_barrier(&self, barrier: Barrier) {
+        let Barrier { n, mut seen } = barrier;
         let confirmed = tokio::time::timeout(SETTLE_TIMEOUT, seen.wait_for(|s| *s >= n)).await;
         if !matches!(confirmed, Ok(Ok(_))) {
             self.flush();
         }
     }
+}
+
+/// A barrier sent by [`TokenCache::send_barrier`], to wait for with
+/// [`TokenCache::await_barrier`].
+#[derive(Debug)]
+pub struct Barrier {
+    n: u64,
+    seen: tokio::sync::watch::Receiver<u64>,
 }
 
 /// The account repository with bearer checks answered from a [`TokenCache`]; every other method

@@ -119,7 +119,12 @@ impl Transaction for PgTransaction {
             .await
             .map_err(map_diesel_error)?;
         if let Some(cache) = &self.token_cache {
-            cache.settle(&mut conn).await;
+            let barrier = cache.send_barrier(&mut conn).await;
+            // The connection goes back to the pool before the wait.
+            drop(conn);
+            if let Some(barrier) = barrier {
+                cache.await_barrier(barrier).await;
+            }
         }
         Ok(())
     }
