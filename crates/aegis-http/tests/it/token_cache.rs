@@ -1,4 +1,4 @@
-//! The token cache (decision 88): two instances on one database, B's cache warm, and every
+//! The token cache (decisions 88–91): two instances on one database, B's cache warm, and every
 //! revocation or change made through A (or the CLI, or SQL) reaching B within a bounded time.
 //!
 //! Each test first proves B answers from its cache where that matters: a token row deleted with
@@ -208,6 +208,26 @@ async fn a_password_reset_on_one_instance_reaches_the_other() {
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     refused_within_bound(&b, &token, "password reset on A").await;
+}
+
+#[actix_web::test]
+async fn a_refresh_reuse_on_one_instance_reaches_the_other() {
+    let (a, b, site, _user, _token) = warm_pair(TokenCacheSettings::default()).await;
+    let session = a.login(&site, "ada@example.com", "password-1").await;
+    let token = session["auth_token"]["token"].as_str().unwrap();
+    let refresh = session["refresh_token"]["token"].as_str().unwrap();
+    warm(&b, token).await;
+    let body = json!({"refresh_token": refresh});
+    let reply = a
+        .send(request("POST", "/api/auth/refresh").set_json(body.clone()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // Presented again after the grace window: every session of the user is revoked.
+    a.clock.advance(31);
+    a.send(request("POST", "/api/auth/refresh").set_json(body))
+        .await
+        .assert_error(403, "Refresh token reuse detected - all sessions revoked");
+    refused_within_bound(&b, token, "refresh reuse on A").await;
 }
 
 #[actix_web::test]
