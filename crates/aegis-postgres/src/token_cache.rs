@@ -140,6 +140,9 @@ pub struct TokenCache {
     instance: Uuid,
     next_barrier: AtomicU64,
     seen_barrier: tokio::sync::watch::Sender<u64>,
+    /// Raised when a barrier was not seen in time: the listener's connection no longer delivers,
+    /// and the listener must connect again.
+    pub(crate) undelivered: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -164,6 +167,7 @@ impl TokenCache {
             instance: Uuid::now_v7(),
             next_barrier: AtomicU64::new(1),
             seen_barrier: tokio::sync::watch::Sender::new(0),
+            undelivered: tokio::sync::Notify::new(),
         }
     }
 
@@ -379,12 +383,15 @@ impl TokenCache {
 
     /// Waits until the listener has seen `barrier`, and so applied every notification committed
     /// before it (PostgreSQL delivers them in commit order). If it does not within
-    /// [`SETTLE_TIMEOUT`], the cache is emptied instead.
+    /// [`SETTLE_TIMEOUT`], its connection is not delivering: the cache is emptied and bypassed,
+    /// and the listener told to connect again.
     pub async fn await_barrier(&self, barrier: Barrier) {
         let Barrier { n, mut seen } = barrier;
         let confirmed = tokio::time::timeout(SETTLE_TIMEOUT, seen.wait_for(|s| *s >= n)).await;
-        if !matches!(confirmed, Ok(Ok(_))) {
-            self.flush();
+        // Already bypassed: the listener knows its connection is gone.
+        if !matches!(confirmed, Ok(Ok(_))) && !self.is_bypassed() {
+            self.bypass();
+            self.undelivered.notify_one();
         }
     }
 }
@@ -640,6 +647,28 @@ mod tests {
         cache.subscribed();
         assert!(cache.is_empty(), "flushed, and the stale read was not kept");
         assert!(matches!(cache.lookup("d", 0), Lookup::Miss(_)));
+    }
+
+    #[tokio::test]
+    async fn a_barrier_not_delivered_in_time_bypasses_the_cache_and_wakes_the_listener() {
+        let cache = TokenCache::new(10, Duration::from_secs(30));
+        cache.subscribed();
+        let t = miss(&cache, "d", 0);
+        cache.store(t, "d", &user(Uuid::now_v7()), 10);
+        let (payload, n) = cache.next_barrier().unwrap();
+        let seen = cache.seen_barrier.subscribe();
+        // Delivered: nothing happens.
+        cache.apply(&payload);
+        cache.await_barrier(Barrier { n, seen }).await;
+        assert!(is_hit(&cache, "d", 0));
+        // Never delivered.
+        let (_, n) = cache.next_barrier().unwrap();
+        let seen = cache.seen_barrier.subscribe();
+        cache.await_barrier(Barrier { n, seen }).await;
+        assert!(cache.is_bypassed() && cache.is_empty());
+        tokio::time::timeout(Duration::from_millis(100), cache.undelivered.notified())
+            .await
+            .expect("the listener is told");
     }
 
     #[test]

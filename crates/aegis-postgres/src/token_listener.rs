@@ -5,7 +5,9 @@
 //! connection is found lost: a notification sent meanwhile is missed, so nothing cached before
 //! may be trusted. The listener reconnects with a backoff (100 ms doubling to 5 s) and, once it
 //! listens again, lets the cache fill from empty. An idle connection is checked every
-//! [`PING_INTERVAL`] (by repeating the `LISTEN`), so a peer that vanished silently is noticed too.
+//! [`PING_INTERVAL`] (by repeating the `LISTEN`), so a peer that vanished silently is noticed too;
+//! so is a connection that stopped delivering, by the first barrier of a write that it does not
+//! deliver within 2 s ([`TokenCache::await_barrier`]).
 //! The log says once that the cache is bypassed and once that it caches again.
 
 use std::sync::{Arc, Weak};
@@ -121,22 +123,24 @@ async fn listen(conn: &mut AsyncPgConnection) -> Result<(), String> {
 
 /// Applies notifications until the connection is lost; why it was.
 async fn pump(conn: &mut AsyncPgConnection, cache: &Weak<TokenCache>) -> String {
+    let Some(strong) = cache.upgrade() else {
+        return "stopped".into();
+    };
     loop {
         let next = {
             let mut stream = std::pin::pin!(conn.notifications_stream());
-            tokio::time::timeout(PING_INTERVAL, stream.next()).await
+            tokio::select! {
+                next = tokio::time::timeout(PING_INTERVAL, stream.next()) => next,
+                () = strong.undelivered.notified() => {
+                    return "a barrier notification was not delivered in time".into();
+                }
+            }
         };
         match next {
-            Ok(Some(Ok(notification))) => match cache.upgrade() {
-                Some(cache) => cache.apply(&notification.payload),
-                None => return "stopped".into(),
-            },
+            Ok(Some(Ok(notification))) => strong.apply(&notification.payload),
             Ok(Some(Err(e))) => return e.to_string(),
             Ok(None) => return "connection closed".into(),
             Err(_idle) => {
-                if cache.strong_count() == 0 {
-                    return "stopped".into();
-                }
                 if let Err(e) = listen(conn).await {
                     return e;
                 }
