@@ -3,7 +3,7 @@
 //!
 //! The cache is bypassed until the listener is subscribed, and again from the moment its
 //! connection is found lost: a notification sent meanwhile is missed, so nothing cached before
-//! may be trusted. The listener reconnects with a backoff (100 ms doubling to 5 s) and, once it
+//! may be trusted. The listener reconnects with a backoff (100 ms doubling to 2 s) and, once it
 //! listens again, lets the cache fill from empty. An idle connection is checked every
 //! [`PING_INTERVAL`] (by repeating the `LISTEN`), so a peer that vanished silently is noticed too;
 //! so is a connection that stopped delivering, by the first barrier of a write that it does not
@@ -24,7 +24,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// How long opening the connection or a check may take.
 const PATIENCE: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The running listener; dropping it stops it (and leaves its cache bypassed).
 pub struct TokenListener {

@@ -26,7 +26,7 @@ fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
     sample(text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
 }
 
-async fn scrape(port: u16) -> String {
+pub(crate) async fn scrape(port: u16) -> String {
     let res = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap();

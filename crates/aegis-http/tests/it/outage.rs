@@ -15,12 +15,15 @@ use crate::service::{STRONG_KEY, Service, level, message, signed_in_user};
 async fn an_outage_is_answered_503_logged_once_and_ridden_out() {
     let mut server = DedicatedServer::start();
     let url = server.migrated_database("aegis").await;
+    let metrics_port = crate::service::free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let mut service = Service::start(
         &url,
         &[
             ("MAIL_TRANSPORT", "none"),
             ("PASSWORD_HASH_MEMORY_KIB", "64"),
             ("PASSWORD_HASH_ITERATIONS", "1"),
+            ("METRICS_ADDR", &metrics_addr),
         ],
     )
     .await;
@@ -93,6 +96,23 @@ async fn an_outage_is_answered_503_logged_once_and_ridden_out() {
     };
     println!("outage: {answers} answers of 503; first success {recovered:?} after the restart");
     assert!(recovered < Duration::from_secs(2), "{recovered:?}");
+    // The token cache listens again soon after (its reconnection backs off to 2 s at most).
+    let bypassed = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("aegis_token_cache_bypassed "))
+            .map(str::to_owned)
+    };
+    loop {
+        let text = crate::metrics::scrape(metrics_port).await;
+        if bypassed(&text).as_deref() == Some("0") {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the token cache did not listen again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     service.signal("TERM");
     service.wait(Duration::from_secs(30));
