@@ -129,7 +129,10 @@ pub trait AccountRepository: Send + Sync {
         site: SiteId,
         email: &crate::user::Email,
     ) -> Result<Option<crate::user::User>, RepoError>;
-    /// The user a live auth token belongs to: one indexed query (the bearer check).
+    /// The user a live auth token belongs to: one indexed query (the bearer check). An
+    /// implementation may answer from a cache only if a revoked token, or a change of its user,
+    /// is seen by the next call made after the change's transaction committed on this instance,
+    /// and soon after on any other (decisions 88–91).
     async fn user_by_auth_token(
         &self,
         digest: &str,

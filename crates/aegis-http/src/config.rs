@@ -148,6 +148,8 @@ pub struct Settings {
     pub ratelimit_enabled: bool,
     /// `OPENAPI_ENABLED`: serve `/api/openapi.json` and the Swagger UI at `/api/docs`.
     pub openapi_enabled: bool,
+    /// `TOKEN_CACHE_ENABLED`, `TOKEN_CACHE_CAPACITY`, `TOKEN_CACHE_TTL_SECONDS` (decision 88).
+    pub token_cache: aegis_postgres::TokenCacheSettings,
     /// `TRUSTED_CLIENT_IP_HEADER` and `TRUSTED_PROXIES` (decisions 22 and 29).
     pub client_ip: crate::client_ip::ClientIpPolicy,
     /// `RATELIMIT_IPV4_PREFIX` and `RATELIMIT_IPV6_PREFIX`: how client addresses are grouped.
@@ -242,6 +244,9 @@ const KEYS: &[&str] = &[
     "webhook_block_private_networks",
     "ratelimit_enabled",
     "openapi_enabled",
+    "token_cache_enabled",
+    "token_cache_capacity",
+    "token_cache_ttl_seconds",
     "trusted_client_ip_header",
     "trusted_proxies",
     "ratelimit_ipv4_prefix",
@@ -557,6 +562,22 @@ impl Settings {
         if db_pool_timeout_ms == 0 {
             return Err(ConfigError("DB_POOL_TIMEOUT_MS must be positive".into()));
         }
+        let token_cache_capacity: usize =
+            raw.parse("token_cache_capacity", 50_000, "a number of entries")?;
+        if token_cache_capacity == 0 {
+            return Err(ConfigError(
+                "TOKEN_CACHE_CAPACITY must be positive (TOKEN_CACHE_ENABLED=false turns the cache off)"
+                    .into(),
+            ));
+        }
+        let token_cache_ttl: u64 =
+            raw.parse("token_cache_ttl_seconds", 30, "a number of seconds")?;
+        if token_cache_ttl == 0 {
+            return Err(ConfigError(
+                "TOKEN_CACHE_TTL_SECONDS must be positive (TOKEN_CACHE_ENABLED=false turns the cache off)"
+                    .into(),
+            ));
+        }
         let hosted_pages_url = match raw.get("hosted_pages_url") {
             None => None,
             Some(v) => Some(hosted_pages_url(v)?),
@@ -639,6 +660,11 @@ impl Settings {
             webhook_block_private_networks: raw.flag("webhook_block_private_networks", false)?,
             ratelimit_enabled: raw.flag("ratelimit_enabled", true)?,
             openapi_enabled: raw.flag("openapi_enabled", true)?,
+            token_cache: aegis_postgres::TokenCacheSettings {
+                enabled: raw.flag("token_cache_enabled", true)?,
+                capacity: token_cache_capacity,
+                ttl: std::time::Duration::from_secs(token_cache_ttl),
+            },
             client_ip,
             client_networks,
             cors_origins: raw.get("cors_origins").map(str::to_owned),
@@ -805,6 +831,14 @@ mod tests {
         assert!(s.ratelimit_enabled);
         assert!(s.master_api_key.is_none());
         assert_eq!(s.db_pool_timeout, std::time::Duration::from_millis(80));
+        assert_eq!(
+            s.token_cache,
+            aegis_postgres::TokenCacheSettings {
+                enabled: true,
+                capacity: 50_000,
+                ttl: std::time::Duration::from_secs(30),
+            }
+        );
         assert_eq!(s.password_hash_pool.queue, 256);
         assert_eq!(
             s.password_hash_pool.workers,
@@ -934,6 +968,34 @@ mod tests {
         for bad in ["127.0.0.1", "localhost:metrics", ":99999"] {
             let err = settings(&[("METRICS_ADDR", bad)]).unwrap_err().to_string();
             assert!(err.contains("METRICS_ADDR"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_token_cache_settings_are_read_and_checked() {
+        let s = settings(&[
+            ("TOKEN_CACHE_ENABLED", "false"),
+            ("TOKEN_CACHE_CAPACITY", "7"),
+            ("TOKEN_CACHE_TTL_SECONDS", "5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.token_cache,
+            aegis_postgres::TokenCacheSettings {
+                enabled: false,
+                capacity: 7,
+                ttl: std::time::Duration::from_secs(5),
+            }
+        );
+        for (var, value) in [
+            ("TOKEN_CACHE_CAPACITY", "0"),
+            ("TOKEN_CACHE_CAPACITY", "many"),
+            ("TOKEN_CACHE_TTL_SECONDS", "0"),
+            ("TOKEN_CACHE_TTL_SECONDS", "-1"),
+            ("TOKEN_CACHE_ENABLED", "maybe"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
         }
     }
 

@@ -162,6 +162,7 @@ impl Aegis {
                 cors_extra_origins: settings.cors_extra_origins.clone(),
                 outbox_keys,
                 pages: crate::pages::PagesConfig::new(secret, settings.hosted_pages_url.clone()),
+                token_cache: settings.token_cache,
             },
         ));
         Ok(Self {
@@ -201,7 +202,10 @@ impl Aegis {
     /// first: Aegis's metrics are then recorded there, under the same names.
     pub fn metrics(&self) -> Option<Metrics> {
         let handle = crate::metrics::install()?;
-        Some(Metrics::new(handle, self.pool.clone(), &self.state.version))
+        Some(
+            Metrics::new(handle, self.pool.clone(), &self.state.version)
+                .with_token_cache(self.state.token_cache.clone()),
+        )
     }
 
     /// Mounts the whole API under `prefix` (say `/auth`, giving `/auth/api/auth/login`; `""` for

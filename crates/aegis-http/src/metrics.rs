@@ -129,6 +129,24 @@ fn describe() {
     );
     describe_counter!(RATELIMIT_REJECTIONS, "Requests refused with 429");
     describe_gauge!(BUILD_INFO, "Build information");
+    {
+        use aegis_postgres::token_cache as tc;
+        describe_counter!(tc::HITS, "Bearer checks answered from the token cache");
+        describe_counter!(
+            tc::MISSES,
+            "Bearer checks that read the database while the token cache was listening"
+        );
+        describe_counter!(
+            tc::BYPASSED_CHECKS,
+            "Bearer checks that read the database because the token cache was bypassed"
+        );
+        describe_counter!(tc::EVICTIONS, "Token cache entries removed");
+        describe_gauge!(tc::BYPASSED, "1 while the token cache is bypassed");
+        describe_gauge!(tc::ENTRIES, "Token cache entries held");
+        for name in [tc::HITS, tc::MISSES, tc::BYPASSED_CHECKS, tc::EVICTIONS] {
+            counter!(name).increment(0);
+        }
+    }
     gauge!(HASH_WAITING).increment(0.0);
     gauge!(HASH_RUNNING).increment(0.0);
     for kind in ["email", "webhook"] {
@@ -148,13 +166,28 @@ fn describe() {
 pub struct Metrics {
     handle: PrometheusHandle,
     pool: PgPool,
+    token_cache: Option<std::sync::Arc<aegis_postgres::TokenCache>>,
 }
 
 impl Metrics {
     /// The metrics of the Aegis on `pool`, reported as version `version`.
     pub fn new(handle: PrometheusHandle, pool: PgPool, version: &str) -> Self {
         gauge!(BUILD_INFO, "version" => version.to_owned()).set(1.0);
-        Self { handle, pool }
+        Self {
+            handle,
+            pool,
+            token_cache: None,
+        }
+    }
+
+    /// Also reports `cache`'s state (entries held, whether bypassed) at each scrape.
+    #[must_use]
+    pub fn with_token_cache(
+        mut self,
+        cache: Option<std::sync::Arc<aegis_postgres::TokenCache>>,
+    ) -> Self {
+        self.token_cache = cache;
+        self
     }
 
     /// The Prometheus text exposition of every metric, with the pool's gauges read now.
@@ -164,6 +197,11 @@ impl Metrics {
         gauge!(DB_POOL_SIZE).set(status.size as f64);
         gauge!(DB_POOL_IN_USE).set(status.in_use as f64);
         gauge!(DB_POOL_WAITING).set(status.waiting as f64);
+        if let Some(cache) = &self.token_cache {
+            use aegis_postgres::token_cache as tc;
+            gauge!(tc::BYPASSED).set(if cache.is_bypassed() { 1.0 } else { 0.0 });
+            gauge!(tc::ENTRIES).set(cache.len() as f64);
+        }
         self.handle.run_upkeep();
         self.handle.render()
     }

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use aegis_domain::password::{Argon2Settings, PasswordAlgorithms, PasswordHasher};
+use aegis_domain::repo::AccountRepository;
 use aegis_domain::service::accounts::{AccountService, AccountSettings};
 use aegis_domain::webhook_delivery::{WebhookDelivery, WebhookSender};
 use aegis_domain::{Clock, RandomSecretGenerator, SecretGenerator, SiteService, SystemClock};
 use aegis_postgres::{
-    PgAccountRepository, PgPool, PgSiteRepository, PgUnitOfWork, PgWebhookOutbox, SealingKeys,
+    CachedAccountRepository, PgAccountRepository, PgPool, PgSiteRepository, PgUnitOfWork,
+    PgWebhookOutbox, SealingKeys, TokenCache, TokenCacheSettings, TokenListener,
 };
 use secrecy::SecretString;
 
@@ -43,6 +45,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The hosted pages' settings (decision 80).
     pub pages: crate::pages::Pages,
+    /// The cache of bearer checks (decision 88); `None` when `TOKEN_CACHE_ENABLED=false`.
+    pub token_cache: Option<Arc<TokenCache>>,
 }
 
 /// The ports an [`AppState`] is built from, so tests can pin the clock and the generator and count
@@ -110,13 +114,35 @@ pub struct AppConfig {
     pub outbox_keys: SealingKeys,
     /// The hosted pages: `HOSTED_PAGES_URL` and their form-token key (from `SECRET_KEY`).
     pub pages: crate::pages::PagesConfig,
+    /// The cache of bearer checks (decision 88).
+    pub token_cache: TokenCacheSettings,
 }
 
 impl AppState {
-    /// Wires the PostgreSQL adapters into the services.
+    /// Wires the PostgreSQL adapters into the services. With the token cache on, starts its
+    /// listener (call inside a Tokio runtime); it stops when the state is dropped.
     pub fn new(pool: PgPool, ports: Ports, config: AppConfig) -> Self {
         let site_repo = Arc::new(PgSiteRepository::new(pool.clone()));
-        let uow = Arc::new(PgUnitOfWork::new(pool.clone(), config.outbox_keys.clone()));
+        let token_cache = config.token_cache.enabled.then(|| {
+            Arc::new(TokenCache::new(
+                config.token_cache.capacity,
+                config.token_cache.ttl,
+            ))
+        });
+        let mut uow = PgUnitOfWork::new(pool.clone(), config.outbox_keys.clone());
+        let account_repo: Arc<dyn AccountRepository> = match &token_cache {
+            Some(cache) => {
+                uow = uow.with_token_cache(cache.clone());
+                let listener = TokenListener::spawn(pool.connect_target().clone(), cache);
+                Arc::new(CachedAccountRepository::new(
+                    PgAccountRepository::new(pool.clone()),
+                    cache.clone(),
+                    Some(listener),
+                ))
+            }
+            None => Arc::new(PgAccountRepository::new(pool.clone())),
+        };
+        let uow = Arc::new(uow);
         let sites = SiteService::new(
             site_repo.clone(),
             uow.clone(),
@@ -149,7 +175,7 @@ impl AppState {
         );
         let pages = crate::pages::Pages::new(config.pages, ports.generator.clone());
         let accounts = AccountService::new(
-            Arc::new(PgAccountRepository::new(pool.clone())),
+            account_repo,
             site_repo,
             uow,
             ports.hasher,
@@ -172,6 +198,7 @@ impl AppState {
             openapi_enabled: config.openapi_enabled,
             pool,
             pages,
+            token_cache,
         }
     }
 }

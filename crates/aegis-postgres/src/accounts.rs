@@ -209,6 +209,26 @@ impl PgAccountRepository {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// [`AccountRepository::user_by_auth_token`], with the token's expiry: what the token cache
+    /// keeps. One indexed query.
+    pub async fn user_and_expiry_by_auth_token(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<(User, i64)>, RepoError> {
+        let mut conn = self.pool.get().await?;
+        auth_tokens::table
+            .inner_join(users::table.on(users::uuid.eq(auth_tokens::user_uuid)))
+            .filter(auth_tokens::token.eq(digest))
+            .filter(auth_tokens::expires_at.ge(now))
+            .select((UserRow::as_select(), auth_tokens::expires_at))
+            .first::<(UserRow, i64)>(&mut conn)
+            .await
+            .optional()
+            .map(|r| r.map(|(row, expires_at)| (User::from(row), expires_at)))
+            .map_err(map_diesel_error)
+    }
 }
 
 #[async_trait]
@@ -228,17 +248,10 @@ impl AccountRepository for PgAccountRepository {
     }
 
     async fn user_by_auth_token(&self, digest: &str, now: i64) -> Result<Option<User>, RepoError> {
-        let mut conn = self.pool.get().await?;
-        auth_tokens::table
-            .inner_join(users::table.on(users::uuid.eq(auth_tokens::user_uuid)))
-            .filter(auth_tokens::token.eq(digest))
-            .filter(auth_tokens::expires_at.ge(now))
-            .select(UserRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map(|r| r.map(User::from))
-            .map_err(map_diesel_error)
+        Ok(self
+            .user_and_expiry_by_auth_token(digest, now)
+            .await?
+            .map(|(user, _)| user))
     }
 
     async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, RepoError> {
@@ -370,11 +383,7 @@ impl AccountRepository for PgAccountRepository {
         let mut conn = self.pool.get().await?;
         let n = |r: QueryResult<usize>| r.map(|n| n as u64).map_err(map_diesel_error);
         Ok(CleanupCounts {
-            auth_tokens: n(diesel::delete(
-                auth_tokens::table.filter(auth_tokens::expires_at.lt(now)),
-            )
-            .execute(&mut conn)
-            .await)?,
+            auth_tokens: n(delete_expired_auth_tokens(&mut conn, now).await)?,
             refresh_tokens: n(diesel::delete(
                 refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now)),
             )
@@ -820,3 +829,18 @@ delete_tokens_of_user!(
 );
 delete_tokens_of_user!(delete_reset_tokens_of_user, password_reset_tokens);
 delete_tokens_of_user!(delete_email_changes_of_user, email_change_requests);
+
+/// Deletes the expired auth tokens in a transaction marked `aegis.token_cleanup`, so the
+/// notification trigger skips them (no cache answers for an expired token, decision 88).
+async fn delete_expired_auth_tokens(conn: &mut AsyncPgConnection, now: i64) -> QueryResult<usize> {
+    use diesel_async::AsyncConnection as _;
+    conn.transaction(async |conn| {
+        diesel::sql_query("SELECT set_config('aegis.token_cleanup', 'on', true)")
+            .execute(conn)
+            .await?;
+        diesel::delete(auth_tokens::table.filter(auth_tokens::expires_at.lt(now)))
+            .execute(conn)
+            .await
+    })
+    .await
+}

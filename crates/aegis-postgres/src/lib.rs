@@ -7,7 +7,9 @@
 //! - [`sites`] and [`uow`]: the repository and unit-of-work ports;
 //! - [`local`]: a managed PostgreSQL server in a data directory (local mode and tests);
 //! - [`admin`]: database-level helpers (create a database, clone a template);
-//! - [`backlog`]: how much email and how many webhooks wait, for metrics.
+//! - [`backlog`]: how much email and how many webhooks wait, for metrics;
+//! - [`token_cache`] and [`token_listener`]: the in-process cache of bearer checks and the
+//!   `LISTEN` connection that invalidates it.
 //!
 //! The repositories, the unit of work, the outboxes and the rate counters all share one
 //! [`PgPool`]. Build the [`PgUnitOfWork`] and the [`PgEmailOutbox`] with the same
@@ -63,6 +65,8 @@ pub mod ratelimit;
 mod schema;
 pub mod seal;
 pub mod sites;
+pub mod token_cache;
+pub mod token_listener;
 pub mod uow;
 pub mod webhooks;
 
@@ -76,5 +80,7 @@ pub use pool::{PgConnection, PgPool, PoolSettings, PoolStatus, build_pool};
 pub use ratelimit::PgRateCounters;
 pub use seal::SealingKeys;
 pub use sites::PgSiteRepository;
+pub use token_cache::{CachedAccountRepository, TokenCache, TokenCacheSettings};
+pub use token_listener::TokenListener;
 pub use uow::PgUnitOfWork;
 pub use webhooks::PgWebhookOutbox;

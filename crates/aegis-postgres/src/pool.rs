@@ -149,6 +149,12 @@ impl PgPool {
         }
     }
 
+    /// The database the pool connects to, and how (for connections of its own, such as the token
+    /// cache's listener).
+    pub fn connect_target(&self) -> &ConnectTarget {
+        &self.health.target
+    }
+
     /// Closes the pool: idle connections are dropped, and later calls fail.
     pub fn close(&self) {
         self.pool.close();

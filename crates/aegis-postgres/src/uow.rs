@@ -21,6 +21,7 @@ type Conn = PgConnection;
 pub struct PgUnitOfWork {
     pool: PgPool,
     keys: SealingKeys,
+    token_cache: Option<std::sync::Arc<crate::token_cache::TokenCache>>,
 }
 
 impl PgUnitOfWork {
@@ -28,7 +29,23 @@ impl PgUnitOfWork {
     /// connection until it is committed or dropped. `keys` seal queued email bodies and must match
     /// the [`crate::PgEmailOutbox`]'s.
     pub fn new(pool: PgPool, keys: SealingKeys) -> Self {
-        Self { pool, keys }
+        Self {
+            pool,
+            keys,
+            token_cache: None,
+        }
+    }
+
+    /// After each commit, waits until `cache` has applied the notifications the transaction
+    /// sent ([`crate::token_cache::TokenCache::settle`]), so this instance's next bearer check
+    /// sees the change.
+    #[must_use]
+    pub fn with_token_cache(
+        mut self,
+        cache: std::sync::Arc<crate::token_cache::TokenCache>,
+    ) -> Self {
+        self.token_cache = Some(cache);
+        self
     }
 }
 
@@ -42,6 +59,7 @@ impl UnitOfWork for PgUnitOfWork {
         Ok(Box::new(PgTransaction {
             conn: Some(conn),
             keys: self.keys.clone(),
+            token_cache: self.token_cache.clone(),
         }))
     }
 }
@@ -50,6 +68,7 @@ impl UnitOfWork for PgUnitOfWork {
 pub struct PgTransaction {
     conn: Option<Conn>,
     keys: SealingKeys,
+    token_cache: Option<std::sync::Arc<crate::token_cache::TokenCache>>,
 }
 
 impl PgTransaction {
@@ -98,7 +117,16 @@ impl Transaction for PgTransaction {
             .ok_or_else(|| RepoError::Other("transaction already finished".into()))?;
         AnsiTransactionManager::commit_transaction(&mut *conn)
             .await
-            .map_err(map_diesel_error)
+            .map_err(map_diesel_error)?;
+        if let Some(cache) = &self.token_cache {
+            let barrier = cache.send_barrier(&mut conn).await;
+            // The connection goes back to the pool before the wait.
+            drop(conn);
+            if let Some(barrier) = barrier {
+                cache.await_barrier(barrier).await;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -95,9 +95,13 @@ impl Context {
         let failed = |e: String| CliError::Failed(e);
         let runtime = runtime()?;
         let database = Database::reach(settings)?;
+        // A command answers no bearer checks: no token cache and no listener. Its changes still
+        // reach running instances' caches, through the database's triggers (decision 88).
+        let mut settings = settings.clone();
+        settings.token_cache.enabled = false;
         let aegis = runtime.block_on(async {
             database.ensure().await?;
-            Aegis::start_with(settings, &database.url, &database.secret)
+            Aegis::start_with(&settings, &database.url, &database.secret)
                 .await
                 .map_err(|e| failed(format!("cannot reach the database: {e}")))
         })?;

@@ -921,13 +921,13 @@ async fn doctor_passes_a_healthy_setup_and_names_each_failure() {
     assert!(
         unmigrated
             .stdout
-            .contains("✘ migrations: 9 pending: run `aegis migrate`"),
+            .contains("✘ migrations: 10 pending: run `aegis migrate`"),
         "{}",
         unmigrated.stdout
     );
     let again = run_with(empty.url(), &["doctor"], &[("MAIL_TRANSPORT", "none")]).await;
     assert!(
-        again.stdout.contains("9 pending"),
+        again.stdout.contains("10 pending"),
         "still pending: the doctor only reads"
     );
 

@@ -31,5 +31,6 @@ mod service;
 mod sites;
 mod support;
 mod sweep;
+mod token_cache;
 mod users;
 mod webhooks;

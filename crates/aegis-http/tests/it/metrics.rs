@@ -26,7 +26,7 @@ fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
     sample(text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
 }
 
-async fn scrape(port: u16) -> String {
+pub(crate) async fn scrape(port: u16) -> String {
     let res = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap();
@@ -56,7 +56,7 @@ async fn metrics_are_served_on_their_own_address() {
         ],
     )
     .await;
-    let (site, key, _auth) =
+    let (site, key, auth) =
         signed_in_user(&service, &url, "metrics.example.com", "m@example.com").await;
     let tenant = [("X-Tenant-Api-Key", key.as_str())];
     // With the login above, nine wrong passwords reach the per-account limit of the minute; the
@@ -223,6 +223,35 @@ async fn metrics_are_served_on_their_own_address() {
         1.0
     );
     assert!(text.contains("# HELP aegis_http_requests_total"));
+
+    // The token cache: listening, and the second check of a token is a hit without a pooled
+    // connection.
+    let bearer = format!("Bearer {auth}");
+    let waits = value(&text, "aegis_db_pool_wait_seconds_count", &[]);
+    let hits = value(&text, "aegis_token_cache_hits_total", &[]);
+    assert_eq!(value(&text, "aegis_token_cache_bypassed", &[]), 0.0);
+    for _ in 0..3 {
+        let me = service
+            .call(
+                "GET",
+                "/api/auth/me",
+                &[("Authorization", bearer.as_str())],
+                None,
+            )
+            .await;
+        assert_eq!(me.status, 200, "{}", me.body);
+    }
+    let text = scrape(metrics_port).await;
+    assert_eq!(
+        value(&text, "aegis_token_cache_hits_total", &[]),
+        hits + 2.0
+    );
+    assert!(value(&text, "aegis_token_cache_misses_total", &[]) >= 1.0);
+    assert!(value(&text, "aegis_token_cache_entries", &[]) >= 1.0);
+    assert!(text.contains("aegis_token_cache_bypassed_total"));
+    assert!(text.contains("aegis_token_cache_evictions_total"));
+    // One checkout for the miss; the background workers may take a few more meanwhile.
+    assert!(value(&text, "aegis_db_pool_wait_seconds_count", &[]) >= waits + 1.0);
 
     // The API does not serve the metrics, nor does the metrics listener serve the API.
     let api = service.call("GET", "/metrics", &[], None).await;

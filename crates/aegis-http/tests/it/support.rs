@@ -213,6 +213,7 @@ struct Options {
     hash_pool: HashPoolSize,
     openapi: bool,
     hosted_pages_url: Option<String>,
+    token_cache: aegis_postgres::TokenCacheSettings,
 }
 
 impl Default for Options {
@@ -225,6 +226,7 @@ impl Default for Options {
             hash_pool: HASH_POOL,
             openapi: true,
             hosted_pages_url: None,
+            token_cache: aegis_postgres::TokenCacheSettings::default(),
         }
     }
 }
@@ -304,12 +306,38 @@ impl TestApp {
 
     /// A second instance of the service on the same database, sharing the clock.
     pub async fn sibling(&self) -> Self {
+        self.sibling_with_token_cache(aegis_postgres::TokenCacheSettings::default())
+            .await
+    }
+
+    /// [`Self::sibling`] with these token cache settings.
+    pub async fn sibling_with_token_cache(
+        &self,
+        token_cache: aegis_postgres::TokenCacheSettings,
+    ) -> Self {
         let options = Options {
             limits: self.limits.clone(),
             clock: self.clock.clone(),
+            token_cache,
             ..Options::default()
         };
         Self::build(self.db.clone(), &self.url.clone(), options).await
+    }
+
+    /// Waits (up to 5 s) until the token cache listens for invalidations, so that checks from
+    /// now on are cached. A no-op when the cache is off.
+    pub async fn token_cache_listening(&self) {
+        let Some(cache) = &self.state.token_cache else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cache.is_bypassed() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the token cache never listened"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// An application whose database refuses connections (the test database is only kept for the
@@ -353,6 +381,7 @@ impl TestApp {
             hash_pool,
             openapi,
             hosted_pages_url,
+            token_cache,
         } = options;
         let pool = build_pool(url, pool).unwrap();
         let hasher = Arc::new(CountingHasher::new(hash_pool));
@@ -381,6 +410,7 @@ impl TestApp {
                 cors_extra_origins: vec!["https://extra.example.com".into()],
                 outbox_keys: sealing_keys(),
                 pages: aegis_http::pages::PagesConfig::new(SECRET_KEY, hosted_pages_url.clone()),
+                token_cache,
             },
         );
         let state = web::Data::new(state);
@@ -435,9 +465,14 @@ impl TestApp {
         reply.json()
     }
 
+    /// Runs `statements`, then waits until this application's token cache has applied what they
+    /// notified (as the service does after its own writes), so the next request sees them.
     pub async fn sql(&self, statements: &str) {
         let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
         conn.batch_execute(statements).await.unwrap();
+        if let Some(cache) = &self.state.token_cache {
+            cache.settle(&mut conn).await;
+        }
     }
 
     pub async fn count(&self, query: &str) -> i64 {

@@ -3,6 +3,7 @@
 
 mod email_step;
 mod migrations;
+mod notifications;
 mod outbox;
 mod ratelimit;
 mod sites;

@@ -17,7 +17,7 @@ struct Name {
     name: String,
 }
 
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+pub(crate) async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
     sql_query(sql).get_result::<Count>(conn).await.unwrap().n
 }
 

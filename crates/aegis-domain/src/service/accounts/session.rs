@@ -145,7 +145,8 @@ impl AccountService {
         Ok(count)
     }
 
-    /// The bearer check: the user a live auth token belongs to. One indexed query.
+    /// The bearer check: the user a live auth token belongs to. One indexed query, unless the
+    /// repository answers from a cache of its own (the PostgreSQL adapter's, decision 88).
     pub async fn authenticate(&self, presented: &str) -> Result<Option<User>, RepoError> {
         self.accounts
             .user_by_auth_token(&token::digest(presented), self.clock.now())

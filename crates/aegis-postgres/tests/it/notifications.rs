@@ -1,0 +1,103 @@
+//! The token cache's invalidations (decisions 89 and 90): what the triggers notify, when, and what
+//! they leave alone.
+
+use std::time::Duration;
+
+use aegis_domain::repo::AccountRepository as _;
+use aegis_postgres::PgAccountRepository;
+use aegis_test_support::fresh_database;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use futures_util::StreamExt as _;
+
+const SITE: &str = "0191e1a0-0000-7000-8000-0000000000a1";
+const USER: &str = "0191e1a0-0000-7000-8000-0000000000a2";
+
+/// Every payload received on `conn` up to the `end` marker, in order.
+async fn received(conn: &mut AsyncPgConnection, writer: &mut AsyncPgConnection) -> Vec<String> {
+    writer
+        .batch_execute("NOTIFY aegis_tokens, 'end'")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let mut stream = std::pin::pin!(conn.notifications_stream());
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the end marker never arrived")
+            .unwrap()
+            .unwrap();
+        if next.payload == "end" {
+            return out;
+        }
+        out.push(next.payload);
+    }
+}
+
+#[tokio::test]
+async fn changes_notify_at_commit_and_the_cleanup_of_expired_tokens_does_not() {
+    let db = fresh_database().await;
+    let mut writer = AsyncPgConnection::establish(db.url()).await.unwrap();
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
+                 created_at, updated_at, tenant_api_key) \
+             VALUES ('{SITE}', 'N', 'n.example.com', 'https://n.example.com', \
+                 'noreply@n.example.com', 'N', 1, 1, 'key'); \
+             INSERT INTO users (uuid, site_uuid, email, created_at, updated_at) \
+             VALUES ('{USER}', '{SITE}', 'u@n.example.com', 1, 1); \
+             INSERT INTO auth_tokens (site_uuid, user_uuid, token, expires_at, created_at) VALUES \
+                 ('{SITE}', '{USER}', 'expired', 100, 1), \
+                 ('{SITE}', '{USER}', 'live', 4000000000, 1);"
+        ))
+        .await
+        .unwrap();
+    let mut listener = AsyncPgConnection::establish(db.url()).await.unwrap();
+    listener.batch_execute("LISTEN aegis_tokens").await.unwrap();
+
+    // Inserts notify nothing; the cleanup deletes the expired token silently.
+    let cleaned = PgAccountRepository::new(crate::pool(db.url()))
+        .delete_expired_tokens(1_000)
+        .await
+        .unwrap();
+    assert_eq!(cleaned.auth_tokens, 1);
+    // A rolled-back change notifies nothing.
+    writer
+        .batch_execute("BEGIN; DELETE FROM auth_tokens; UPDATE users SET role = 'admin'; ROLLBACK;")
+        .await
+        .unwrap();
+    assert_eq!(
+        received(&mut listener, &mut writer).await,
+        Vec::<String>::new()
+    );
+
+    // A logout; two changes of one user in one transaction, sent once.
+    writer
+        .batch_execute(
+            "DELETE FROM auth_tokens WHERE token = 'live'; \
+             BEGIN; UPDATE users SET role = 'admin'; UPDATE users SET deletion_protected = true; COMMIT;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        received(&mut listener, &mut writer).await,
+        ["t:live".to_owned(), format!("u:{USER}")]
+    );
+
+    // A site deletion names the site, and its users through the cascade.
+    writer.batch_execute("DELETE FROM sites").await.unwrap();
+    let mut site_deletion = received(&mut listener, &mut writer).await;
+    site_deletion.sort();
+    assert_eq!(site_deletion, [format!("s:{SITE}"), format!("u:{USER}")]);
+}
+
+#[tokio::test]
+async fn the_trigger_migration_reverts_and_applies_again() {
+    let db = fresh_database().await;
+    let triggers = "SELECT count(*) AS n FROM pg_trigger WHERE tgname LIKE 'aegis_%_notify_tokens'";
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    assert_eq!(crate::migrations::count(&mut conn, triggers).await, 3);
+    crate::revert_through(db.url(), "20260110000000").await;
+    assert_eq!(crate::migrations::count(&mut conn, triggers).await, 0);
+    aegis_postgres::run_migrations(db.url()).await.unwrap();
+    assert_eq!(crate::migrations::count(&mut conn, triggers).await, 3);
+}
