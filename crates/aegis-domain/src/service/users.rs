@@ -66,6 +66,16 @@ pub enum OperatorVerifyError {
     Repo(#[from] RepoError),
 }
 
+impl From<ResendError> for OperatorVerifyError {
+    fn from(e: ResendError) -> Self {
+        match e {
+            ResendError::NotFound => Self::NotFound,
+            ResendError::AlreadyVerified => Self::AlreadyVerified,
+            ResendError::Repo(e) => Self::Repo(e),
+        }
+    }
+}
+
 /// Why [`AccountService::set_user_role`] changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum SetRoleError {
@@ -183,27 +193,37 @@ impl AccountService {
     /// verify-email does. A user without a password still sets one through a password reset.
     pub async fn verify_by_operator(&self, id: UserId) -> Result<User, OperatorVerifyError> {
         let now = self.clock().now();
+        let (mut tx, mut user, site) = self.unverified_without_links(id).await?;
+        self.mark_verified(&mut tx, &site, &mut user, true, now)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Where an operator's resend and verify both start: a transaction holding the unverified user
+    /// and their site locked, with the user's outstanding verification links revoked.
+    async fn unverified_without_links(
+        &self,
+        id: UserId,
+    ) -> Result<(Box<dyn crate::repo::Transaction>, User, Site), ResendError> {
         let mut tx = self.uow().begin().await?;
-        let mut user = tx
+        let user = tx
             .accounts()
             .lock_user(id)
             .await?
-            .ok_or(OperatorVerifyError::NotFound)?;
+            .ok_or(ResendError::NotFound)?;
         if user.is_verified {
-            return Err(OperatorVerifyError::AlreadyVerified);
+            return Err(ResendError::AlreadyVerified);
         }
         let site: Site = tx
             .sites()
             .lock(user.site_id)
             .await?
-            .ok_or(OperatorVerifyError::NotFound)?;
+            .ok_or(ResendError::NotFound)?;
         tx.accounts()
             .delete_verification_tokens_of_user(user.id)
             .await?;
-        self.mark_verified(&mut tx, &site, &mut user, true, now)
-            .await?;
-        tx.commit().await?;
-        Ok(user)
+        Ok((tx, user, site))
     }
 
     /// Changes a user's role. The site row is locked first, so two demotions of a site's last
@@ -330,23 +350,7 @@ impl AccountService {
     /// this call.
     pub async fn resend_verification(&self, id: UserId) -> Result<(), ResendError> {
         let now = self.clock().now();
-        let mut tx = self.uow().begin().await?;
-        let user = tx
-            .accounts()
-            .lock_user(id)
-            .await?
-            .ok_or(ResendError::NotFound)?;
-        if user.is_verified {
-            return Err(ResendError::AlreadyVerified);
-        }
-        let site: Site = tx
-            .sites()
-            .lock(user.site_id)
-            .await?
-            .ok_or(ResendError::NotFound)?;
-        tx.accounts()
-            .delete_verification_tokens_of_user(user.id)
-            .await?;
+        let (mut tx, user, site) = self.unverified_without_links(id).await?;
         self.send_verification(&mut tx, &site, &user, now).await?;
         tx.commit().await?;
         Ok(())

@@ -145,6 +145,36 @@ async fn live_site(
     }
 }
 
+/// What every post of a link's form starts with: the CSRF checks (whose refusal page names the
+/// link's site), then the link's site, which must still be live; the site and the token.
+async fn link_post(
+    req: &HttpRequest,
+    state: &AppState,
+    form: Form,
+    kind: LinkKind,
+    fields: &HashMap<String, String>,
+) -> Result<(Site, String), HttpResponse> {
+    let token = fields.get("token").map(String::as_str);
+    let site = async { live_site(state, kind, token).await.ok() };
+    if let Some(refused) = csrf_refusal(req, &state.pages, form, fields, site).await {
+        return Err(refused);
+    }
+    let site = live_site(state, kind, token).await?;
+    Ok((site, token.unwrap_or_default().to_owned()))
+}
+
+/// The `password` field of a set-password or reset form, under the API's rules.
+fn new_password(fields: &HashMap<String, String>) -> Result<PlainPassword, FieldList> {
+    let mut password = None;
+    let errors = validate(fields, &["password"], |s| {
+        password = s.required_str("password", &[Rule::PasswordSet]);
+    });
+    password
+        .filter(|_| errors.is_empty())
+        .map(PlainPassword::new)
+        .ok_or(errors)
+}
+
 /// The refusal page of a post that fails the CSRF checks, if it does, naming the site the post is
 /// for: `site` is only awaited for a refused post.
 async fn csrf_refusal(
@@ -258,27 +288,22 @@ pub async fn set_password(
 ) -> HttpResponse {
     let pages = &state.pages;
     let fields = form_fields(&body);
-    let site = async {
-        let token = fields.get("token").map(String::as_str);
-        live_site(&state, LinkKind::Verification, token).await.ok()
-    };
-    if let Some(refused) = csrf_refusal(&req, pages, Form::SetPassword, &fields, site).await {
-        return refused;
-    }
-    let token = fields.get("token").cloned();
-    let site = match live_site(&state, LinkKind::Verification, token.as_deref()).await {
-        Ok(site) => site,
+    let (site, token) = match link_post(
+        &req,
+        &state,
+        Form::SetPassword,
+        LinkKind::Verification,
+        &fields,
+    )
+    .await
+    {
+        Ok(checked) => checked,
         Err(page) => return page,
     };
-    let token = token.unwrap_or_default();
-    let mut password = None;
-    let errors = validate(&fields, &["password"], |s| {
-        password = s.required_str("password", &[Rule::PasswordSet]);
-    });
-    let Some(password) = password.filter(|_| errors.is_empty()) else {
-        return set_password_page(&req, pages, &site, &token, &errors);
+    let password = match new_password(&fields) {
+        Ok(password) => password,
+        Err(errors) => return set_password_page(&req, pages, &site, &token, &errors),
     };
-    let password = PlainPassword::new(password);
     match state
         .accounts
         .verify_email(&site, &token, Some(&password))
@@ -353,29 +378,25 @@ pub async fn reset_password(
     let pages = &state.pages;
     let t = pages.text;
     let fields = form_fields(&body);
-    let site = async {
-        let token = fields.get("token").map(String::as_str);
-        live_site(&state, LinkKind::PasswordReset, token).await.ok()
-    };
-    if let Some(refused) = csrf_refusal(&req, pages, Form::ResetPassword, &fields, site).await {
-        return refused;
-    }
-    let token = fields.get("token").cloned();
-    let site = match live_site(&state, LinkKind::PasswordReset, token.as_deref()).await {
-        Ok(site) => site,
+    let (site, token) = match link_post(
+        &req,
+        &state,
+        Form::ResetPassword,
+        LinkKind::PasswordReset,
+        &fields,
+    )
+    .await
+    {
+        Ok(checked) => checked,
         Err(page) => return page,
     };
-    let token = token.unwrap_or_default();
-    let mut password = None;
-    let errors = validate(&fields, &["password"], |s| {
-        password = s.required_str("password", &[Rule::PasswordSet]);
-    });
-    let Some(password) = password.filter(|_| errors.is_empty()) else {
-        return reset_page(&req, pages, &site, &token, &errors);
+    let password = match new_password(&fields) {
+        Ok(password) => password,
+        Err(errors) => return reset_page(&req, pages, &site, &token, &errors),
     };
     match state
         .accounts
-        .reset_password(&site, &token, &PlainPassword::new(password))
+        .reset_password(&site, &token, &password)
         .await
     {
         Ok(_) => message(
@@ -423,24 +444,19 @@ pub async fn confirm_email_change(
     let pages = &state.pages;
     let t = pages.text;
     let fields = form_fields(&body);
-    let site = async {
-        let token = fields.get("token").map(String::as_str);
-        live_site(&state, LinkKind::EmailChange, token).await.ok()
-    };
-    if let Some(refused) = csrf_refusal(&req, pages, Form::ConfirmEmailChange, &fields, site).await
+    let (site, token) = match link_post(
+        &req,
+        &state,
+        Form::ConfirmEmailChange,
+        LinkKind::EmailChange,
+        &fields,
+    )
+    .await
     {
-        return refused;
-    }
-    let token = fields.get("token").cloned();
-    let site = match live_site(&state, LinkKind::EmailChange, token.as_deref()).await {
-        Ok(site) => site,
+        Ok(checked) => checked,
         Err(page) => return page,
     };
-    match state
-        .accounts
-        .confirm_email_change(&token.unwrap_or_default())
-        .await
-    {
+    match state.accounts.confirm_email_change(&token).await {
         Ok(_) => message(
             pages,
             StatusCode::OK,
