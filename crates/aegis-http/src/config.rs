@@ -563,7 +563,7 @@ impl Settings {
             return Err(ConfigError("DB_POOL_TIMEOUT_MS must be positive".into()));
         }
         let token_cache_capacity: usize =
-            raw.parse("token_cache_capacity", 50_000, "a number of entries")?;
+            raw.parse("token_cache_capacity", 10_000, "a number of entries")?;
         if token_cache_capacity == 0 {
             return Err(ConfigError(
                 "TOKEN_CACHE_CAPACITY must be positive (TOKEN_CACHE_ENABLED=false turns the cache off)"
@@ -835,7 +835,7 @@ mod tests {
             s.token_cache,
             aegis_postgres::TokenCacheSettings {
                 enabled: true,
-                capacity: 50_000,
+                capacity: 10_000,
                 ttl: std::time::Duration::from_secs(30),
             }
         );

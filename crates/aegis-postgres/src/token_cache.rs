@@ -63,7 +63,7 @@ impl Default for TokenCacheSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            capacity: 50_000,
+            capacity: 10_000,
             ttl: Duration::from_secs(30),
         }
     }
