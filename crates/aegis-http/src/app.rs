@@ -44,11 +44,10 @@ pub fn scope(prefix: &str, state: web::Data<AppState>) -> impl HttpServiceFactor
     if let Some(limiter) = &state.limiter {
         scope = scope.app_data(web::Data::from(limiter.clone()));
     }
-    if state.openapi_enabled {
-        let (prefix, version) = (prefix.to_owned(), state.version.clone());
-        scope = scope.configure(move |cfg| crate::openapi::configure(cfg, &prefix, &version));
-    }
-    scope
+    let openapi = state
+        .openapi_enabled
+        .then(|| (prefix.to_owned(), state.version.clone()));
+    let scope = scope
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
         .wrap(ErrorHandlers::new().default_handler(json_errors))
@@ -61,10 +60,18 @@ pub fn scope(prefix: &str, state: web::Data<AppState>) -> impl HttpServiceFactor
         )
         .wrap(crate::telemetry::RequestLog)
         .configure(crate::routes::configure)
-        .configure(crate::pages::configure)
-        .default_service(web::to(|| async {
-            Err::<actix_web::HttpResponse, _>(ApiError::not_found("Not found"))
-        }))
+        .configure(crate::pages::configure);
+    // After the API: routes are tried in order, and the UI's catch-all pattern is a regular
+    // expression that every API request would otherwise be matched against first.
+    let scope = match openapi {
+        Some((prefix, version)) => {
+            scope.configure(move |cfg| crate::openapi::configure(cfg, &prefix, &version))
+        }
+        None => scope,
+    };
+    scope.default_service(web::to(|| async {
+        Err::<actix_web::HttpResponse, _>(ApiError::not_found("Not found"))
+    }))
 }
 
 /// Turns any error response that is not already JSON (404 from routing, 405, payload errors) into
