@@ -82,9 +82,13 @@ const BEARER: &str = "bearer";
 )]
 pub struct ApiDoc;
 
+/// The generated document, made once: every worker's app asks for it twice (its routes' `Allow`
+/// and the served copy).
+static API_DOC: std::sync::LazyLock<Document> = std::sync::LazyLock::new(ApiDoc::openapi);
+
 /// The document for the API mounted under `prefix` (empty for the root).
 pub fn document(prefix: &str, version: &str) -> Document {
-    let mut doc = ApiDoc::openapi();
+    let mut doc = API_DOC.clone();
     doc.info.version = version.to_owned();
     doc.servers = Some(vec![Server::new(if prefix.is_empty() {
         "/"
@@ -97,7 +101,7 @@ pub fn document(prefix: &str, version: &str) -> Document {
 /// `Allow` for each route pattern under `prefix`: the documented methods, with `HEAD` beside a
 /// `GET` and `OPTIONS` always, so an `OPTIONS` answer tells the truth about its route.
 pub fn allowed_methods(prefix: &str) -> HashMap<String, String> {
-    ApiDoc::openapi()
+    API_DOC
         .paths
         .paths
         .iter()
