@@ -128,3 +128,64 @@ pub fn running(data_dir: &Path) -> Result<Option<RunningServer>, String> {
         password: password.trim().to_owned(),
     }))
 }
+
+/// The database the settings name, and the key that seals queued email: what `serve` and every
+/// operator command start from.
+pub struct ServiceDatabase {
+    /// Where the service's tables are.
+    pub url: String,
+    /// Local mode: the managed server's maintenance database, to create the service's one.
+    admin_url: Option<String>,
+    /// The managed server started for this process (stopped when dropped); `None` with a
+    /// configured database or a reused server.
+    pub started: Option<LocalMode>,
+    /// `SECRET_KEY`, or local mode's generated key.
+    pub secret: String,
+}
+
+impl ServiceDatabase {
+    /// `DATABASE_URL`/`DB_*`, or in local mode the managed server of `AEGIS_DATA_DIR`: with
+    /// `reuse_running`, the server a running `aegis serve` already started (an operator command
+    /// must not stop it), else one started for this process. Blocking.
+    pub fn reach(settings: &crate::config::Settings, reuse_running: bool) -> Result<Self, String> {
+        use secrecy::ExposeSecret as _;
+        let running = match &settings.database {
+            crate::config::DatabaseSource::Managed if reuse_running => running(&settings.data_dir)?,
+            _ => None,
+        };
+        let (url, admin_url, started) = match (&settings.database, running) {
+            (crate::config::DatabaseSource::Url(url), _) => {
+                (url.expose_secret().to_owned(), None, None)
+            }
+            (crate::config::DatabaseSource::Managed, Some(server)) => {
+                (server.url(DATABASE), Some(server.url("postgres")), None)
+            }
+            (crate::config::DatabaseSource::Managed, None) => {
+                let mode = start(&settings.data_dir)?;
+                let url = mode.server.url(DATABASE);
+                let admin = mode.server.url("postgres");
+                (url, Some(admin), Some(mode))
+            }
+        };
+        let secret = match &settings.secret_key {
+            Some(key) => key.expose_secret().to_owned(),
+            None => development_secret_key(&settings.data_dir)?,
+        };
+        Ok(Self {
+            url,
+            admin_url,
+            started,
+            secret,
+        })
+    }
+
+    /// Local mode: creates the service's database on the managed server when it is new.
+    pub async fn ensure(&self) -> Result<(), String> {
+        if let Some(admin_url) = &self.admin_url {
+            aegis_postgres::admin::ensure_database(admin_url, DATABASE)
+                .await
+                .map_err(|e| format!("cannot create the local database: {e}"))?;
+        }
+        Ok(())
+    }
+}

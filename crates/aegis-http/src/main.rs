@@ -123,46 +123,35 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
         );
     }
     // Local mode owns the managed server for the whole run; dropping it stops the server.
-    let mut local_mode = None;
-    let (database_url, master_api_key) = match &settings.database {
-        DatabaseSource::Url(url) => {
-            warn_about_unverified_tls(&settings, url);
-            (url.clone(), settings.master_api_key.clone())
+    let database = local::ServiceDatabase::reach(&settings, false)?;
+    let master_api_key = match &database.started {
+        Some(mode) => {
+            announce_local_mode(mode, settings.master_api_key.is_none());
+            Some(
+                settings
+                    .master_api_key
+                    .clone()
+                    .unwrap_or_else(|| SecretString::from(mode.master_api_key.clone())),
+            )
         }
-        DatabaseSource::Managed => {
-            let mode = local::start(&settings.data_dir)?;
-            let url = SecretString::from(mode.server.url(local::DATABASE));
-            let admin_url = mode.server.url("postgres");
-            let key = settings
-                .master_api_key
-                .clone()
-                .unwrap_or_else(|| SecretString::from(mode.master_api_key.clone()));
-            announce_local_mode(&mode, settings.master_api_key.is_none());
-            local_mode = Some((mode, admin_url));
-            (url, Some(key))
+        None => {
+            if let DatabaseSource::Url(url) = &settings.database {
+                warn_about_unverified_tls(&settings, url);
+            }
+            settings.master_api_key.clone()
         }
     };
     if master_api_key.is_none() && settings.mode == Mode::Development {
         tracing::warn!("MASTER_API_KEY is not set: master-key routes will answer 500");
     }
-    // The key that seals queued email and names accounts: SECRET_KEY (required in production),
-    // or in development a key generated into the data directory.
-    let secret = match &settings.secret_key {
-        Some(key) => key.expose_secret().to_owned(),
-        None => local::development_secret_key(&settings.data_dir)?,
-    };
     let settings = Settings {
         master_api_key,
         ..settings
     };
 
     let result = actix_web::rt::System::new().block_on(async {
-        if let Some((_, admin_url)) = &local_mode {
-            aegis_postgres::admin::ensure_database(admin_url, local::DATABASE)
-                .await
-                .map_err(|e| format!("cannot create the local database: {e}"))?;
-        }
-        let aegis = Aegis::start_with(&settings, database_url.expose_secret(), &secret)
+        database.ensure().await?;
+        let aegis = Aegis::start_with(&settings, &database.url, &database.secret)
             .await
             .map_err(|e| e.to_string())?;
         if matches!(command, Command::Migrate) {
@@ -171,7 +160,7 @@ fn run(command: Command, settings: Settings) -> Result<(), String> {
         }
         serve(&settings, aegis).await
     });
-    drop(local_mode);
+    drop(database);
     result
 }
 

@@ -5,10 +5,9 @@ use std::future::Future;
 use aegis_domain::service::accounts::AccountService;
 use aegis_domain::{SiteId, UserId, site::Site, user::Email};
 use aegis_domain::{SiteService, user::User};
-use secrecy::ExposeSecret as _;
 
 use super::{CliError, OrApi as _};
-use crate::config::{DatabaseSource, Settings};
+use crate::config::Settings;
 use crate::embed::Aegis;
 use crate::error::ApiError;
 use crate::error_map::{SITE_NOT_FOUND, USER_NOT_FOUND};
@@ -21,62 +20,6 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))
-}
-
-/// The database the settings name, and the key that seals queued email.
-pub(super) struct Database {
-    /// Where the service's tables are.
-    pub url: String,
-    /// Local mode: the managed server's maintenance database, to create the service's one.
-    admin_url: Option<String>,
-    /// The managed server this command started (stopped when dropped).
-    pub started: Option<local::LocalMode>,
-    /// `SECRET_KEY`, or local mode's generated key.
-    pub secret: String,
-}
-
-impl Database {
-    /// `DATABASE_URL`/`DB_*`, or in local mode the managed server of `AEGIS_DATA_DIR`: the
-    /// running one of an `aegis serve`, else one started for this command. Blocking.
-    pub fn reach(settings: &Settings) -> Result<Self, CliError> {
-        let failed = |e: String| CliError::Failed(e);
-        let (url, admin_url, started) = match &settings.database {
-            DatabaseSource::Url(url) => (url.expose_secret().to_owned(), None, None),
-            DatabaseSource::Managed => match local::running(&settings.data_dir).map_err(failed)? {
-                Some(server) => (
-                    server.url(local::DATABASE),
-                    Some(server.url("postgres")),
-                    None,
-                ),
-                None => {
-                    let mode = local::start(&settings.data_dir).map_err(failed)?;
-                    let url = mode.server.url(local::DATABASE);
-                    let admin = mode.server.url("postgres");
-                    (url, Some(admin), Some(mode))
-                }
-            },
-        };
-        let secret = match &settings.secret_key {
-            Some(key) => key.expose_secret().to_owned(),
-            None => local::development_secret_key(&settings.data_dir).map_err(failed)?,
-        };
-        Ok(Self {
-            url,
-            admin_url,
-            started,
-            secret,
-        })
-    }
-
-    /// Local mode: creates the service's database on the managed server when it is new.
-    pub async fn ensure(&self) -> Result<(), CliError> {
-        if let Some(admin_url) = &self.admin_url {
-            aegis_postgres::admin::ensure_database(admin_url, local::DATABASE)
-                .await
-                .map_err(|e| CliError::Failed(format!("cannot create the local database: {e}")))?;
-        }
-        Ok(())
-    }
 }
 
 /// The services, on a runtime of their own; commands call them with [`Context::block`].
@@ -94,13 +37,13 @@ impl Context {
     pub fn open(settings: &Settings) -> Result<Self, CliError> {
         let failed = |e: String| CliError::Failed(e);
         let runtime = runtime()?;
-        let database = Database::reach(settings)?;
+        let database = local::ServiceDatabase::reach(settings, true).map_err(failed)?;
         // A command answers no bearer checks: no token cache and no listener. Its changes still
         // reach running instances' caches, through the database's triggers (decision 88).
         let mut settings = settings.clone();
         settings.token_cache.enabled = false;
         let aegis = runtime.block_on(async {
-            database.ensure().await?;
+            database.ensure().await.map_err(failed)?;
             Aegis::start_with(&settings, &database.url, &database.secret)
                 .await
                 .map_err(|e| failed(format!("cannot reach the database: {e}")))

@@ -9,9 +9,10 @@ use aegis_postgres::{PgPool, PgSiteRepository, PoolSettings};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
-use super::context::{Database, runtime};
+use super::context::runtime;
 use super::output;
 use crate::config::{DatabaseSource, MailTransport, Mode, Settings, check_production_secret};
+use crate::local::ServiceDatabase;
 
 /// The largest difference between this machine's clock and the database's that passes: token
 /// lifetimes are computed here and compared there.
@@ -241,7 +242,7 @@ async fn webhooks(report: &mut Report, settings: &Settings, pool: &PgPool) {
     }
 }
 
-async fn database(report: &mut Report, settings: &Settings, database: &Database) -> bool {
+async fn database(report: &mut Report, settings: &Settings, database: &ServiceDatabase) -> bool {
     if let Err(e) = database.ensure().await {
         report.fail("database", e.to_string());
         return false;
@@ -330,7 +331,7 @@ pub fn run(settings: &Settings, as_json: bool) -> ExitCode {
             return report.print(as_json);
         }
     };
-    match Database::reach(settings) {
+    match ServiceDatabase::reach(settings, true) {
         Ok(db) => {
             runtime.block_on(async {
                 database(&mut report, settings, &db).await;
