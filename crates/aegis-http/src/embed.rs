@@ -112,6 +112,9 @@ impl Aegis {
             PoolSettings {
                 max_size: settings.db_pool_size,
                 timeout: settings.db_pool_timeout,
+                // One sub-pool per HTTP worker (actix-web starts one per core) and one for the
+                // background tasks, which run on the thread that starts the service.
+                shards: std::thread::available_parallelism().map_or(2, usize::from) + 1,
                 ..PoolSettings::default()
             },
         )

@@ -7,14 +7,18 @@
 //! log says once that the database is unreachable, gives a counted summary at most every 10 s
 //! while the outage lasts, and says once that it is back.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aegis_domain::RepoError;
+use deadpool::managed::{TimeoutType, Timeouts};
+use diesel::IntoSql as _;
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use futures_util::FutureExt as _;
 
 use crate::connect::ConnectTarget;
@@ -24,6 +28,9 @@ pub type PgConnection = Object<AsyncPgConnection>;
 
 /// How long the check of an idle connection may take.
 const RECYCLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A connection lent again within this long of its last loan is handed out without a test query;
+/// one idle for longer is checked with `SELECT 1` first.
+const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// How often an unreachable database is probed.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often an ongoing outage or saturation is summarised in the log, at most.
@@ -39,6 +46,10 @@ pub struct PoolSettings {
     pub timeout: Duration,
     /// How long opening a new connection may take.
     pub connect_timeout: Duration,
+    /// How many sub-pools `max_size` is split into, one per thread that asks (see [`PgPool`]): 1
+    /// for one shared pool, or the number of threads that run requests (with one for the
+    /// background tasks), so that each thread mostly uses connections whose I/O it drives itself.
+    pub shards: usize,
 }
 
 impl Default for PoolSettings {
@@ -47,6 +58,7 @@ impl Default for PoolSettings {
             max_size: 10,
             timeout: Duration::from_millis(80),
             connect_timeout: Duration::from_secs(5),
+            shards: 1,
         }
     }
 }
@@ -57,7 +69,7 @@ impl Default for PoolSettings {
 pub const WAIT_SECONDS: &str = "aegis_db_pool_wait_seconds";
 
 /// A snapshot of the pool's connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolStatus {
     /// Most connections the pool may hold (`DB_POOL_SIZE`).
     pub max_size: usize,
@@ -69,37 +81,49 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+impl PoolStatus {
+    /// Connections open and not lent.
+    pub fn idle(&self) -> usize {
+        self.size.saturating_sub(self.in_use)
+    }
+}
+
 /// A pool of PostgreSQL connections that knows whether the database is reachable.
+///
+/// A connection's I/O is driven by a task on the thread that opened it. On a server with one
+/// single-threaded runtime per worker (actix-web), a connection opened by one worker and used by
+/// another costs two wake-ups of another thread per query, which on a small machine is most of a
+/// one-query request's cost. So the pool is split into [`PoolSettings::shards`] sub-pools, and
+/// each thread takes its connections from its own (threads are dealt to sub-pools in the order
+/// they first ask), and from another only when its own has none free and cannot open one.
 #[derive(Clone)]
 pub struct PgPool {
-    pool: Pool<AsyncPgConnection>,
+    shards: Arc<[Pool<AsyncPgConnection>]>,
     health: Arc<Health>,
+}
+
+/// The order in which threads first asked any pool for a connection.
+static THREADS_SEEN: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's place in [`THREADS_SEEN`].
+    static THREAD_ORDINAL: usize = THREADS_SEEN.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Builds a pool. No connection is opened until one is needed, so this succeeds while the database
 /// is down; callers are then told it is unavailable until it is back.
 pub fn build_pool(database_url: &str, settings: PoolSettings) -> Result<PgPool, String> {
     let target = ConnectTarget::parse(database_url)?;
-    let mut config = ManagerConfig::default();
-    let setup = target.clone();
-    config.custom_setup = Box::new(move |_| {
-        let target = setup.clone();
-        async move { target.connect().await }.boxed()
-    });
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
-    let pool = Pool::builder(manager)
-        .max_size(settings.max_size)
-        .runtime(deadpool::Runtime::Tokio1)
-        .wait_timeout(Some(settings.timeout))
-        .create_timeout(Some(settings.connect_timeout))
-        // The check of an idle connection (`SELECT 1`) takes a round trip; one that does not
-        // answer within a second is dropped and the next tried.
-        .recycle_timeout(Some(RECYCLE_TIMEOUT.min(settings.connect_timeout)))
-        .build()
-        .map_err(|e| e.to_string())?;
+    // Every sub-pool gets at least one connection, and together they hold `max_size`.
+    let shards = settings.shards.clamp(1, settings.max_size.max(1));
+    let shards = (0..shards)
+        .map(|i| {
+            let size = settings.max_size / shards + usize::from(i < settings.max_size % shards);
+            build_shard(database_url, &target, size, settings)
+        })
+        .collect::<Result<Arc<[_]>, _>>()?;
     Ok(PgPool {
-        pool,
+        shards,
         health: Arc::new(Health {
             target,
             connect_timeout: settings.connect_timeout,
@@ -111,6 +135,37 @@ pub fn build_pool(database_url: &str, settings: PoolSettings) -> Result<PgPool, 
     })
 }
 
+fn build_shard(
+    database_url: &str,
+    target: &ConnectTarget,
+    max_size: usize,
+    settings: PoolSettings,
+) -> Result<Pool<AsyncPgConnection>, String> {
+    let mut config = ManagerConfig::default();
+    // A connection whose server or socket closed is known to be broken without a round trip
+    // (`Fast` checks that, and for an open transaction). A test query on every loan would double
+    // the round trips of a one-query request, so only a connection idle for a while gets one
+    // (`verify_if_idle`), which also catches a peer that vanished without closing the socket.
+    config.recycling_method = RecyclingMethod::Fast;
+    let setup = target.clone();
+    config.custom_setup = Box::new(move |_| {
+        let target = setup.clone();
+        async move { target.connect().await }.boxed()
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(settings.timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .post_recycle(Hook::async_fn(|conn, metrics| {
+            verify_if_idle(conn, metrics.last_used()).boxed()
+        }))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 impl PgPool {
     /// A connection, or [`RepoError::Unavailable`] when the database cannot be reached or no
     /// connection is free within the pool's timeout.
@@ -118,18 +173,16 @@ impl PgPool {
         // No new connection can be opened; an idle one already held (the server full, a rotated
         // password) may still serve. In a real outage those break too, and each is dropped at its
         // next check, so the pool soon holds none and this answers at once.
-        if self.health.down.load(Ordering::Acquire) && self.pool.status().available == 0 {
+        if self.health.down.load(Ordering::Acquire) && self.status().idle() == 0 {
             self.health.refused.fetch_add(1, Ordering::Relaxed);
             return Err(RepoError::Unavailable("the database is unreachable".into()));
         }
         let started = Instant::now();
-        let got = self.pool.get().await;
+        let got = self.checkout().await;
         metrics::histogram!(WAIT_SECONDS).record(started.elapsed().as_secs_f64());
         match got {
             Ok(conn) => Ok(conn),
-            Err(PoolError::Timeout(deadpool::managed::TimeoutType::Wait)) => {
-                Err(self.health.saturated())
-            }
+            Err(PoolError::Timeout(TimeoutType::Wait)) => Err(self.health.saturated()),
             Err(e @ (PoolError::Backend(_) | PoolError::Timeout(_))) => {
                 Err(Health::unreachable(&self.health, &e))
             }
@@ -137,16 +190,49 @@ impl PgPool {
         }
     }
 
+    /// A connection from this thread's sub-pool if one is idle or can be opened at once; else one
+    /// from another sub-pool on the same terms; else the first to come free in this thread's
+    /// own.
+    async fn checkout(&self) -> Result<PgConnection, PoolError> {
+        let own = THREAD_ORDINAL.with(|n| *n) % self.shards.len();
+        if self.shards.len() > 1 {
+            let at_once = Timeouts {
+                wait: Some(Duration::ZERO),
+                ..self.shards[own].timeouts()
+            };
+            // Another sub-pool lends an idle connection or opens one: the pool as a whole never
+            // makes a caller wait while it has room.
+            for i in 0..self.shards.len() {
+                let shard = &self.shards[(own + i) % self.shards.len()];
+                match shard.timeout_get(&at_once).await {
+                    Err(PoolError::Timeout(TimeoutType::Wait)) => {}
+                    got => return got,
+                }
+            }
+        }
+        self.shards[own].get().await
+    }
+
     /// How many connections the pool holds, lends and lacks right now (no I/O, no lock held for
     /// long: cheap enough for every metrics scrape).
     pub fn status(&self) -> PoolStatus {
-        let status = self.pool.status();
-        PoolStatus {
-            max_size: status.max_size,
-            size: status.size,
-            in_use: status.size.saturating_sub(status.available),
-            waiting: status.waiting,
-        }
+        self.shards
+            .iter()
+            .map(|shard| {
+                let status = shard.status();
+                PoolStatus {
+                    max_size: status.max_size,
+                    size: status.size,
+                    in_use: status.size.saturating_sub(status.available),
+                    waiting: status.waiting,
+                }
+            })
+            .fold(PoolStatus::default(), |sum, shard| PoolStatus {
+                max_size: sum.max_size + shard.max_size,
+                size: sum.size + shard.size,
+                in_use: sum.in_use + shard.in_use,
+                waiting: sum.waiting + shard.waiting,
+            })
     }
 
     /// The database the pool connects to, and how (for connections of its own, such as the token
@@ -157,7 +243,28 @@ impl PgPool {
 
     /// Closes the pool: idle connections are dropped, and later calls fail.
     pub fn close(&self) {
-        self.pool.close();
+        for shard in self.shards.iter() {
+            shard.close();
+        }
+    }
+}
+
+/// Checks a connection idle for longer than [`VERIFY_AFTER_IDLE`] with `SELECT 1`; one that does
+/// not answer within [`RECYCLE_TIMEOUT`] is dropped and the next tried.
+async fn verify_if_idle(conn: &mut AsyncPgConnection, idle: Duration) -> Result<(), HookError> {
+    if idle < VERIFY_AFTER_IDLE {
+        return Ok(());
+    }
+    let ping = diesel_async::RunQueryDsl::execute(
+        diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>()),
+        conn,
+    );
+    match tokio::time::timeout(RECYCLE_TIMEOUT, ping).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(HookError::Backend(
+            diesel_async::pooled_connection::PoolError::QueryError(e),
+        )),
+        Err(_) => Err(HookError::message("no answer to the idle connection check")),
     }
 }
 

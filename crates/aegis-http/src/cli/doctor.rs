@@ -253,6 +253,7 @@ async fn database(report: &mut Report, settings: &Settings, database: &ServiceDa
             max_size: 2,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            shards: 1,
         },
     ) {
         Ok(pool) => pool,

@@ -44,6 +44,7 @@ pub const POOL: PoolSettings = PoolSettings {
     max_size: 4,
     timeout: std::time::Duration::from_secs(5),
     connect_timeout: std::time::Duration::from_secs(5),
+    shards: 1,
 };
 /// The hashing pool of test applications.
 pub const HASH_POOL: HashPoolSize = HashPoolSize {

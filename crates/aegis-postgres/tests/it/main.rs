@@ -5,6 +5,7 @@ mod email_step;
 mod migrations;
 mod notifications;
 mod outbox;
+mod pool;
 mod ratelimit;
 mod sites;
 mod tls;
