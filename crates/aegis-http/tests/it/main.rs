@@ -17,6 +17,7 @@ mod email_input;
 mod embedding;
 mod framework;
 mod health;
+mod instances;
 mod master_key;
 mod metrics;
 mod observability;
