@@ -191,8 +191,7 @@ impl PgPool {
     }
 
     /// A connection from this thread's sub-pool if one is idle or can be opened at once; else one
-    /// from another sub-pool on the same terms; else the first to come free in this thread's
-    /// own.
+    /// from another sub-pool on the same terms; else the first to come free in any.
     async fn checkout(&self) -> Result<PgConnection, PoolError> {
         let own = THREAD_ORDINAL.with(|n| *n) % self.shards.len();
         if self.shards.len() > 1 {
@@ -209,6 +208,12 @@ impl PgPool {
                     got => return got,
                 }
             }
+            // All in use: the first connection to come free in any sub-pool (a waiter that loses
+            // the race leaves its queue when dropped).
+            let waits = self.shards.iter().map(|shard| shard.get().boxed());
+            return futures_util::future::select_ok(waits)
+                .await
+                .map(|(conn, _)| conn);
         }
         self.shards[own].get().await
     }

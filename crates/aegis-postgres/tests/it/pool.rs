@@ -95,7 +95,7 @@ async fn sub_pools_together_never_hold_more_than_the_pool_size() {
 }
 
 #[tokio::test]
-async fn a_caller_whose_sub_pool_is_full_is_served_by_another_and_only_a_full_pool_refuses() {
+async fn a_caller_whose_sub_pool_is_full_is_served_by_another_and_only_a_full_pool_makes_it_wait() {
     let db = fresh_database().await;
     let pool = build_pool(
         db.url(),
@@ -117,7 +117,16 @@ async fn a_caller_whose_sub_pool_is_full_is_served_by_another_and_only_a_full_po
     // Both held: the pool is full, and the next caller is told so after the wait.
     let refused = pool.get().await.err().unwrap();
     assert!(matches!(refused, RepoError::Unavailable(_)), "{refused:?}");
-    drop((first, second));
+    // A caller waiting on a full pool gets the first connection to come free, whichever sub-pool
+    // it belongs to (here the other one).
+    let waiting = pool.get();
+    let freed = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(second);
+    };
+    let (got, ()) = tokio::join!(waiting, freed);
+    assert!(got.is_ok(), "{:?}", got.err());
+    drop(first);
     assert!(pool.get().await.is_ok());
 }
 
