@@ -76,6 +76,10 @@ fuzz:
 load SECONDS="10" CONNECTIONS="32":
     bash scripts/load.sh {{SECONDS}} {{CONNECTIONS}}
 
+# /me and login at 10,000 and at 1,000,000 generated users, their ratio, and EXPLAIN of the hot queries (needs wrk; about 5 minutes).
+million SECONDS="10":
+    bash scripts/million.sh {{SECONDS}}
+
 # Delete local mode's data (the managed database and the generated master key).
 reset-local:
     rm -rf .aegis-data
