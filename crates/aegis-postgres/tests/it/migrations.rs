@@ -161,3 +161,64 @@ async fn adoption_keeps_domains_that_differ_only_by_case() {
         2
     );
 }
+
+/// The indexes of `table`, by name, in alphabetical order.
+async fn indexes(conn: &mut AsyncPgConnection, table: &str) -> String {
+    sql_query(format!(
+        "SELECT coalesce(string_agg(c.relname::text, ' ' ORDER BY c.relname::text), '') AS name \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = '{table}'::regclass"
+    ))
+    .get_result::<Name>(conn)
+    .await
+    .unwrap()
+    .name
+}
+
+/// The reference schema's second index on each token column, on `sites.domain` and on
+/// `users.site_uuid` goes, on a fresh database and on an adopted one alike; one whose unique twin
+/// is missing from an adopted database stays.
+#[tokio::test]
+async fn indexes_that_repeat_a_unique_one_are_dropped_and_no_other() {
+    let fresh = fresh_database().await;
+    let adopted = reference_database().await;
+    let mut conn = AsyncPgConnection::establish(adopted.url()).await.unwrap();
+    conn.batch_execute("ALTER TABLE refresh_tokens DROP CONSTRAINT refresh_tokens_token_key")
+        .await
+        .unwrap();
+    run_migrations(adopted.url()).await.unwrap();
+    let mut fresh = AsyncPgConnection::establish(fresh.url()).await.unwrap();
+    for conn in [&mut fresh, &mut conn] {
+        assert_eq!(
+            indexes(conn, "auth_tokens").await,
+            "auth_tokens_pkey auth_tokens_token_key idx_auth_tokens_expires_at \
+             idx_auth_tokens_site_uuid idx_auth_tokens_user_uuid"
+        );
+        assert_eq!(indexes(conn, "sites").await, "sites_domain_key sites_pkey");
+        assert_eq!(
+            indexes(conn, "users").await,
+            "idx_users_email users_pkey users_site_uuid_email_key"
+        );
+        for table in [
+            "email_verification_tokens",
+            "password_reset_tokens",
+            "email_change_requests",
+        ] {
+            let names = indexes(conn, table).await;
+            let has = |index: String| names.split(' ').any(|n| n == index);
+            assert!(has(format!("{table}_token_key")), "{names}");
+            assert!(!has(format!("idx_{table}_token")), "{names}");
+        }
+    }
+    assert_eq!(
+        indexes(&mut fresh, "refresh_tokens").await,
+        "idx_refresh_tokens_expires_at idx_refresh_tokens_family_id idx_refresh_tokens_site_uuid \
+         idx_refresh_tokens_user_uuid refresh_tokens_pkey refresh_tokens_token_key"
+    );
+    assert_eq!(
+        indexes(&mut conn, "refresh_tokens").await,
+        "idx_refresh_tokens_expires_at idx_refresh_tokens_family_id idx_refresh_tokens_site_uuid \
+         idx_refresh_tokens_token idx_refresh_tokens_user_uuid refresh_tokens_pkey",
+        "the only index on the column stays"
+    );
+}
