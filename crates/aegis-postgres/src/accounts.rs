@@ -217,15 +217,20 @@ impl PgAccountRepository {
         digest: &str,
         now: i64,
     ) -> Result<Option<(User, i64)>, RepoError> {
-        let mut conn = self.pool.get().await?;
-        auth_tokens::table
+        // The hottest statement: concurrent checks share a connection (decision 96).
+        let conn = self.pool.shared().await?;
+        let found = auth_tokens::table
             .inner_join(users::table.on(users::uuid.eq(auth_tokens::user_uuid)))
             .filter(auth_tokens::token.eq(digest))
             .filter(auth_tokens::expires_at.ge(now))
             .select((UserRow::as_select(), auth_tokens::expires_at))
-            .first::<(UserRow, i64)>(&mut conn)
+            .first::<(UserRow, i64)>(&mut &**conn)
             .await
-            .optional()
+            .optional();
+        if found.is_err() {
+            self.pool.forget_shared(&conn);
+        }
+        found
             .map(|r| r.map(|(row, expires_at)| (User::from(row), expires_at)))
             .map_err(map_diesel_error)
     }

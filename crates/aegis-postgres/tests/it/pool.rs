@@ -149,3 +149,84 @@ async fn a_connection_the_server_ended_while_idle_is_never_handed_out() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(backend_pid(&pool).await, after);
 }
+
+/// The backend of a shared connection, asked through a shared reference as the bearer check asks.
+async fn shared_pid(pool: &PgPool) -> Result<(i32, aegis_postgres::SharedConnection), String> {
+    let conn = pool.shared().await.map_err(|e| e.to_string())?;
+    let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(&mut &**conn)
+        .await;
+    match pid {
+        Ok(pid) => Ok((pid.pid, conn)),
+        Err(e) => {
+            pool.forget_shared(&conn);
+            Err(e.to_string())
+        }
+    }
+}
+
+/// `reads` shared reads at once on a pool of `size`, each keeping its connection until all are
+/// answered: the backends that answered them, and the pool's (open, lent) connections meanwhile.
+async fn shared_reads_at_once(
+    url: &str,
+    size: usize,
+    reads: usize,
+) -> (std::collections::BTreeSet<i32>, (usize, usize), PgPool) {
+    let pool = build_pool(
+        url,
+        PoolSettings {
+            max_size: size,
+            ..PoolSettings::default()
+        },
+    )
+    .unwrap();
+    let answers = futures_util::future::join_all((0..reads).map(|_| shared_pid(&pool))).await;
+    let pids = answers.iter().map(|r| r.as_ref().unwrap().0).collect();
+    let status = pool.status();
+    (pids, (status.size, status.in_use), pool)
+}
+
+#[tokio::test]
+async fn concurrent_shared_reads_share_connections_eight_deep_and_return_them_when_done() {
+    let db = fresh_database().await;
+    // Twenty reads holding on, a pool of two: one connection each could serve two of them and
+    // the others would time out; shared, all are answered, on both connections.
+    let (pids, status, pool) = shared_reads_at_once(db.url(), 2, 20).await;
+    assert_eq!((pids.len(), status), (2, (2, 2)), "{pids:?}");
+    assert_eq!(
+        pool.status().in_use,
+        0,
+        "back in the pool after the last read"
+    );
+    let (again, _) = shared_pid(&pool).await.unwrap();
+    assert!(pids.contains(&again));
+    // With room in the pool, eight reads share a connection: 8 + 8 + 4.
+    let (pids, status, _) = shared_reads_at_once(db.url(), 10, 20).await;
+    assert_eq!((pids.len(), status), (3, (3, 3)), "{pids:?}");
+    // One read alone takes one connection, like any other.
+    let (pids, status, _) = shared_reads_at_once(db.url(), 10, 1).await;
+    assert_eq!((pids.len(), status), (1, (1, 1)));
+}
+
+#[tokio::test]
+async fn a_shared_connection_that_broke_is_not_lent_again() {
+    let db = fresh_database().await;
+    let pool = build_pool(db.url(), PoolSettings::default()).unwrap();
+    // A read keeps the shared connection in use while its session is ended under it.
+    let (pid, held) = shared_pid(&pool).await.unwrap();
+    let killer = build_pool(db.url(), PoolSettings::default()).unwrap();
+    let mut conn = killer.get().await.unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The next read on it fails (the request would answer 503); the one after gets a live
+    // connection, although the first is still held.
+    assert!(shared_pid(&pool).await.is_err());
+    let (after, _) = shared_pid(&pool).await.unwrap();
+    assert_ne!(after, pid);
+    drop(held);
+    let (again, _) = shared_pid(&pool).await.unwrap();
+    assert_eq!(again, after);
+}
