@@ -1,6 +1,7 @@
 # Shared by the benchmark scripts (sourced, not run): starts a release build of Aegis in local mode
 # on its own data directory and port, with rate limits off, and stops it on exit.
-# Usage: start_aegis PORT NAME — sets AEGIS (pid), DATA (data directory) and B (base URL).
+# Usage: start_aegis PORT NAME — sets AEGIS (pid), DATA (data directory) and B (base URL); then
+# j and create_site (below) help set up data through the API.
 # AEGIS_BIN=path/to/aegis measures another build.
 start_aegis() {
   local port=$1 name=$2
@@ -15,4 +16,14 @@ start_aegis() {
   AEGIS=$!
   trap 'kill -INT $AEGIS 2>/dev/null; wait $AEGIS 2>/dev/null; rm -rf "$DATA"' EXIT
   for _ in $(seq 60); do curl -sf "$B/api/health" >/dev/null && break; sleep 0.5; done
+}
+
+# Prints a field of the JSON object on standard input: j '["uuid"]'.
+j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+# Creates a site named NAME on DOMAIN with the master key in KEY, and prints its JSON.
+# Usage: create_site NAME DOMAIN
+create_site() {
+  curl -sf -X POST "$B/api/sites" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+    -d "{\"name\":\"$1\",\"domain\":\"$2\",\"frontend_url\":\"http://localhost:3000\",\"email_from\":\"noreply@$2\",\"email_from_name\":\"$1\"}"
 }

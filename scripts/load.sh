@@ -30,9 +30,7 @@ reset_peak() { echo 5 > "/proc/$AEGIS/clear_refs"; }
 IDLE_RSS=$(rss)
 
 KEY=$(cat "$DATA/master_api_key")
-j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-SITE_JSON=$(curl -sf -X POST $B/api/sites -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
-  -d '{"name":"Load","domain":"load.example.com","frontend_url":"http://localhost:3000","email_from":"noreply@load.example.com","email_from_name":"Load"}')
+SITE_JSON=$(create_site Load load.example.com)
 SITE=$(echo "$SITE_JSON" | j '["uuid"]'); TKEY=$(echo "$SITE_JSON" | j '["tenant_api_key"]')
 curl -sf -X POST $B/api/auth/register -H "X-Tenant-Api-Key: $TKEY" -H 'Content-Type: application/json' \
   -d "{\"site_id\":\"$SITE\",\"email\":\"load@example.com\",\"password\":\"load-password\"}" >/dev/null

@@ -67,9 +67,7 @@ now() { date +%s.%N; }
 since() { echo "$1 $(now)" | awk '{printf "%.1f", $2 - $1}'; }
 
 # One password hash for everyone: register a user through the API, copy its hash, drop its site.
-j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-SITE_JSON=$(curl -sf -X POST $B/api/sites -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
-  -d '{"name":"Seed","domain":"seed.million.example","frontend_url":"http://localhost:3000","email_from":"noreply@seed.million.example","email_from_name":"Seed"}')
+SITE_JSON=$(create_site Seed seed.million.example)
 SEED=$(echo "$SITE_JSON" | j '["uuid"]'); SEED_KEY=$(echo "$SITE_JSON" | j '["tenant_api_key"]')
 curl -sf -X POST $B/api/auth/register -H "X-Tenant-Api-Key: $SEED_KEY" -H 'Content-Type: application/json' \
   -d "{\"site_id\":\"$SEED\",\"email\":\"seed@seed.million.example\",\"password\":\"$PASSWORD\"}" >/dev/null

@@ -32,6 +32,17 @@ async fn backend_pid(pool: &PgPool) -> i32 {
         .pid
 }
 
+/// Ends the server session `pid` from a connection of another pool, as an administrator or a
+/// server restart would.
+async fn terminate(url: &str, pid: i32) {
+    let killer = build_pool(url, PoolSettings::default()).unwrap();
+    let mut conn = killer.get().await.unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn sub_pools_together_never_hold_more_than_the_pool_size() {
     let db = fresh_database().await;
@@ -135,12 +146,7 @@ async fn a_connection_the_server_ended_while_idle_is_never_handed_out() {
     let db = fresh_database().await;
     let pool = build_pool(db.url(), PoolSettings::default()).unwrap();
     let pid = backend_pid(&pool).await;
-    let killer = build_pool(db.url(), PoolSettings::default()).unwrap();
-    let mut conn = killer.get().await.unwrap();
-    diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    terminate(db.url(), pid).await;
     // Once soon after (the closed socket is seen without a query) and once after the idle check
     // applies: both callers get a live connection, on a new session.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -214,12 +220,7 @@ async fn a_shared_connection_that_broke_is_not_lent_again() {
     let pool = build_pool(db.url(), PoolSettings::default()).unwrap();
     // A read keeps the shared connection in use while its session is ended under it.
     let (pid, held) = shared_pid(&pool).await.unwrap();
-    let killer = build_pool(db.url(), PoolSettings::default()).unwrap();
-    let mut conn = killer.get().await.unwrap();
-    diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    terminate(db.url(), pid).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The next read on it fails (the request would answer 503); the one after gets a live
     // connection, although the first is still held.
