@@ -115,7 +115,7 @@ pub struct PgPool {
 }
 
 /// A pooled connection lent to every concurrent shared read of a thread (see [`PgPool::shared`]).
-/// Run statements on it through a shared reference (`&mut &*conn`); it goes back to the pool
+/// Run statements on it through a shared reference (`&mut &**conn`); it goes back to the pool
 /// when the last read using it is done.
 pub type SharedConnection = Arc<PgConnection>;
 
@@ -270,11 +270,17 @@ impl PgPool {
     }
 
     /// A connection if one is idle or can be opened now in this thread's sub-pool or another,
-    /// without waiting for one to come free.
+    /// without waiting for one to come free; `None` also while the database is unreachable.
     async fn get_now(&self) -> Option<PgConnection> {
         if self.health.down.load(Ordering::Acquire) {
             return None;
         }
+        self.checkout_at_once().await.ok().flatten()
+    }
+
+    /// A connection from this thread's sub-pool if one is idle or can be opened at once; else one
+    /// from another sub-pool on the same terms; `None` when all are in use.
+    async fn checkout_at_once(&self) -> Result<Option<PgConnection>, PoolError> {
         let own = THREAD_ORDINAL.with(|n| *n) % self.shards.len();
         for i in 0..self.shards.len() {
             let shard = &self.shards[(own + i) % self.shards.len()];
@@ -282,39 +288,31 @@ impl PgPool {
                 wait: Some(Duration::ZERO),
                 ..shard.timeouts()
             };
-            if let Ok(conn) = shard.timeout_get(&at_once).await {
-                return Some(conn);
+            match shard.timeout_get(&at_once).await {
+                Err(PoolError::Timeout(TimeoutType::Wait)) => {}
+                got => return got.map(Some),
             }
         }
-        None
+        Ok(None)
     }
 
     /// A connection from this thread's sub-pool if one is idle or can be opened at once; else one
     /// from another sub-pool on the same terms; else the first to come free in any.
     async fn checkout(&self) -> Result<PgConnection, PoolError> {
-        let own = THREAD_ORDINAL.with(|n| *n) % self.shards.len();
-        if self.shards.len() > 1 {
-            let at_once = Timeouts {
-                wait: Some(Duration::ZERO),
-                ..self.shards[own].timeouts()
-            };
-            // Another sub-pool lends an idle connection or opens one: the pool as a whole never
-            // makes a caller wait while it has room.
-            for i in 0..self.shards.len() {
-                let shard = &self.shards[(own + i) % self.shards.len()];
-                match shard.timeout_get(&at_once).await {
-                    Err(PoolError::Timeout(TimeoutType::Wait)) => {}
-                    got => return got,
-                }
-            }
-            // All in use: the first connection to come free in any sub-pool (a waiter that loses
-            // the race leaves its queue when dropped).
-            let waits = self.shards.iter().map(|shard| shard.get().boxed());
-            return futures_util::future::select_ok(waits)
-                .await
-                .map(|(conn, _)| conn);
+        if self.shards.len() == 1 {
+            return self.shards[0].get().await;
         }
-        self.shards[own].get().await
+        // Another sub-pool lends an idle connection or opens one: the pool as a whole never makes
+        // a caller wait while it has room.
+        if let Some(conn) = self.checkout_at_once().await? {
+            return Ok(conn);
+        }
+        // All in use: the first connection to come free in any sub-pool (a waiter that loses the
+        // race leaves its queue when dropped).
+        let waits = self.shards.iter().map(|shard| shard.get().boxed());
+        futures_util::future::select_ok(waits)
+            .await
+            .map(|(conn, _)| conn)
     }
 
     /// How many connections the pool holds, lends and lacks right now (no I/O, no lock held for
