@@ -26,6 +26,19 @@ impl Write for Captured {
 
 impl Captured {
     fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        // tracing decides once per call site, for the whole process, whether any subscriber
+        // listens, and asks the subscriber of the thread that first reaches it. Another test's
+        // thread, with none, would have this test's events dropped on every thread. A global
+        // subscriber that listens to everything captured here (and records nothing) keeps those
+        // call sites open; the rebuild after installing this thread's own re-asks the call sites
+        // decided before.
+        static LISTEN_EVERYWHERE: std::sync::Once = std::sync::Once::new();
+        LISTEN_EVERYWHERE.call_once(|| {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            let _ = tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(tracing::level_filters::LevelFilter::INFO),
+            );
+        });
         let captured = Self::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -33,7 +46,9 @@ impl Captured {
             .with_max_level(tracing::Level::INFO)
             .with_writer(move || writer.clone())
             .finish();
-        (captured, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        (captured, guard)
     }
 
     fn text(&self) -> String {
