@@ -351,7 +351,9 @@ impl PgPool {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// The mutex's value, also after a thread panicked holding it (every value kept behind these
+/// locks stays valid between statements).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -441,10 +443,7 @@ impl Health {
 
     /// No connection came free in time. Reported once, then at most every [`REPORT_INTERVAL`].
     fn saturated(&self) -> RepoError {
-        let mut saturation = self
-            .saturation
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut saturation = lock(&self.saturation);
         match saturation.as_mut() {
             Some((since, count)) if since.elapsed() < REPORT_INTERVAL => *count += 1,
             _ => {

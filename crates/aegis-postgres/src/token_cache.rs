@@ -172,7 +172,7 @@ impl TokenCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::pool::lock(&self.inner)
     }
 
     /// The entry for `digest` if it is younger than the TTL and its token not expired at `now`.
