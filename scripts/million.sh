@@ -236,12 +236,12 @@ for r in $(seq 2 "$ROUNDS"); do
 done
 
 # The bearer check's query alone, without HTTP or Aegis: pgbench with the statement Aegis sends
-# (the digest computed in SQL), for tokens of random users across the whole data set, 8 clients,
-# in turn on the two databases.
+# for one token (the digest computed in SQL), for tokens of random users across the whole data
+# set, 8 clients, in turn on the two databases.
 cat > "$DATA/bearer.sql" <<'SQL'
 \set i random(1, :sites)
 \set j random(1, 1000)
-SELECT "users"."uuid", "users"."site_uuid", "users"."email", "users"."password_hash", "users"."is_verified", "users"."role", "users"."created_at", "users"."updated_at", "users"."deletion_protected", "auth_tokens"."expires_at" FROM ("auth_tokens" INNER JOIN "users" ON ("users"."uuid" = "auth_tokens"."user_uuid")) WHERE (("auth_tokens"."token" = encode(sha256(convert_to('million-a-' || :i || '-' || :j, 'UTF8')), 'hex')) AND ("auth_tokens"."expires_at" >= :now)) LIMIT 1;
+SELECT "auth_tokens"."token", "users"."uuid", "users"."site_uuid", "users"."email", "users"."password_hash", "users"."is_verified", "users"."role", "users"."created_at", "users"."updated_at", "users"."deletion_protected", "auth_tokens"."expires_at" FROM ("auth_tokens" INNER JOIN "users" ON ("users"."uuid" = "auth_tokens"."user_uuid")) WHERE ("auth_tokens"."token" = ANY(ARRAY[encode(sha256(convert_to('million-a-' || :i || '-' || :j, 'UTF8')), 'hex')]));
 SQL
 echo "== the bearer query alone (pgbench -M prepared -c 8, random users of the whole set), in turn"
 for _ in $(seq "$ROUNDS"); do
@@ -286,7 +286,11 @@ SET plan_cache_mode = force_generic_plan;
 \set r '"refresh_tokens"."site_uuid", "refresh_tokens"."user_uuid", "refresh_tokens"."token", "refresh_tokens"."family_id", "refresh_tokens"."expires_at", "refresh_tokens"."created_at", "refresh_tokens"."used_at", "refresh_tokens"."revoked"'
 SELECT encode(sha256(convert_to(:'auth', 'UTF8')), 'hex') AS auth_digest,
        encode(sha256(convert_to(:'refresh', 'UTF8')), 'hex') AS refresh_digest \gset
-PREPARE bearer AS SELECT :u, "auth_tokens"."expires_at" FROM ("auth_tokens" INNER JOIN "users" ON ("users"."uuid" = "auth_tokens"."user_uuid")) WHERE (("auth_tokens"."token" = $1) AND ("auth_tokens"."expires_at" >= $2)) LIMIT $3;
+-- A batch of 32 tokens of random users, as concurrent checks send them together.
+SELECT array_agg(encode(sha256(convert_to('million-a-' || (1 + floor(random() * 1000))::int || '-'
+         || 10 * (1 + floor(random() * 100))::int, 'UTF8')), 'hex'))::text AS batch
+  FROM generate_series(1, 32) \gset
+PREPARE bearer AS SELECT "auth_tokens"."token", :u, "auth_tokens"."expires_at" FROM ("auth_tokens" INNER JOIN "users" ON ("users"."uuid" = "auth_tokens"."user_uuid")) WHERE ("auth_tokens"."token" = ANY($1));
 PREPARE site AS SELECT "sites"."uuid", "sites"."name", "sites"."domain", "sites"."frontend_url", "sites"."verification_redirect_url", "sites"."email_from", "sites"."email_from_name", "sites"."created_at", "sites"."updated_at", "sites"."allow_self_registration", "sites"."webhook_url", "sites"."webhook_secret", "sites"."tenant_api_key", "sites"."mailgun_domain", "sites"."mailgun_api_key", "sites"."deletion_protected" FROM "sites" WHERE ("sites"."uuid" = $1) LIMIT $2;
 PREPARE login AS SELECT :u FROM "users" WHERE (("users"."site_uuid" = $1) AND ("users"."email" = $2)) LIMIT $3;
 PREPARE lock_user AS SELECT :u FROM "users" WHERE ("users"."uuid" = $1) LIMIT $2 FOR NO KEY UPDATE;
@@ -296,7 +300,9 @@ PREPARE refresh AS SELECT :r FROM "refresh_tokens" WHERE ("refresh_tokens"."toke
 PREPARE claim AS UPDATE "refresh_tokens" SET "used_at" = $1 WHERE (("refresh_tokens"."token" = $2) AND ("refresh_tokens"."used_at" IS NULL));
 PREPARE hit AS WITH t AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]) AS t(b, s, w, i)) INSERT INTO rate_limit_counters AS c (bucket, window_start, window_seconds, hits) SELECT b, s, w, GREATEST(i, 0) FROM t ON CONFLICT (bucket) DO UPDATE SET hits = CASE WHEN c.window_start = EXCLUDED.window_start THEN GREATEST(c.hits + (SELECT i FROM t WHERE t.b = EXCLUDED.bucket), 0) ELSE EXCLUDED.hits END, window_start = EXCLUDED.window_start, window_seconds = EXCLUDED.window_seconds RETURNING c.bucket, c.hits, c.window_start;
 \echo '-- bearer check (GET /api/auth/me and every bearer route, when the token cache misses)'
-EXPLAIN (ANALYZE, BUFFERS) EXECUTE bearer(:'auth_digest', :now, 1);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE bearer(ARRAY[:'auth_digest']);
+\echo '-- the same, for 32 checks that arrived together'
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE bearer(:'batch');
 \echo '-- tenant gate: the site a tenant-keyed request names (login, refresh, register, ...)'
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE site(:'site', 1);
 \echo '-- login lookup: the user by site and address'

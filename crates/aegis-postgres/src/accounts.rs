@@ -1,6 +1,7 @@
 //! Users and tokens on PostgreSQL.
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use aegis_domain::repo::{AccountRepository, CleanupCounts};
 use aegis_domain::token::{
@@ -18,6 +19,7 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::batch::Batcher;
 use crate::error::map_diesel_error;
 use crate::pool::PgPool;
 use crate::schema::sql_types::UserRole;
@@ -198,41 +200,74 @@ impl From<EmailChangeRow> for EmailChangeRequest {
     }
 }
 
+/// How many bearer checks go to the database in one statement at most.
+const BEARER_BATCH: usize = 32;
+/// How many such statements a thread has under way at once; the checks arriving meanwhile wait
+/// for the next (decision 97).
+const BEARER_BATCHES_IN_FLIGHT: usize = 1;
+
+/// A user and the expiry of the bearer token that named them, by the token's digest.
+type BearerBatcher = Batcher<String, (User, i64)>;
+
 /// [`AccountRepository`] on a connection pool.
 #[derive(Clone)]
 pub struct PgAccountRepository {
     pool: PgPool,
+    bearer: Arc<BearerBatcher>,
 }
 
 impl PgAccountRepository {
     /// The repository over `pool`; each method takes a connection for itself and returns it.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        let bearer = Batcher::new(
+            pool.shard_count(),
+            BEARER_BATCH,
+            BEARER_BATCHES_IN_FLIGHT,
+            pool.wait_timeout(),
+        );
+        Self {
+            pool,
+            bearer: Arc::new(bearer),
+        }
     }
 
     /// [`AccountRepository::user_by_auth_token`], with the token's expiry: what the token cache
-    /// keeps. One indexed query.
+    /// keeps. One indexed query, which concurrent checks share (decision 97).
     pub async fn user_and_expiry_by_auth_token(
         &self,
         digest: &str,
         now: i64,
     ) -> Result<Option<(User, i64)>, RepoError> {
-        // The hottest statement: concurrent checks share a connection (decision 96).
-        let conn = self.pool.shared().await?;
+        let found = self
+            .bearer
+            .read(digest.to_owned(), |digests| {
+                self.users_by_auth_tokens(digests)
+            })
+            .await?;
+        Ok(found.filter(|(_, expires_at)| *expires_at >= now))
+    }
+
+    /// The users and expiries of the auth tokens with these digests, expired or not.
+    async fn users_by_auth_tokens(
+        &self,
+        digests: Vec<String>,
+    ) -> Result<Vec<(String, (User, i64))>, RepoError> {
+        let mut conn = self.pool.get().await?;
         let found = auth_tokens::table
             .inner_join(users::table.on(users::uuid.eq(auth_tokens::user_uuid)))
-            .filter(auth_tokens::token.eq(digest))
-            .filter(auth_tokens::expires_at.ge(now))
-            .select((UserRow::as_select(), auth_tokens::expires_at))
-            .first::<(UserRow, i64)>(&mut &**conn)
+            .filter(auth_tokens::token.eq_any(&digests))
+            .select((
+                auth_tokens::token,
+                UserRow::as_select(),
+                auth_tokens::expires_at,
+            ))
+            .load::<(String, UserRow, i64)>(&mut conn)
             .await
-            .optional();
-        if found.is_err() {
-            self.pool.forget_shared(&conn);
-        }
-        found
-            .map(|r| r.map(|(row, expires_at)| (User::from(row), expires_at)))
-            .map_err(map_diesel_error)
+            .map_err(map_diesel_error)?;
+        Ok(found
+            .into_iter()
+            .map(|(digest, row, expires_at)| (digest, (User::from(row), expires_at)))
+            .collect())
     }
 }
 

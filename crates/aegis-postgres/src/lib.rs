@@ -54,6 +54,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod backlog;
+mod batch;
 pub mod connect;
 pub mod email_step;
 mod error;
@@ -76,7 +77,7 @@ pub use email_step::{EmailNormalFormReport, UnresolvedEmail};
 pub use local::{LocalPostgres, LocalPostgresError, LocalPostgresOptions};
 pub use migrate::{Migrated, MigrationError, database_clock, pending_migrations, run_migrations};
 pub use outbox::{PgEmailOutbox, SealReport};
-pub use pool::{PgConnection, PgPool, PoolSettings, PoolStatus, SharedConnection, build_pool};
+pub use pool::{PgConnection, PgPool, PoolSettings, PoolStatus, build_pool};
 pub use ratelimit::PgRateCounters;
 pub use seal::SealingKeys;
 pub use sites::PgSiteRepository;

@@ -8,7 +8,7 @@
 //! while the outage lasts, and says once that it is back.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aegis_domain::RepoError;
@@ -31,11 +31,6 @@ const RECYCLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A connection lent again within this long of its last loan is handed out without a test query;
 /// one idle for longer is checked with `SELECT 1` first.
 const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
-/// How many shared reads (see [`PgPool::shared`]) a connection takes before the next goes to a
-/// connection of its own when the pool has one free. Measured on 2 cores at 64 concurrent bearer
-/// checks: 8 gave the most checks per second and the lowest p99; one connection for all of them
-/// let a single descheduled server process hold up every check queued behind it.
-const PIPELINE_DEPTH: usize = 8;
 /// How often an unreachable database is probed.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often an ongoing outage or saturation is summarised in the log, at most.
@@ -101,29 +96,10 @@ impl PoolStatus {
 /// one-query request's cost. So the pool is split into [`PoolSettings::shards`] sub-pools, and
 /// each thread takes its connections from its own (threads are dealt to sub-pools in the order
 /// they first ask), and from another only when its own has none free and cannot open one.
-///
-/// One-statement reads that need no transaction (the bearer check) can instead share a connection
-/// ([`PgPool::shared`]): concurrent ones on a thread send their statements down the same
-/// connection without waiting for each other's answers (pipelining), so under load they neither
-/// queue for a free connection nor pay a round trip each.
 #[derive(Clone)]
 pub struct PgPool {
     shards: Arc<[Pool<AsyncPgConnection>]>,
-    /// Per sub-pool, the connection its thread's next shared read joins, while any read uses it.
-    shared: Arc<[SharedSlot]>,
     health: Arc<Health>,
-}
-
-/// A pooled connection lent to every concurrent shared read of a thread (see [`PgPool::shared`]).
-/// Run statements on it through a shared reference (`&mut &**conn`); it goes back to the pool
-/// when the last read using it is done.
-pub type SharedConnection = Arc<PgConnection>;
-
-#[derive(Default)]
-struct SharedSlot {
-    current: Mutex<Weak<PgConnection>>,
-    /// Held by the one read that takes a connection from the pool for the others to share.
-    filling: tokio::sync::Mutex<()>,
 }
 
 /// The order in which threads first asked any pool for a connection.
@@ -132,6 +108,11 @@ static THREADS_SEEN: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     /// This thread's place in [`THREADS_SEEN`].
     static THREAD_ORDINAL: usize = THREADS_SEEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This thread's place in the order in which threads first asked for a connection.
+pub(crate) fn thread_ordinal() -> usize {
+    THREAD_ORDINAL.with(|n| *n)
 }
 
 /// Builds a pool. No connection is opened until one is needed, so this succeeds while the database
@@ -147,7 +128,6 @@ pub fn build_pool(database_url: &str, settings: PoolSettings) -> Result<PgPool, 
         })
         .collect::<Result<Arc<[_]>, _>>()?;
     Ok(PgPool {
-        shared: shards.iter().map(|_| SharedSlot::default()).collect(),
         shards,
         health: Arc::new(Health {
             target,
@@ -215,73 +195,10 @@ impl PgPool {
         }
     }
 
-    /// A connection for one statement that needs no transaction, shared with the other such
-    /// statements this thread is running: the one they use if any, else a connection from
-    /// [`PgPool::get`] that later ones will share. Once [`PIPELINE_DEPTH`] reads share it, the
-    /// next takes a connection of its own if one is free at once, and the reads after join that
-    /// one. Never start a transaction on it. After an error, [`PgPool::forget_shared`] makes the
-    /// next read take another connection.
-    pub async fn shared(&self) -> Result<SharedConnection, RepoError> {
-        let slot = &self.shared[THREAD_ORDINAL.with(|n| *n) % self.shared.len()];
-        if let Some(conn) = self.join_shared(slot).await {
-            return Ok(conn);
-        }
-        // One read takes a connection from the pool; the ones arriving meanwhile wait for it, as
-        // long as they would wait for a connection of their own.
-        let Ok(_filling) = tokio::time::timeout(self.health.wait, slot.filling.lock()).await else {
-            return Err(self.health.saturated());
-        };
-        if let Some(conn) = self.join_shared(slot).await {
-            return Ok(conn);
-        }
-        let conn = Arc::new(self.get().await?);
-        *lock(&slot.current) = Arc::downgrade(&conn);
-        Ok(conn)
-    }
-
-    /// The connection the slot's reads share, if any read uses it; once it is deep enough, a
-    /// connection free at once instead, which the reads that follow join, so that one stalled
-    /// session holds up only the reads queued on it.
-    async fn join_shared(&self, slot: &SharedSlot) -> Option<SharedConnection> {
-        let conn = lock(&slot.current).upgrade()?;
-        // The slot holds no count of its own: every holder is a read in flight, this one included.
-        if Arc::strong_count(&conn) <= PIPELINE_DEPTH {
-            return Some(conn);
-        }
-        Some(match self.get_now().await {
-            Some(fresh) => {
-                let fresh = Arc::new(fresh);
-                *lock(&slot.current) = Arc::downgrade(&fresh);
-                fresh
-            }
-            None => conn,
-        })
-    }
-
-    /// Stops lending `conn` to new shared reads (after an error on it: it may be broken). It goes
-    /// back to the pool, and is checked there, once the reads still using it are done.
-    pub fn forget_shared(&self, conn: &SharedConnection) {
-        for slot in self.shared.iter() {
-            let mut current = lock(&slot.current);
-            if std::ptr::eq(current.as_ptr(), Arc::as_ptr(conn)) {
-                *current = Weak::new();
-            }
-        }
-    }
-
-    /// A connection if one is idle or can be opened now in this thread's sub-pool or another,
-    /// without waiting for one to come free; `None` also while the database is unreachable.
-    async fn get_now(&self) -> Option<PgConnection> {
-        if self.health.down.load(Ordering::Acquire) {
-            return None;
-        }
-        self.checkout_at_once().await.ok().flatten()
-    }
-
     /// A connection from this thread's sub-pool if one is idle or can be opened at once; else one
     /// from another sub-pool on the same terms; `None` when all are in use.
     async fn checkout_at_once(&self) -> Result<Option<PgConnection>, PoolError> {
-        let own = THREAD_ORDINAL.with(|n| *n) % self.shards.len();
+        let own = thread_ordinal() % self.shards.len();
         for i in 0..self.shards.len() {
             let shard = &self.shards[(own + i) % self.shards.len()];
             let at_once = Timeouts {
@@ -313,6 +230,16 @@ impl PgPool {
         futures_util::future::select_ok(waits)
             .await
             .map(|(conn, _)| conn)
+    }
+
+    /// How many sub-pools the pool is split into.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The longest a caller waits for a connection.
+    pub(crate) fn wait_timeout(&self) -> Duration {
+        self.health.wait
     }
 
     /// How many connections the pool holds, lends and lacks right now (no I/O, no lock held for

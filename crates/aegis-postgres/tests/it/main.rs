@@ -1,6 +1,7 @@
 //! The PostgreSQL adapters against a real server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bearer;
 mod email_step;
 mod migrations;
 mod notifications;

@@ -1,0 +1,436 @@
+//! Concurrent point reads gathered into one statement.
+//!
+//! Reads of one kind (the bearer check) go to the database in batches. A read that finds fewer
+//! than `max_in_flight` batches of its line under way goes at once, alone or with whoever is in
+//! line; one that finds them all under way waits in line. When a batch is answered, the first read
+//! in line leads the next batch, taking everyone in line with it (up to `max_batch`). No read waits
+//! for a timer: an idle service answers as fast as without batching, and a busy one sends one
+//! statement per round trip instead of one per request.
+//!
+//! Every read still reaches the database: nothing is reused across batches, so a read sees every
+//! change committed before it was sent, like a read of its own.
+//!
+//! Each thread has its own line (threads are dealt to lines as they are to the pool's sub-pools),
+//! so the reads of a thread batch together on the connections that thread drives.
+//!
+//! A failure is no one else's: when a batch fails, its leader gets the error and every other read
+//! in it reads alone. So does a read whose batch was abandoned (its leader's request was dropped)
+//! or that waited in line longer than its patience.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::pool::{lock, thread_ordinal};
+
+/// Gathers concurrent reads of values by key (see the module).
+pub(crate) struct Batcher<K, V> {
+    lines: Box<[Mutex<Line<K, V>>]>,
+    max_batch: usize,
+    max_in_flight: usize,
+    patience: Duration,
+}
+
+struct Line<K, V> {
+    waiting: VecDeque<Waiter<K, V>>,
+    /// Batches under way, whose leaders hold the line's places.
+    in_flight: usize,
+}
+
+struct Waiter<K, V> {
+    key: K,
+    turn: oneshot::Sender<Turn<V>>,
+}
+
+/// What a read waiting in line is told.
+enum Turn<V> {
+    /// Lead the next batch: this read now holds a place of the line.
+    Lead,
+    /// Its batch was answered: the value found for its key, if any.
+    Answer(Option<V>),
+    /// Its batch failed: read alone, for an error or an answer of its own.
+    Alone,
+}
+
+impl<K: Eq + Clone, V: Clone> Batcher<K, V> {
+    /// A batcher with `lines` lines (at least one), each with up to `max_in_flight` batches (at
+    /// least one) of up to `max_batch` reads under way; a read waits in line for up to `patience`
+    /// before it reads alone.
+    pub(crate) fn new(
+        lines: usize,
+        max_batch: usize,
+        max_in_flight: usize,
+        patience: Duration,
+    ) -> Self {
+        Self {
+            lines: (0..lines.max(1))
+                .map(|_| {
+                    Mutex::new(Line {
+                        waiting: VecDeque::new(),
+                        in_flight: 0,
+                    })
+                })
+                .collect(),
+            max_batch: max_batch.max(1),
+            max_in_flight: max_in_flight.max(1),
+            patience,
+        }
+    }
+
+    /// The value for `key`, read by `run` in a batch with the reads waiting beside it. `run` gets
+    /// the batch's keys (possibly repeated) and answers the pairs it found, in any order.
+    pub(crate) async fn read<E, F, Fut>(&self, key: K, run: F) -> Result<Option<V>, E>
+    where
+        F: Fn(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<(K, V)>, E>>,
+    {
+        let line = &self.lines[thread_ordinal() % self.lines.len()];
+        let queued = {
+            let mut state = lock(line);
+            if state.in_flight < self.max_in_flight {
+                state.in_flight += 1;
+                None
+            } else {
+                let (turn, rx) = oneshot::channel();
+                state.waiting.push_back(Waiter {
+                    key: key.clone(),
+                    turn,
+                });
+                Some(Ticket { line, rx: Some(rx) })
+            }
+        };
+        if let Some(mut ticket) = queued {
+            match tokio::time::timeout(self.patience, ticket.wait()).await {
+                Ok(Some(Turn::Answer(value))) => return Ok(value),
+                Ok(Some(Turn::Lead)) => {}
+                // Failed, abandoned or too slow: no longer in line (a lead given meanwhile is
+                // handed on when the ticket is dropped).
+                Ok(Some(Turn::Alone) | None) | Err(_) => {
+                    drop(ticket);
+                    return run(vec![key.clone()]).await.map(|found| pick(&found, &key));
+                }
+            }
+        }
+        // This read holds one of the line's places until its batch is answered, and then hands it
+        // to the first in line, also when its request is dropped before that.
+        let place = Place { line };
+        let followers: Vec<Waiter<K, V>> = {
+            let mut state = lock(line);
+            let mut taken = Vec::new();
+            while taken.len() + 1 < self.max_batch {
+                let Some(waiter) = state.waiting.pop_front() else {
+                    break;
+                };
+                // A read that gave up waiting is left out.
+                if !waiter.turn.is_closed() {
+                    taken.push(waiter);
+                }
+            }
+            taken
+        };
+        let keys = std::iter::once(key.clone())
+            .chain(followers.iter().map(|w| w.key.clone()))
+            .collect();
+        let result = run(keys).await;
+        drop(place);
+        match result {
+            Ok(found) => {
+                for waiter in followers {
+                    let value = pick(&found, &waiter.key);
+                    let _ = waiter.turn.send(Turn::Answer(value));
+                }
+                Ok(pick(&found, &key))
+            }
+            Err(error) => {
+                for waiter in followers {
+                    let _ = waiter.turn.send(Turn::Alone);
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The value found for `key` in a batch's answer.
+fn pick<K: Eq, V: Clone>(found: &[(K, V)], key: &K) -> Option<V> {
+    found.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+/// A read's place in line.
+struct Ticket<'a, K, V> {
+    line: &'a Mutex<Line<K, V>>,
+    rx: Option<oneshot::Receiver<Turn<V>>>,
+}
+
+impl<K, V> Ticket<'_, K, V> {
+    /// The read's turn; `None` when its batch was abandoned.
+    async fn wait(&mut self) -> Option<Turn<V>> {
+        let rx = self.rx.as_mut()?;
+        let turn = rx.await.ok();
+        self.rx = None;
+        turn
+    }
+}
+
+impl<K, V> Drop for Ticket<'_, K, V> {
+    /// A read that leaves the line before its turn came hands on a lead given to it meanwhile.
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if let Ok(Turn::Lead) = rx.try_recv() {
+                hand_on(self.line);
+            }
+        }
+    }
+}
+
+/// One of a line's places, held by the leader of a batch under way.
+struct Place<'a, K, V> {
+    line: &'a Mutex<Line<K, V>>,
+}
+
+impl<K, V> Drop for Place<'_, K, V> {
+    fn drop(&mut self) {
+        hand_on(self.line);
+    }
+}
+
+/// Gives a line's place to the first read in line still waiting, or frees it.
+fn hand_on<K, V>(line: &Mutex<Line<K, V>>) {
+    let mut state = lock(line);
+    while let Some(waiter) = state.waiting.pop_front() {
+        // The place changes hands only if its new holder still waits.
+        if waiter.turn.send(Turn::Lead).is_ok() {
+            return;
+        }
+    }
+    state.in_flight -= 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// Answers each key with its double, except 13, counting the statements and their sizes.
+    #[derive(Default)]
+    struct Table {
+        statements: AtomicUsize,
+        largest: AtomicUsize,
+        /// While set, statements wait for a permit.
+        gate: Option<Arc<Notify>>,
+    }
+
+    impl Table {
+        async fn run(&self, keys: Vec<u32>) -> Result<Vec<(u32, u32)>, String> {
+            self.statements.fetch_add(1, Ordering::SeqCst);
+            self.largest.fetch_max(keys.len(), Ordering::SeqCst);
+            if let Some(gate) = &self.gate {
+                gate.notified().await;
+            }
+            if keys.contains(&666) {
+                return Err("broken".into());
+            }
+            Ok(keys
+                .into_iter()
+                .filter(|k| *k != 13)
+                .map(|k| (k, k * 2))
+                .collect())
+        }
+    }
+
+    fn batcher() -> Arc<Batcher<u32, u32>> {
+        Arc::new(Batcher::new(1, 4, 1, Duration::from_secs(5)))
+    }
+
+    /// Lets the spawned tasks on this single-threaded runtime run until they all wait.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_read_goes_at_once_and_finds_its_value_or_none() {
+        let batcher = batcher();
+        let table = Table::default();
+        assert_eq!(batcher.read(21, |k| table.run(k)).await, Ok(Some(42)));
+        assert_eq!(batcher.read(13, |k| table.run(k)).await, Ok(None));
+        assert_eq!(table.statements.load(Ordering::SeqCst), 2);
+        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn reads_arriving_while_one_is_under_way_go_together_in_bounded_batches() {
+        let batcher = batcher();
+        let gate = Arc::new(Notify::new());
+        let table = Arc::new(Table {
+            gate: Some(gate.clone()),
+            ..Table::default()
+        });
+        let reads: Vec<_> = (1..=7u32)
+            .map(|key| {
+                let (batcher, table) = (batcher.clone(), table.clone());
+                tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
+            })
+            .collect();
+        settle().await;
+        // The first went alone; the six others wait in line.
+        assert_eq!(table.statements.load(Ordering::SeqCst), 1);
+        assert_eq!(lock(&batcher.lines[0]).waiting.len(), 6);
+        for _ in 0..3 {
+            gate.notify_one();
+            settle().await;
+        }
+        for (key, read) in (1..=7u32).zip(reads) {
+            assert_eq!(read.await.unwrap(), Ok(Some(key * 2)));
+        }
+        // 1 alone, then 2–5 (a batch holds 4), then 6–7.
+        assert_eq!(table.statements.load(Ordering::SeqCst), 3);
+        assert_eq!(table.largest.load(Ordering::SeqCst), 4);
+        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_gives_its_error_to_its_leader_and_lets_the_others_read_alone() {
+        let batcher = batcher();
+        let gate = Arc::new(Notify::new());
+        let table = Arc::new(Table {
+            gate: Some(gate.clone()),
+            ..Table::default()
+        });
+        let spawn = |key: u32| {
+            let (batcher, table) = (batcher.clone(), table.clone());
+            tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
+        };
+        let first = spawn(1);
+        settle().await;
+        let (broken, fine) = (spawn(666), spawn(2));
+        settle().await;
+        // The first answers; 666 leads a batch with 2, which fails; 2 then reads alone.
+        for _ in 0..3 {
+            gate.notify_one();
+            settle().await;
+        }
+        assert_eq!(first.await.unwrap(), Ok(Some(2)));
+        assert_eq!(broken.await.unwrap(), Err("broken".to_string()));
+        assert_eq!(fine.await.unwrap(), Ok(Some(4)));
+        assert_eq!(table.statements.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_hands_its_place_on_and_its_batch_reads_alone() {
+        let batcher = batcher();
+        let gate = Arc::new(Notify::new());
+        let table = Arc::new(Table {
+            gate: Some(gate.clone()),
+            ..Table::default()
+        });
+        let spawn = |key: u32| {
+            let (batcher, table) = (batcher.clone(), table.clone());
+            tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
+        };
+        let first = spawn(1);
+        settle().await;
+        let (leader, follower) = (spawn(2), spawn(3));
+        settle().await;
+        gate.notify_one();
+        settle().await;
+        // 2 leads a batch with 3; its request goes away mid-statement.
+        assert_eq!(first.await.unwrap(), Ok(Some(2)));
+        assert_eq!(table.statements.load(Ordering::SeqCst), 2);
+        assert_eq!(table.largest.load(Ordering::SeqCst), 2);
+        leader.abort();
+        settle().await;
+        // 3 reads alone, and the place is free: 4 goes at once.
+        assert_eq!(table.statements.load(Ordering::SeqCst), 3);
+        let fourth = spawn(4);
+        settle().await;
+        assert_eq!(table.statements.load(Ordering::SeqCst), 4);
+        gate.notify_one();
+        gate.notify_one();
+        assert_eq!(follower.await.unwrap(), Ok(Some(6)));
+        assert_eq!(fourth.await.unwrap(), Ok(Some(8)));
+        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+    }
+
+    #[test]
+    fn a_lead_given_to_a_read_that_left_goes_to_the_next_in_line() {
+        let line = Mutex::new(Line::<u32, u32> {
+            waiting: VecDeque::new(),
+            in_flight: 1,
+        });
+        let queue = |key| {
+            let (turn, rx) = oneshot::channel();
+            lock(&line).waiting.push_back(Waiter { key, turn });
+            rx
+        };
+        let (first, mut second) = (queue(1), queue(2));
+        let ticket = Ticket {
+            line: &line,
+            rx: Some(first),
+        };
+        // The batch under way is answered: the lead goes to 1, which leaves before it sees it.
+        hand_on(&line);
+        drop(ticket);
+        assert!(matches!(second.try_recv(), Ok(Turn::Lead)));
+        assert_eq!(lock(&line).in_flight, 1);
+        // 2 finishes its batch with no one in line: the place is free.
+        hand_on(&line);
+        assert_eq!(lock(&line).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_leaves_the_line_does_not_keep_its_place() {
+        let batcher = batcher();
+        let gate = Arc::new(Notify::new());
+        let table = Arc::new(Table {
+            gate: Some(gate.clone()),
+            ..Table::default()
+        });
+        let spawn = |key: u32| {
+            let (batcher, table) = (batcher.clone(), table.clone());
+            tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
+        };
+        let first = spawn(1);
+        settle().await;
+        let (gone, stays) = (spawn(2), spawn(3));
+        settle().await;
+        gone.abort();
+        settle().await;
+        gate.notify_one();
+        settle().await;
+        gate.notify_one();
+        assert_eq!(first.await.unwrap(), Ok(Some(2)));
+        assert_eq!(stays.await.unwrap(), Ok(Some(6)));
+        // The second statement held only 3.
+        assert_eq!(table.statements.load(Ordering::SeqCst), 2);
+        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_read_out_of_patience_reads_alone() {
+        let batcher = Arc::new(Batcher::new(1, 4, 1, Duration::from_millis(50)));
+        let stalled = Arc::new(Table {
+            gate: Some(Arc::new(Notify::new())),
+            ..Table::default()
+        });
+        let leader = {
+            let (batcher, stalled) = (batcher.clone(), stalled.clone());
+            tokio::spawn(async move { batcher.read(1, |k| stalled.run(k)).await })
+        };
+        settle().await;
+        let table = Table::default();
+        assert_eq!(batcher.read(5, |k| table.run(k)).await, Ok(Some(10)));
+        assert_eq!(table.statements.load(Ordering::SeqCst), 1);
+        assert!(!leader.is_finished());
+        leader.abort();
+    }
+}
