@@ -175,3 +175,9 @@ THREADS=${PASSWORD_HASH_CONCURRENCY:-$(nproc)}
 echo "peak during the burst:              $(peak) MiB   (bound: $THREADS threads x 19 MiB + 48 MiB = $((THREADS * 19 + 48)) MiB)"
 sleep 2
 echo "at rest after the burst:            $(rss) MiB"
+
+# A run with answers other than 2xx (wrk's "Non-2xx or 3xx responses") says why here.
+WARNINGS=$(cat "$DATA/aegis.log" "$DATA/uncached.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' \
+  | grep -E ' (WARN|ERROR) ' | grep -vE 'slow request|MAIL_TRANSPORT' | sed -E 's/^[^ ]+ +//; s/ [a-z_]+=.*//' \
+  | sort | uniq -c || true)
+echo "== the servers' warnings and errors, by kind: ${WARNINGS:-none}"
