@@ -36,9 +36,10 @@ impl PgUnitOfWork {
         }
     }
 
-    /// After each commit, waits until `cache` has applied the notifications the transaction
-    /// sent ([`crate::token_cache::TokenCache::settle`]), so this instance's next bearer check
-    /// sees the change.
+    /// After each commit of a transaction that updated or deleted a user, a site or an auth
+    /// token, waits until `cache` has applied the notifications the transaction sent
+    /// ([`crate::token_cache::TokenCache::settle`]), so this instance's next bearer check sees the
+    /// change. A transaction that only inserted (a login) has nothing to wait for.
     #[must_use]
     pub fn with_token_cache(
         mut self,
@@ -60,6 +61,7 @@ impl UnitOfWork for PgUnitOfWork {
             conn: Some(conn),
             keys: self.keys.clone(),
             token_cache: self.token_cache.clone(),
+            revokes: false,
         }))
     }
 }
@@ -69,6 +71,10 @@ pub struct PgTransaction {
     conn: Option<Conn>,
     keys: SealingKeys,
     token_cache: Option<std::sync::Arc<crate::token_cache::TokenCache>>,
+    /// Whether the transaction updated or deleted a user, a site or an auth token: what fires the
+    /// triggers that evict cached bearer checks. Only such a transaction waits for a barrier at
+    /// commit; one that only inserts (a login, a registration) has nothing cached to evict.
+    revokes: bool,
 }
 
 impl PgTransaction {
@@ -76,6 +82,12 @@ impl PgTransaction {
         self.conn
             .as_deref_mut()
             .ok_or_else(|| RepoError::Other("transaction already finished".into()))
+    }
+
+    /// [`Self::conn`], for a statement that may change what a cached bearer check answers.
+    fn revoking_conn(&mut self) -> Result<&mut AsyncPgConnection, RepoError> {
+        self.revokes = true;
+        self.conn()
     }
 }
 
@@ -118,7 +130,7 @@ impl Transaction for PgTransaction {
         AnsiTransactionManager::commit_transaction(&mut *conn)
             .await
             .map_err(map_diesel_error)?;
-        if let Some(cache) = &self.token_cache {
+        if let Some(cache) = self.token_cache.as_ref().filter(|_| self.revokes) {
             let barrier = cache.send_barrier(&mut conn).await;
             // The connection goes back to the pool before the wait.
             drop(conn);
@@ -145,7 +157,7 @@ impl SiteTxRepository for PgTransaction {
     }
 
     async fn update(&mut self, site: &Site) -> Result<(), RepoError> {
-        sites::update_site(self.conn()?, site).await
+        sites::update_site(self.revoking_conn()?, site).await
     }
 
     async fn count_protected_users(&mut self, id: SiteId) -> Result<i64, RepoError> {
@@ -153,7 +165,7 @@ impl SiteTxRepository for PgTransaction {
     }
 
     async fn delete_unprotected(&mut self, id: SiteId) -> Result<bool, RepoError> {
-        sites::delete_unprotected(self.conn()?, id).await
+        sites::delete_unprotected(self.revoking_conn()?, id).await
     }
 }
 
@@ -180,7 +192,7 @@ impl AccountTxRepository for PgTransaction {
     }
 
     async fn update_user(&mut self, user: &User) -> Result<(), RepoError> {
-        accounts::update_user(self.conn()?, user).await
+        accounts::update_user(self.revoking_conn()?, user).await
     }
 
     async fn replace_password_hash(
@@ -190,7 +202,7 @@ impl AccountTxRepository for PgTransaction {
         new: &str,
         now: i64,
     ) -> Result<bool, RepoError> {
-        accounts::replace_password_hash(self.conn()?, user, expected, new, now).await
+        accounts::replace_password_hash(self.revoking_conn()?, user, expected, new, now).await
     }
 
     async fn delete_reset_requests_for(
@@ -217,11 +229,11 @@ impl AccountTxRepository for PgTransaction {
     }
 
     async fn delete_auth_token(&mut self, digest: &str) -> Result<bool, RepoError> {
-        accounts::delete_auth_token(self.conn()?, digest).await
+        accounts::delete_auth_token(self.revoking_conn()?, digest).await
     }
 
     async fn delete_auth_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
-        accounts::delete_auth_tokens_of_user(self.conn()?, user).await
+        accounts::delete_auth_tokens_of_user(self.revoking_conn()?, user).await
     }
 
     async fn insert_refresh_token(&mut self, token: &RefreshToken) -> Result<(), RepoError> {
@@ -245,7 +257,7 @@ impl AccountTxRepository for PgTransaction {
     }
 
     async fn delete_user_guarded(&mut self, user: UserId) -> Result<bool, RepoError> {
-        accounts::delete_user_guarded(self.conn()?, user).await
+        accounts::delete_user_guarded(self.revoking_conn()?, user).await
     }
 
     async fn delete_refresh_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {

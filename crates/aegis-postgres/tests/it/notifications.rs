@@ -1,10 +1,13 @@
 //! The token cache's invalidations (decisions 89 and 90): what the triggers notify, when, and what
 //! they leave alone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_domain::repo::AccountRepository as _;
-use aegis_postgres::PgAccountRepository;
+use aegis_domain::repo::{AccountRepository as _, UnitOfWork as _};
+use aegis_domain::token::StoredToken;
+use aegis_domain::{SiteId, UserId};
+use aegis_postgres::{PgAccountRepository, PgUnitOfWork, TokenCache};
 use aegis_test_support::fresh_database;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use futures_util::StreamExt as _;
@@ -88,6 +91,59 @@ async fn changes_notify_at_commit_and_the_cleanup_of_expired_tokens_does_not() {
     let mut site_deletion = received(&mut listener, &mut writer).await;
     site_deletion.sort();
     assert_eq!(site_deletion, [format!("s:{SITE}"), format!("u:{USER}")]);
+}
+
+#[tokio::test]
+async fn only_a_transaction_that_revokes_waits_for_a_barrier_at_commit() {
+    let db = fresh_database().await;
+    let mut writer = AsyncPgConnection::establish(db.url()).await.unwrap();
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
+                 created_at, updated_at, tenant_api_key) \
+             VALUES ('{SITE}', 'N', 'n.example.com', 'https://n.example.com', \
+                 'noreply@n.example.com', 'N', 1, 1, 'key'); \
+             INSERT INTO users (uuid, site_uuid, email, created_at, updated_at) \
+             VALUES ('{USER}', '{SITE}', 'u@n.example.com', 1, 1);"
+        ))
+        .await
+        .unwrap();
+    let mut listener = AsyncPgConnection::establish(db.url()).await.unwrap();
+    listener.batch_execute("LISTEN aegis_tokens").await.unwrap();
+    // A cache in use, whose own listener is not running: a barrier would never be confirmed.
+    let cache = Arc::new(TokenCache::new(100, Duration::from_secs(60)));
+    cache.subscribed();
+    let uow =
+        PgUnitOfWork::new(crate::pool(db.url()), crate::keys()).with_token_cache(cache.clone());
+    let token = StoredToken {
+        digest: "fresh".into(),
+        site_id: SiteId::parse(SITE).unwrap(),
+        user_id: UserId::parse(USER).unwrap(),
+        expires_at: 4_000_000_000,
+        created_at: 1,
+    };
+
+    // A login's writes: a new token, nothing cached to evict, no barrier, no wait.
+    let mut tx = uow.begin().await.unwrap();
+    tx.accounts().lock_user(token.user_id).await.unwrap();
+    tx.accounts().insert_auth_token(&token).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        received(&mut listener, &mut writer).await,
+        Vec::<String>::new()
+    );
+    assert!(!cache.is_bypassed());
+
+    // A logout: the deletion's notification, then this instance's barrier, which goes unconfirmed
+    // here, so the cache stops answering.
+    let mut tx = uow.begin().await.unwrap();
+    assert!(tx.accounts().delete_auth_token("fresh").await.unwrap());
+    tx.commit().await.unwrap();
+    let after_logout = received(&mut listener, &mut writer).await;
+    assert_eq!(after_logout.len(), 2, "{after_logout:?}");
+    assert_eq!(after_logout[0], "t:fresh");
+    assert!(after_logout[1].starts_with("b:"), "{after_logout:?}");
+    assert!(cache.is_bypassed());
 }
 
 #[tokio::test]
