@@ -250,6 +250,42 @@ mod tests {
         Arc::new(Batcher::new(1, 4, 1, Duration::from_secs(5)))
     }
 
+    /// A batcher (one line, batches of 4, one under way) over a table whose statements each wait
+    /// for a permit from `gate`.
+    struct Gated {
+        batcher: Arc<Batcher<u32, u32>>,
+        gate: Arc<Notify>,
+        table: Arc<Table>,
+    }
+
+    impl Gated {
+        fn new() -> Self {
+            let gate = Arc::new(Notify::new());
+            Self {
+                batcher: batcher(),
+                table: Arc::new(Table {
+                    gate: Some(gate.clone()),
+                    ..Table::default()
+                }),
+                gate,
+            }
+        }
+
+        /// A read of `key` in a task of its own.
+        fn spawn(&self, key: u32) -> tokio::task::JoinHandle<Result<Option<u32>, String>> {
+            let (batcher, table) = (self.batcher.clone(), self.table.clone());
+            tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
+        }
+
+        fn statements(&self) -> usize {
+            self.table.statements.load(Ordering::SeqCst)
+        }
+
+        fn in_flight(&self) -> usize {
+            lock(&self.batcher.lines[0]).in_flight
+        }
+    }
+
     /// Lets the spawned tasks on this single-threaded runtime run until they all wait.
     async fn settle() {
         for _ in 0..20 {
@@ -269,96 +305,68 @@ mod tests {
 
     #[tokio::test]
     async fn reads_arriving_while_one_is_under_way_go_together_in_bounded_batches() {
-        let batcher = batcher();
-        let gate = Arc::new(Notify::new());
-        let table = Arc::new(Table {
-            gate: Some(gate.clone()),
-            ..Table::default()
-        });
-        let reads: Vec<_> = (1..=7u32)
-            .map(|key| {
-                let (batcher, table) = (batcher.clone(), table.clone());
-                tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
-            })
-            .collect();
+        let t = Gated::new();
+        let reads: Vec<_> = (1..=7u32).map(|key| t.spawn(key)).collect();
         settle().await;
         // The first went alone; the six others wait in line.
-        assert_eq!(table.statements.load(Ordering::SeqCst), 1);
-        assert_eq!(lock(&batcher.lines[0]).waiting.len(), 6);
+        assert_eq!(t.statements(), 1);
+        assert_eq!(lock(&t.batcher.lines[0]).waiting.len(), 6);
         for _ in 0..3 {
-            gate.notify_one();
+            t.gate.notify_one();
             settle().await;
         }
         for (key, read) in (1..=7u32).zip(reads) {
             assert_eq!(read.await.unwrap(), Ok(Some(key * 2)));
         }
         // 1 alone, then 2–5 (a batch holds 4), then 6–7.
-        assert_eq!(table.statements.load(Ordering::SeqCst), 3);
-        assert_eq!(table.largest.load(Ordering::SeqCst), 4);
-        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+        assert_eq!(t.statements(), 3);
+        assert_eq!(t.table.largest.load(Ordering::SeqCst), 4);
+        assert_eq!(t.in_flight(), 0);
     }
 
     #[tokio::test]
     async fn a_failed_batch_gives_its_error_to_its_leader_and_lets_the_others_read_alone() {
-        let batcher = batcher();
-        let gate = Arc::new(Notify::new());
-        let table = Arc::new(Table {
-            gate: Some(gate.clone()),
-            ..Table::default()
-        });
-        let spawn = |key: u32| {
-            let (batcher, table) = (batcher.clone(), table.clone());
-            tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
-        };
-        let first = spawn(1);
+        let t = Gated::new();
+        let first = t.spawn(1);
         settle().await;
-        let (broken, fine) = (spawn(666), spawn(2));
+        let (broken, fine) = (t.spawn(666), t.spawn(2));
         settle().await;
         // The first answers; 666 leads a batch with 2, which fails; 2 then reads alone.
         for _ in 0..3 {
-            gate.notify_one();
+            t.gate.notify_one();
             settle().await;
         }
         assert_eq!(first.await.unwrap(), Ok(Some(2)));
         assert_eq!(broken.await.unwrap(), Err("broken".to_string()));
         assert_eq!(fine.await.unwrap(), Ok(Some(4)));
-        assert_eq!(table.statements.load(Ordering::SeqCst), 3);
+        assert_eq!(t.statements(), 3);
     }
 
     #[tokio::test]
     async fn a_dropped_leader_hands_its_place_on_and_its_batch_reads_alone() {
-        let batcher = batcher();
-        let gate = Arc::new(Notify::new());
-        let table = Arc::new(Table {
-            gate: Some(gate.clone()),
-            ..Table::default()
-        });
-        let spawn = |key: u32| {
-            let (batcher, table) = (batcher.clone(), table.clone());
-            tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
-        };
-        let first = spawn(1);
+        let t = Gated::new();
+        let first = t.spawn(1);
         settle().await;
-        let (leader, follower) = (spawn(2), spawn(3));
+        let (leader, follower) = (t.spawn(2), t.spawn(3));
         settle().await;
-        gate.notify_one();
+        t.gate.notify_one();
         settle().await;
         // 2 leads a batch with 3; its request goes away mid-statement.
         assert_eq!(first.await.unwrap(), Ok(Some(2)));
-        assert_eq!(table.statements.load(Ordering::SeqCst), 2);
-        assert_eq!(table.largest.load(Ordering::SeqCst), 2);
+        assert_eq!(t.statements(), 2);
+        assert_eq!(t.table.largest.load(Ordering::SeqCst), 2);
         leader.abort();
         settle().await;
         // 3 reads alone, and the place is free: 4 goes at once.
-        assert_eq!(table.statements.load(Ordering::SeqCst), 3);
-        let fourth = spawn(4);
+        assert_eq!(t.statements(), 3);
+        let fourth = t.spawn(4);
         settle().await;
-        assert_eq!(table.statements.load(Ordering::SeqCst), 4);
-        gate.notify_one();
-        gate.notify_one();
+        assert_eq!(t.statements(), 4);
+        t.gate.notify_one();
+        t.gate.notify_one();
         assert_eq!(follower.await.unwrap(), Ok(Some(6)));
         assert_eq!(fourth.await.unwrap(), Ok(Some(8)));
-        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+        assert_eq!(t.in_flight(), 0);
     }
 
     #[test]
@@ -389,30 +397,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_leaves_the_line_does_not_keep_its_place() {
-        let batcher = batcher();
-        let gate = Arc::new(Notify::new());
-        let table = Arc::new(Table {
-            gate: Some(gate.clone()),
-            ..Table::default()
-        });
-        let spawn = |key: u32| {
-            let (batcher, table) = (batcher.clone(), table.clone());
-            tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
-        };
-        let first = spawn(1);
+        let t = Gated::new();
+        let first = t.spawn(1);
         settle().await;
-        let (gone, stays) = (spawn(2), spawn(3));
+        let (gone, stays) = (t.spawn(2), t.spawn(3));
         settle().await;
         gone.abort();
         settle().await;
-        gate.notify_one();
+        t.gate.notify_one();
         settle().await;
-        gate.notify_one();
+        t.gate.notify_one();
         assert_eq!(first.await.unwrap(), Ok(Some(2)));
         assert_eq!(stays.await.unwrap(), Ok(Some(6)));
         // The second statement held only 3.
-        assert_eq!(table.statements.load(Ordering::SeqCst), 2);
-        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+        assert_eq!(t.statements(), 2);
+        assert_eq!(t.in_flight(), 0);
     }
 
     #[tokio::test]

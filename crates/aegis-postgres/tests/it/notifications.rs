@@ -36,10 +36,8 @@ async fn received(conn: &mut AsyncPgConnection, writer: &mut AsyncPgConnection) 
     }
 }
 
-#[tokio::test]
-async fn changes_notify_at_commit_and_the_cleanup_of_expired_tokens_does_not() {
-    let db = fresh_database().await;
-    let mut writer = AsyncPgConnection::establish(db.url()).await.unwrap();
+/// The site [`SITE`] and its user [`USER`].
+async fn insert_site_and_user(writer: &mut AsyncPgConnection) {
     writer
         .batch_execute(&format!(
             "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
@@ -47,8 +45,20 @@ async fn changes_notify_at_commit_and_the_cleanup_of_expired_tokens_does_not() {
              VALUES ('{SITE}', 'N', 'n.example.com', 'https://n.example.com', \
                  'noreply@n.example.com', 'N', 1, 1, 'key'); \
              INSERT INTO users (uuid, site_uuid, email, created_at, updated_at) \
-             VALUES ('{USER}', '{SITE}', 'u@n.example.com', 1, 1); \
-             INSERT INTO auth_tokens (site_uuid, user_uuid, token, expires_at, created_at) VALUES \
+             VALUES ('{USER}', '{SITE}', 'u@n.example.com', 1, 1);"
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn changes_notify_at_commit_and_the_cleanup_of_expired_tokens_does_not() {
+    let db = fresh_database().await;
+    let mut writer = AsyncPgConnection::establish(db.url()).await.unwrap();
+    insert_site_and_user(&mut writer).await;
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO auth_tokens (site_uuid, user_uuid, token, expires_at, created_at) VALUES \
                  ('{SITE}', '{USER}', 'expired', 100, 1), \
                  ('{SITE}', '{USER}', 'live', 4000000000, 1);"
         ))
@@ -97,17 +107,7 @@ async fn changes_notify_at_commit_and_the_cleanup_of_expired_tokens_does_not() {
 async fn only_a_transaction_that_revokes_waits_for_a_barrier_at_commit() {
     let db = fresh_database().await;
     let mut writer = AsyncPgConnection::establish(db.url()).await.unwrap();
-    writer
-        .batch_execute(&format!(
-            "INSERT INTO sites (uuid, name, domain, frontend_url, email_from, email_from_name, \
-                 created_at, updated_at, tenant_api_key) \
-             VALUES ('{SITE}', 'N', 'n.example.com', 'https://n.example.com', \
-                 'noreply@n.example.com', 'N', 1, 1, 'key'); \
-             INSERT INTO users (uuid, site_uuid, email, created_at, updated_at) \
-             VALUES ('{USER}', '{SITE}', 'u@n.example.com', 1, 1);"
-        ))
-        .await
-        .unwrap();
+    insert_site_and_user(&mut writer).await;
     let mut listener = AsyncPgConnection::establish(db.url()).await.unwrap();
     listener.batch_execute("LISTEN aegis_tokens").await.unwrap();
     // A cache in use, whose own listener is not running: a barrier would never be confirmed.
