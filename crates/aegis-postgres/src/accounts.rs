@@ -202,8 +202,9 @@ impl From<EmailChangeRow> for EmailChangeRequest {
 
 /// How many bearer checks go to the database in one statement at most.
 const BEARER_BATCH: usize = 32;
-/// How many such statements a thread has under way at once; the checks arriving meanwhile wait
-/// for the next (decision 97).
+/// How many such statements a line (one per sub-pool of the pool, so per worker thread at the
+/// default sizing) has under way at once; the checks arriving meanwhile wait for the next
+/// (decision 97).
 const BEARER_BATCHES_IN_FLIGHT: usize = 1;
 
 /// A user and the expiry of the bearer token that named them, by the token's digest.

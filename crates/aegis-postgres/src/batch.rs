@@ -10,12 +10,14 @@
 //! Every read still reaches the database: nothing is reused across batches, so a read sees every
 //! change committed before it was sent, like a read of its own.
 //!
-//! Each thread has its own line (threads are dealt to lines as they are to the pool's sub-pools),
-//! so the reads of a thread batch together on the connections that thread drives.
+//! Threads are dealt to lines as they are to the pool's sub-pools, and there are as many lines as
+//! sub-pools, so the reads of a thread batch together on the connections that thread drives (a
+//! line per worker thread at the default sizing; threads share one when there are fewer).
 //!
 //! A failure is no one else's: when a batch fails, its leader gets the error and every other read
 //! in it reads alone. So does a read whose batch was abandoned (its leader's request was dropped)
-//! or that waited in line longer than its patience.
+//! or that waited in line, not yet taken into a batch, for longer than its patience (a statement
+//! stalled on a server process the scheduler holds up); a read already in a batch waits for it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -38,9 +40,13 @@ struct Line<K, V> {
     waiting: VecDeque<Waiter<K, V>>,
     /// Batches under way, whose leaders hold the line's places.
     in_flight: usize,
+    /// The number of the next read to join the line.
+    next: u64,
 }
 
 struct Waiter<K, V> {
+    /// The read's number in its line.
+    number: u64,
     key: K,
     turn: oneshot::Sender<Turn<V>>,
 }
@@ -71,6 +77,7 @@ impl<K: Eq + Clone, V: Clone> Batcher<K, V> {
                     Mutex::new(Line {
                         waiting: VecDeque::new(),
                         in_flight: 0,
+                        next: 0,
                     })
                 })
                 .collect(),
@@ -95,20 +102,33 @@ impl<K: Eq + Clone, V: Clone> Batcher<K, V> {
                 None
             } else {
                 let (turn, rx) = oneshot::channel();
+                let number = state.next;
+                state.next += 1;
                 state.waiting.push_back(Waiter {
+                    number,
                     key: key.clone(),
                     turn,
                 });
-                Some(Ticket { line, rx: Some(rx) })
+                Some(Ticket {
+                    line,
+                    number,
+                    rx: Some(rx),
+                })
             }
         };
         if let Some(mut ticket) = queued {
-            match tokio::time::timeout(self.patience, ticket.wait()).await {
-                Ok(Some(Turn::Answer(value))) => return Ok(value),
-                Ok(Some(Turn::Lead)) => {}
-                // Failed, abandoned or too slow: no longer in line (a lead given meanwhile is
-                // handed on when the ticket is dropped).
-                Ok(Some(Turn::Alone) | None) | Err(_) => {
+            let turn = match tokio::time::timeout(self.patience, ticket.wait()).await {
+                Ok(turn) => turn,
+                // Out of patience while still in line: it leaves and reads alone. Once taken into
+                // a batch (or given the lead), it waits for that instead.
+                Err(_) if ticket.leave() => None,
+                Err(_) => ticket.wait().await,
+            };
+            match turn {
+                Some(Turn::Answer(value)) => return Ok(value),
+                Some(Turn::Lead) => {}
+                // Failed, abandoned or out of patience.
+                Some(Turn::Alone) | None => {
                     drop(ticket);
                     return run(vec![key.clone()]).await.map(|found| pick(&found, &key));
                 }
@@ -162,10 +182,23 @@ fn pick<K: Eq, V: Clone>(found: &[(K, V)], key: &K) -> Option<V> {
 /// A read's place in line.
 struct Ticket<'a, K, V> {
     line: &'a Mutex<Line<K, V>>,
+    number: u64,
     rx: Option<oneshot::Receiver<Turn<V>>>,
 }
 
 impl<K, V> Ticket<'_, K, V> {
+    /// Leaves the line if the read is still in it, not yet taken into a batch nor given the lead;
+    /// whether it was.
+    fn leave(&mut self) -> bool {
+        let mut state = lock(self.line);
+        let Some(at) = state.waiting.iter().position(|w| w.number == self.number) else {
+            return false;
+        };
+        state.waiting.remove(at);
+        self.rx = None;
+        true
+    }
+
     /// The read's turn; `None` when its batch was abandoned.
     async fn wait(&mut self) -> Option<Turn<V>> {
         let rx = self.rx.as_mut()?;
@@ -246,10 +279,6 @@ mod tests {
         }
     }
 
-    fn batcher() -> Arc<Batcher<u32, u32>> {
-        Arc::new(Batcher::new(1, 4, 1, Duration::from_secs(5)))
-    }
-
     /// A batcher (one line, batches of 4, one under way) over a table whose statements each wait
     /// for a permit from `gate`.
     struct Gated {
@@ -260,9 +289,13 @@ mod tests {
 
     impl Gated {
         fn new() -> Self {
+            Self::with_patience(Duration::from_secs(5))
+        }
+
+        fn with_patience(patience: Duration) -> Self {
             let gate = Arc::new(Notify::new());
             Self {
-                batcher: batcher(),
+                batcher: Arc::new(Batcher::new(1, 4, 1, patience)),
                 table: Arc::new(Table {
                     gate: Some(gate.clone()),
                     ..Table::default()
@@ -295,7 +328,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_read_goes_at_once_and_finds_its_value_or_none() {
-        let batcher = batcher();
+        let batcher = Batcher::new(1, 4, 1, Duration::from_secs(5));
         let table = Table::default();
         assert_eq!(batcher.read(21, |k| table.run(k)).await, Ok(Some(42)));
         assert_eq!(batcher.read(13, |k| table.run(k)).await, Ok(None));
@@ -374,15 +407,21 @@ mod tests {
         let line = Mutex::new(Line::<u32, u32> {
             waiting: VecDeque::new(),
             in_flight: 1,
+            next: 0,
         });
         let queue = |key| {
             let (turn, rx) = oneshot::channel();
-            lock(&line).waiting.push_back(Waiter { key, turn });
+            lock(&line).waiting.push_back(Waiter {
+                number: u64::from(key),
+                key,
+                turn,
+            });
             rx
         };
         let (first, mut second) = (queue(1), queue(2));
         let ticket = Ticket {
             line: &line,
+            number: 1,
             rx: Some(first),
         };
         // The batch under way is answered: the lead goes to 1, which leaves before it sees it.
@@ -431,5 +470,25 @@ mod tests {
         assert_eq!(table.statements.load(Ordering::SeqCst), 1);
         assert!(!leader.is_finished());
         leader.abort();
+    }
+
+    #[tokio::test]
+    async fn a_read_taken_into_a_batch_waits_for_it_past_its_patience() {
+        let t = Gated::with_patience(Duration::from_millis(50));
+        let first = t.spawn(1);
+        settle().await;
+        let (leader, follower) = (t.spawn(2), t.spawn(3));
+        settle().await;
+        t.gate.notify_one();
+        settle().await;
+        // 2 leads a batch with 3, and it outlasts their patience: 3 neither leaves nor reads alone.
+        assert_eq!(first.await.unwrap(), Ok(Some(2)));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(t.statements(), 2);
+        t.gate.notify_one();
+        assert_eq!(leader.await.unwrap(), Ok(Some(4)));
+        assert_eq!(follower.await.unwrap(), Ok(Some(6)));
+        assert_eq!(t.statements(), 2);
+        assert_eq!(t.in_flight(), 0);
     }
 }

@@ -6,8 +6,9 @@
 //! may be trusted. The listener reconnects with a backoff (100 ms doubling to 2 s) and, once it
 //! listens again, lets the cache fill from empty. An idle connection is checked every
 //! [`PING_INTERVAL`] (by repeating the `LISTEN`), so a peer that vanished silently is noticed too;
-//! so is a connection that stopped delivering, by the first barrier of a write that it does not
-//! deliver within 2 s ([`TokenCache::await_barrier`]).
+//! so is a connection that stopped delivering, by a barrier it does not deliver within 2 s
+//! ([`TokenCache::await_barrier`]): the one a revoking write sends, or the one the idle check
+//! sends on the listening connection itself.
 //! The log says once that the cache is bypassed and once that it caches again.
 
 use std::sync::{Arc, Weak};
@@ -143,6 +144,18 @@ async fn pump(conn: &mut AsyncPgConnection, cache: &Weak<TokenCache>) -> String 
             Err(_idle) => {
                 if let Err(e) = listen(conn).await {
                     return e;
+                }
+                // A barrier of its own, which this connection must deliver back in time: a
+                // connection that answers statements but no longer delivers (a pooler in
+                // transaction mode) is noticed even when no write sends a barrier (decision 98).
+                let sent = tokio::time::timeout(PATIENCE, strong.send_barrier(conn)).await;
+                match sent {
+                    Ok(Some(barrier)) => {
+                        let cache = strong.clone();
+                        tokio::spawn(async move { cache.await_barrier(barrier).await });
+                    }
+                    Ok(None) => {}
+                    Err(_) => return "the idle check's barrier timed out".into(),
                 }
             }
         }

@@ -78,16 +78,20 @@ pub struct PgTransaction {
 }
 
 impl PgTransaction {
+    /// The transaction's connection, for a statement that may change what a cached bearer check
+    /// answers: the commit then waits for the barrier. The default; see [`Self::quiet_conn`].
     fn conn(&mut self) -> Result<&mut AsyncPgConnection, RepoError> {
+        self.revokes = true;
+        self.quiet_conn()
+    }
+
+    /// The transaction's connection, for a statement that fires none of the triggers that evict
+    /// cached bearer checks: a read, an insert, or a change to a table other than `users`,
+    /// `sites` and `auth_tokens`.
+    fn quiet_conn(&mut self) -> Result<&mut AsyncPgConnection, RepoError> {
         self.conn
             .as_deref_mut()
             .ok_or_else(|| RepoError::Other("transaction already finished".into()))
-    }
-
-    /// [`Self::conn`], for a statement that may change what a cached bearer check answers.
-    fn revoking_conn(&mut self) -> Result<&mut AsyncPgConnection, RepoError> {
-        self.revokes = true;
-        self.conn()
     }
 }
 
@@ -145,27 +149,27 @@ impl Transaction for PgTransaction {
 #[async_trait]
 impl SiteTxRepository for PgTransaction {
     async fn lock(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
-        sites::find_site(self.conn()?, id, sites::Lock::Update).await
+        sites::find_site(self.quiet_conn()?, id, sites::Lock::Update).await
     }
 
     async fn hold(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
-        sites::find_site(self.conn()?, id, sites::Lock::Hold).await
+        sites::find_site(self.quiet_conn()?, id, sites::Lock::Hold).await
     }
 
     async fn lock_for_delete(&mut self, id: SiteId) -> Result<Option<Site>, RepoError> {
-        sites::find_site(self.conn()?, id, sites::Lock::Delete).await
+        sites::find_site(self.quiet_conn()?, id, sites::Lock::Delete).await
     }
 
     async fn update(&mut self, site: &Site) -> Result<(), RepoError> {
-        sites::update_site(self.revoking_conn()?, site).await
+        sites::update_site(self.conn()?, site).await
     }
 
     async fn count_protected_users(&mut self, id: SiteId) -> Result<i64, RepoError> {
-        sites::count_protected_users(self.conn()?, id).await
+        sites::count_protected_users(self.quiet_conn()?, id).await
     }
 
     async fn delete_unprotected(&mut self, id: SiteId) -> Result<bool, RepoError> {
-        sites::delete_unprotected(self.revoking_conn()?, id).await
+        sites::delete_unprotected(self.conn()?, id).await
     }
 }
 
@@ -176,23 +180,23 @@ impl AccountTxRepository for PgTransaction {
         site: SiteId,
         email: &Email,
     ) -> Result<Option<User>, RepoError> {
-        accounts::find_user_by_email(self.conn()?, site, email, true).await
+        accounts::find_user_by_email(self.quiet_conn()?, site, email, true).await
     }
 
     async fn lock_user(&mut self, id: UserId) -> Result<Option<User>, RepoError> {
-        accounts::find_user(self.conn()?, id, true).await
+        accounts::find_user(self.quiet_conn()?, id, true).await
     }
 
     async fn insert_user(&mut self, user: &User) -> Result<(), RepoError> {
-        accounts::insert_user(self.conn()?, user).await
+        accounts::insert_user(self.quiet_conn()?, user).await
     }
 
     async fn insert_users_if_absent(&mut self, batch: &[User]) -> Result<Vec<bool>, RepoError> {
-        accounts::insert_users_if_absent(self.conn()?, batch).await
+        accounts::insert_users_if_absent(self.quiet_conn()?, batch).await
     }
 
     async fn update_user(&mut self, user: &User) -> Result<(), RepoError> {
-        accounts::update_user(self.revoking_conn()?, user).await
+        accounts::update_user(self.conn()?, user).await
     }
 
     async fn replace_password_hash(
@@ -202,7 +206,7 @@ impl AccountTxRepository for PgTransaction {
         new: &str,
         now: i64,
     ) -> Result<bool, RepoError> {
-        accounts::replace_password_hash(self.revoking_conn()?, user, expected, new, now).await
+        accounts::replace_password_hash(self.conn()?, user, expected, new, now).await
     }
 
     async fn delete_reset_requests_for(
@@ -210,38 +214,38 @@ impl AccountTxRepository for PgTransaction {
         site: SiteId,
         email: &Email,
     ) -> Result<u64, RepoError> {
-        accounts::delete_reset_requests_for(self.conn()?, site, email).await
+        accounts::delete_reset_requests_for(self.quiet_conn()?, site, email).await
     }
 
     async fn delete_reset_request(&mut self, id: uuid::Uuid) -> Result<(), RepoError> {
-        accounts::delete_reset_request(self.conn()?, id).await
+        accounts::delete_reset_request(self.quiet_conn()?, id).await
     }
 
     async fn lock_refresh_token(
         &mut self,
         digest: &str,
     ) -> Result<Option<RefreshToken>, RepoError> {
-        accounts::find_refresh_token(self.conn()?, digest, true).await
+        accounts::find_refresh_token(self.quiet_conn()?, digest, true).await
     }
 
     async fn insert_auth_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
-        accounts::insert_auth_token(self.conn()?, token).await
+        accounts::insert_auth_token(self.quiet_conn()?, token).await
     }
 
     async fn delete_auth_token(&mut self, digest: &str) -> Result<bool, RepoError> {
-        accounts::delete_auth_token(self.revoking_conn()?, digest).await
+        accounts::delete_auth_token(self.conn()?, digest).await
     }
 
     async fn delete_auth_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
-        accounts::delete_auth_tokens_of_user(self.revoking_conn()?, user).await
+        accounts::delete_auth_tokens_of_user(self.conn()?, user).await
     }
 
     async fn insert_refresh_token(&mut self, token: &RefreshToken) -> Result<(), RepoError> {
-        accounts::insert_refresh_token(self.conn()?, token).await
+        accounts::insert_refresh_token(self.quiet_conn()?, token).await
     }
 
     async fn claim_refresh_token(&mut self, digest: &str, now: i64) -> Result<bool, RepoError> {
-        accounts::claim_refresh_token(self.conn()?, digest, now).await
+        accounts::claim_refresh_token(self.quiet_conn()?, digest, now).await
     }
 
     async fn revoke_refresh_family(
@@ -249,43 +253,43 @@ impl AccountTxRepository for PgTransaction {
         family_id: &str,
         user: Option<UserId>,
     ) -> Result<u64, RepoError> {
-        accounts::revoke_refresh_family(self.conn()?, family_id, user).await
+        accounts::revoke_refresh_family(self.quiet_conn()?, family_id, user).await
     }
 
     async fn count_admins(&mut self, site: SiteId) -> Result<i64, RepoError> {
-        accounts::count_admins(self.conn()?, site).await
+        accounts::count_admins(self.quiet_conn()?, site).await
     }
 
     async fn delete_user_guarded(&mut self, user: UserId) -> Result<bool, RepoError> {
-        accounts::delete_user_guarded(self.revoking_conn()?, user).await
+        accounts::delete_user_guarded(self.conn()?, user).await
     }
 
     async fn delete_refresh_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
-        accounts::delete_refresh_tokens_of_user(self.conn()?, user).await
+        accounts::delete_refresh_tokens_of_user(self.quiet_conn()?, user).await
     }
 
     async fn insert_reset_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
-        accounts::insert_reset_token(self.conn()?, token).await
+        accounts::insert_reset_token(self.quiet_conn()?, token).await
     }
 
     async fn claim_reset_token(&mut self, digest: &str) -> Result<bool, RepoError> {
-        accounts::claim_reset_token(self.conn()?, digest).await
+        accounts::claim_reset_token(self.quiet_conn()?, digest).await
     }
 
     async fn delete_reset_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
-        accounts::delete_reset_tokens_of_user(self.conn()?, user).await
+        accounts::delete_reset_tokens_of_user(self.quiet_conn()?, user).await
     }
 
     async fn insert_email_change(&mut self, request: &EmailChangeRequest) -> Result<(), RepoError> {
-        accounts::insert_email_change(self.conn()?, request).await
+        accounts::insert_email_change(self.quiet_conn()?, request).await
     }
 
     async fn take_email_change(&mut self, digest: &str) -> Result<bool, RepoError> {
-        accounts::take_email_change(self.conn()?, digest).await
+        accounts::take_email_change(self.quiet_conn()?, digest).await
     }
 
     async fn delete_email_changes_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
-        accounts::delete_email_changes_of_user(self.conn()?, user).await
+        accounts::delete_email_changes_of_user(self.quiet_conn()?, user).await
     }
 
     async fn email_taken(
@@ -294,27 +298,27 @@ impl AccountTxRepository for PgTransaction {
         email: &Email,
         except: Option<UserId>,
     ) -> Result<bool, RepoError> {
-        accounts::email_taken(self.conn()?, site, email, except).await
+        accounts::email_taken(self.quiet_conn()?, site, email, except).await
     }
 
     async fn insert_verification_token(&mut self, token: &StoredToken) -> Result<(), RepoError> {
-        accounts::insert_verification_token(self.conn()?, token).await
+        accounts::insert_verification_token(self.quiet_conn()?, token).await
     }
 
     async fn take_verification_token(&mut self, digest: &str) -> Result<bool, RepoError> {
-        accounts::take_verification_token(self.conn()?, digest).await
+        accounts::take_verification_token(self.quiet_conn()?, digest).await
     }
 
     async fn delete_verification_tokens_of_user(&mut self, user: UserId) -> Result<u64, RepoError> {
-        accounts::delete_verification_tokens_of_user(self.conn()?, user).await
+        accounts::delete_verification_tokens_of_user(self.quiet_conn()?, user).await
     }
 
     async fn enqueue_email(&mut self, email: &QueuedEmail) -> Result<(), RepoError> {
         let keys = self.keys.clone();
-        crate::outbox::enqueue_email(self.conn()?, &keys, email).await
+        crate::outbox::enqueue_email(self.quiet_conn()?, &keys, email).await
     }
 
     async fn enqueue_webhook(&mut self, event: &WebhookEvent) -> Result<(), RepoError> {
-        accounts::enqueue_webhook(self.conn()?, event).await
+        accounts::enqueue_webhook(self.quiet_conn()?, event).await
     }
 }

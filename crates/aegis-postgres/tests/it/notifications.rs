@@ -7,7 +7,7 @@ use std::time::Duration;
 use aegis_domain::repo::{AccountRepository as _, UnitOfWork as _};
 use aegis_domain::token::StoredToken;
 use aegis_domain::{SiteId, UserId};
-use aegis_postgres::{PgAccountRepository, PgUnitOfWork, TokenCache};
+use aegis_postgres::{PgAccountRepository, PgUnitOfWork, TokenCache, TokenListener};
 use aegis_test_support::fresh_database;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use futures_util::StreamExt as _;
@@ -144,6 +144,28 @@ async fn only_a_transaction_that_revokes_waits_for_a_barrier_at_commit() {
     assert_eq!(after_logout[0], "t:fresh");
     assert!(after_logout[1].starts_with("b:"), "{after_logout:?}");
     assert!(cache.is_bypassed());
+}
+
+#[tokio::test]
+async fn an_idle_listener_checks_its_connection_delivers_with_a_barrier_of_its_own() {
+    let db = fresh_database().await;
+    let cache = Arc::new(TokenCache::new(100, Duration::from_secs(60)));
+    let target = aegis_postgres::ConnectTarget::parse(db.url()).unwrap();
+    let _listener = TokenListener::spawn(target, &cache);
+    let mut observer = AsyncPgConnection::establish(db.url()).await.unwrap();
+    observer.batch_execute("LISTEN aegis_tokens").await.unwrap();
+    // Nothing happens on the database: after PING_INTERVAL the listener sends a barrier of its
+    // own, and receives it, so the cache keeps answering.
+    let mut stream = std::pin::pin!(observer.notifications_stream());
+    let wait = aegis_postgres::token_listener::PING_INTERVAL + Duration::from_secs(5);
+    let first = tokio::time::timeout(wait, stream.next())
+        .await
+        .expect("no barrier within the idle check's interval")
+        .unwrap()
+        .unwrap();
+    assert!(first.payload.starts_with("b:"), "{}", first.payload);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!cache.is_bypassed());
 }
 
 #[tokio::test]
