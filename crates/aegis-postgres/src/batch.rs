@@ -279,6 +279,8 @@ mod tests {
         }
     }
 
+    type Read = tokio::task::JoinHandle<Result<Option<u32>, String>>;
+
     /// A batcher (one line, batches of 4, one under way) over a table whose statements each wait
     /// for a permit from `gate`.
     struct Gated {
@@ -305,9 +307,26 @@ mod tests {
         }
 
         /// A read of `key` in a task of its own.
-        fn spawn(&self, key: u32) -> tokio::task::JoinHandle<Result<Option<u32>, String>> {
+        fn spawn(&self, key: u32) -> Read {
             let (batcher, table) = (self.batcher.clone(), self.table.clone());
             tokio::spawn(async move { batcher.read(key, |k| table.run(k)).await })
+        }
+
+        /// A read of 1, which goes alone and stalls at the gate, then reads of `a` and `b`, which
+        /// wait in line behind it.
+        async fn two_behind_one(&self, a: u32, b: u32) -> [Read; 3] {
+            let first = self.spawn(1);
+            settle().await;
+            let behind = [self.spawn(a), self.spawn(b)];
+            settle().await;
+            let [a, b] = behind;
+            [first, a, b]
+        }
+
+        /// Lets one statement through the gate, and the tasks run on.
+        async fn release(&self) {
+            self.gate.notify_one();
+            settle().await;
         }
 
         fn statements(&self) -> usize {
@@ -360,14 +379,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_gives_its_error_to_its_leader_and_lets_the_others_read_alone() {
         let t = Gated::new();
-        let first = t.spawn(1);
-        settle().await;
-        let (broken, fine) = (t.spawn(666), t.spawn(2));
-        settle().await;
+        let [first, broken, fine] = t.two_behind_one(666, 2).await;
         // The first answers; 666 leads a batch with 2, which fails; 2 then reads alone.
         for _ in 0..3 {
-            t.gate.notify_one();
-            settle().await;
+            t.release().await;
         }
         assert_eq!(first.await.unwrap(), Ok(Some(2)));
         assert_eq!(broken.await.unwrap(), Err("broken".to_string()));
@@ -378,12 +393,8 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_leader_hands_its_place_on_and_its_batch_reads_alone() {
         let t = Gated::new();
-        let first = t.spawn(1);
-        settle().await;
-        let (leader, follower) = (t.spawn(2), t.spawn(3));
-        settle().await;
-        t.gate.notify_one();
-        settle().await;
+        let [first, leader, follower] = t.two_behind_one(2, 3).await;
+        t.release().await;
         // 2 leads a batch with 3; its request goes away mid-statement.
         assert_eq!(first.await.unwrap(), Ok(Some(2)));
         assert_eq!(t.statements(), 2);
@@ -437,10 +448,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_leaves_the_line_does_not_keep_its_place() {
         let t = Gated::new();
-        let first = t.spawn(1);
-        settle().await;
-        let (gone, stays) = (t.spawn(2), t.spawn(3));
-        settle().await;
+        let [first, gone, stays] = t.two_behind_one(2, 3).await;
         gone.abort();
         settle().await;
         t.gate.notify_one();
@@ -475,12 +483,8 @@ mod tests {
     #[tokio::test]
     async fn a_read_taken_into_a_batch_waits_for_it_past_its_patience() {
         let t = Gated::with_patience(Duration::from_millis(50));
-        let first = t.spawn(1);
-        settle().await;
-        let (leader, follower) = (t.spawn(2), t.spawn(3));
-        settle().await;
-        t.gate.notify_one();
-        settle().await;
+        let [first, leader, follower] = t.two_behind_one(2, 3).await;
+        t.release().await;
         // 2 leads a batch with 3, and it outlasts their patience: 3 neither leaves nor reads alone.
         assert_eq!(first.await.unwrap(), Ok(Some(2)));
         tokio::time::sleep(Duration::from_millis(120)).await;
