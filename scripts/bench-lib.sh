@@ -27,3 +27,10 @@ create_site() {
   curl -sf -X POST "$B/api/sites" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
     -d "{\"name\":\"$1\",\"domain\":\"$2\",\"frontend_url\":\"http://localhost:3000\",\"email_from\":\"noreply@$2\",\"email_from_name\":\"$1\"}"
 }
+
+# The WARN and ERROR lines of the given server logs, counted by message (slow-request and mail
+# transport notices left out).
+warnings_by_kind() {
+  sed 's/\x1b\[[0-9;]*m//g' "$@" 2>/dev/null | grep -E ' (WARN|ERROR) ' | grep -vE 'slow request|MAIL_TRANSPORT' \
+    | sed -E 's/^[^ ]+ +//; s/ [a-z_]+=.*//' | sort | uniq -c
+}

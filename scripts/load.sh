@@ -177,7 +177,5 @@ sleep 2
 echo "at rest after the burst:            $(rss) MiB"
 
 # A run with answers other than 2xx (wrk's "Non-2xx or 3xx responses") says why here.
-WARNINGS=$(cat "$DATA/aegis.log" "$DATA/uncached.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' \
-  | grep -E ' (WARN|ERROR) ' | grep -vE 'slow request|MAIL_TRANSPORT' | sed -E 's/^[^ ]+ +//; s/ [a-z_]+=.*//' \
-  | sort | uniq -c || true)
+WARNINGS=$(warnings_by_kind "$DATA/aegis.log" "$DATA/uncached.log" || true)
 echo "== the servers' warnings and errors, by kind: ${WARNINGS:-none}"

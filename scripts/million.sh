@@ -270,8 +270,7 @@ awk '$2 > best[$1] { best[$1] = $2; p50[$1] = $3; p99[$1] = $4 }
      }' "$DATA/results"
 if awk '$5 > 0 { found = 1 } END { exit !found }' "$DATA/results"; then
   echo "  some answers were not 2xx; the instances' warnings, by kind:"
-  sed 's/\x1b\[[0-9;]*m//g' "$DATA"/aegis-*.log | grep -E ' (WARN|ERROR) ' | grep -vE 'slow request|MAIL_TRANSPORT' \
-    | sed -E 's/^[^ ]+ +//; s/ [a-z_]+=.*//' | sort | uniq -c | sed 's/^/  /'
+  warnings_by_kind "$DATA"/aegis-*.log | sed 's/^/  /'
 fi
 
 echo "== EXPLAIN (ANALYZE, BUFFERS) of the hot queries at 1,000,000 users (generic plans)"
