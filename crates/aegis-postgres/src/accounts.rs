@@ -200,12 +200,10 @@ impl From<EmailChangeRow> for EmailChangeRequest {
     }
 }
 
-/// How many bearer checks go to the database in one statement at most.
+/// How many bearer checks go to the database in one statement at most. A line (one per sub-pool
+/// of the pool, so per worker thread at the default sizing) has one such statement under way at
+/// a time; the checks arriving meanwhile wait for the next (decision 97).
 const BEARER_BATCH: usize = 32;
-/// How many such statements a line (one per sub-pool of the pool, so per worker thread at the
-/// default sizing) has under way at once; the checks arriving meanwhile wait for the next
-/// (decision 97).
-const BEARER_BATCHES_IN_FLIGHT: usize = 1;
 
 /// A user and the expiry of the bearer token that named them, by the token's digest.
 type BearerBatcher = Batcher<String, (User, i64)>;
@@ -220,12 +218,7 @@ pub struct PgAccountRepository {
 impl PgAccountRepository {
     /// The repository over `pool`; each method takes a connection for itself and returns it.
     pub fn new(pool: PgPool) -> Self {
-        let bearer = Batcher::new(
-            pool.shard_count(),
-            BEARER_BATCH,
-            BEARER_BATCHES_IN_FLIGHT,
-            pool.wait_timeout(),
-        );
+        let bearer = Batcher::new(pool.shard_count(), BEARER_BATCH, pool.wait_timeout());
         Self {
             pool,
             bearer: Arc::new(bearer),

@@ -1,8 +1,8 @@
 //! Concurrent point reads gathered into one statement.
 //!
-//! Reads of one kind (the bearer check) go to the database in batches. A read that finds fewer
-//! than `max_in_flight` batches of its line under way goes at once, alone or with whoever is in
-//! line; one that finds them all under way waits in line. When a batch is answered, the first read
+//! Reads of one kind (the bearer check) go to the database in batches, one batch under way per
+//! line at a time. A read that finds none of its line under way goes at once, alone or with
+//! whoever is in line; one that finds one under way waits in line. When a batch is answered, the first read
 //! in line leads the next batch, taking everyone in line with it (up to `max_batch`). No read waits
 //! for a timer: an idle service answers as fast as without batching, and a busy one sends one
 //! statement per round trip instead of one per request.
@@ -32,14 +32,13 @@ use crate::pool::{lock, thread_ordinal};
 pub(crate) struct Batcher<K, V> {
     lines: Box<[Mutex<Line<K, V>>]>,
     max_batch: usize,
-    max_in_flight: usize,
     patience: Duration,
 }
 
 struct Line<K, V> {
     waiting: VecDeque<Waiter<K, V>>,
-    /// Batches under way, whose leaders hold the line's places.
-    in_flight: usize,
+    /// Whether a batch is under way; its leader holds the line's place until it is answered.
+    busy: bool,
     /// The number of the next read to join the line.
     next: u64,
 }
@@ -53,7 +52,7 @@ struct Waiter<K, V> {
 
 /// What a read waiting in line is told.
 enum Turn<V> {
-    /// Lead the next batch: this read now holds a place of the line.
+    /// Lead the next batch: this read now holds the line's place.
     Lead,
     /// Its batch was answered: the value found for its key, if any.
     Answer(Option<V>),
@@ -62,27 +61,20 @@ enum Turn<V> {
 }
 
 impl<K: Eq + Clone, V: Clone> Batcher<K, V> {
-    /// A batcher with `lines` lines (at least one), each with up to `max_in_flight` batches (at
-    /// least one) of up to `max_batch` reads under way; a read waits in line for up to `patience`
-    /// before it reads alone.
-    pub(crate) fn new(
-        lines: usize,
-        max_batch: usize,
-        max_in_flight: usize,
-        patience: Duration,
-    ) -> Self {
+    /// A batcher with `lines` lines (at least one), each with one batch of up to `max_batch` reads
+    /// under way at a time; a read waits in line for up to `patience` before it reads alone.
+    pub(crate) fn new(lines: usize, max_batch: usize, patience: Duration) -> Self {
         Self {
             lines: (0..lines.max(1))
                 .map(|_| {
                     Mutex::new(Line {
                         waiting: VecDeque::new(),
-                        in_flight: 0,
+                        busy: false,
                         next: 0,
                     })
                 })
                 .collect(),
             max_batch: max_batch.max(1),
-            max_in_flight: max_in_flight.max(1),
             patience,
         }
     }
@@ -97,8 +89,8 @@ impl<K: Eq + Clone, V: Clone> Batcher<K, V> {
         let line = &self.lines[thread_ordinal() % self.lines.len()];
         let queued = {
             let mut state = lock(line);
-            if state.in_flight < self.max_in_flight {
-                state.in_flight += 1;
+            if !state.busy {
+                state.busy = true;
                 None
             } else {
                 let (turn, rx) = oneshot::channel();
@@ -134,7 +126,7 @@ impl<K: Eq + Clone, V: Clone> Batcher<K, V> {
                 }
             }
         }
-        // This read holds one of the line's places until its batch is answered, and then hands it
+        // This read holds the line's place until its batch is answered, and then hands it
         // to the first in line, also when its request is dropped before that.
         let place = Place { line };
         let followers: Vec<Waiter<K, V>> = {
@@ -220,7 +212,7 @@ impl<K, V> Drop for Ticket<'_, K, V> {
     }
 }
 
-/// One of a line's places, held by the leader of a batch under way.
+/// The line's place, held by the leader of a batch under way.
 struct Place<'a, K, V> {
     line: &'a Mutex<Line<K, V>>,
 }
@@ -231,7 +223,7 @@ impl<K, V> Drop for Place<'_, K, V> {
     }
 }
 
-/// Gives a line's place to the first read in line still waiting, or frees it.
+/// Gives the line's place to the first read in line still waiting, or frees it.
 fn hand_on<K, V>(line: &Mutex<Line<K, V>>) {
     let mut state = lock(line);
     while let Some(waiter) = state.waiting.pop_front() {
@@ -240,7 +232,7 @@ fn hand_on<K, V>(line: &Mutex<Line<K, V>>) {
             return;
         }
     }
-    state.in_flight -= 1;
+    state.busy = false;
 }
 
 #[cfg(test)]
@@ -281,7 +273,7 @@ mod tests {
 
     type Read = tokio::task::JoinHandle<Result<Option<u32>, String>>;
 
-    /// A batcher (one line, batches of 4, one under way) over a table whose statements each wait
+    /// A batcher (one line, batches of 4) over a table whose statements each wait
     /// for a permit from `gate`.
     struct Gated {
         batcher: Arc<Batcher<u32, u32>>,
@@ -297,7 +289,7 @@ mod tests {
         fn with_patience(patience: Duration) -> Self {
             let gate = Arc::new(Notify::new());
             Self {
-                batcher: Arc::new(Batcher::new(1, 4, 1, patience)),
+                batcher: Arc::new(Batcher::new(1, 4, patience)),
                 table: Arc::new(Table {
                     gate: Some(gate.clone()),
                     ..Table::default()
@@ -333,8 +325,8 @@ mod tests {
             self.table.statements.load(Ordering::SeqCst)
         }
 
-        fn in_flight(&self) -> usize {
-            lock(&self.batcher.lines[0]).in_flight
+        fn busy(&self) -> bool {
+            lock(&self.batcher.lines[0]).busy
         }
     }
 
@@ -347,12 +339,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_read_goes_at_once_and_finds_its_value_or_none() {
-        let batcher = Batcher::new(1, 4, 1, Duration::from_secs(5));
+        let batcher = Batcher::new(1, 4, Duration::from_secs(5));
         let table = Table::default();
         assert_eq!(batcher.read(21, |k| table.run(k)).await, Ok(Some(42)));
         assert_eq!(batcher.read(13, |k| table.run(k)).await, Ok(None));
         assert_eq!(table.statements.load(Ordering::SeqCst), 2);
-        assert_eq!(lock(&batcher.lines[0]).in_flight, 0);
+        assert!(!lock(&batcher.lines[0]).busy);
     }
 
     #[tokio::test]
@@ -373,7 +365,7 @@ mod tests {
         // 1 alone, then 2–5 (a batch holds 4), then 6–7.
         assert_eq!(t.statements(), 3);
         assert_eq!(t.table.largest.load(Ordering::SeqCst), 4);
-        assert_eq!(t.in_flight(), 0);
+        assert!(!t.busy());
     }
 
     #[tokio::test]
@@ -410,14 +402,14 @@ mod tests {
         t.gate.notify_one();
         assert_eq!(follower.await.unwrap(), Ok(Some(6)));
         assert_eq!(fourth.await.unwrap(), Ok(Some(8)));
-        assert_eq!(t.in_flight(), 0);
+        assert!(!t.busy());
     }
 
     #[test]
     fn a_lead_given_to_a_read_that_left_goes_to_the_next_in_line() {
         let line = Mutex::new(Line::<u32, u32> {
             waiting: VecDeque::new(),
-            in_flight: 1,
+            busy: true,
             next: 0,
         });
         let queue = |key| {
@@ -439,10 +431,10 @@ mod tests {
         hand_on(&line);
         drop(ticket);
         assert!(matches!(second.try_recv(), Ok(Turn::Lead)));
-        assert_eq!(lock(&line).in_flight, 1);
+        assert!(lock(&line).busy);
         // 2 finishes its batch with no one in line: the place is free.
         hand_on(&line);
-        assert_eq!(lock(&line).in_flight, 0);
+        assert!(!lock(&line).busy);
     }
 
     #[tokio::test]
@@ -458,12 +450,12 @@ mod tests {
         assert_eq!(stays.await.unwrap(), Ok(Some(6)));
         // The second statement held only 3.
         assert_eq!(t.statements(), 2);
-        assert_eq!(t.in_flight(), 0);
+        assert!(!t.busy());
     }
 
     #[tokio::test]
     async fn a_read_out_of_patience_reads_alone() {
-        let batcher = Arc::new(Batcher::new(1, 4, 1, Duration::from_millis(50)));
+        let batcher = Arc::new(Batcher::new(1, 4, Duration::from_millis(50)));
         let stalled = Arc::new(Table {
             gate: Some(Arc::new(Notify::new())),
             ..Table::default()
@@ -493,6 +485,6 @@ mod tests {
         assert_eq!(leader.await.unwrap(), Ok(Some(4)));
         assert_eq!(follower.await.unwrap(), Ok(Some(6)));
         assert_eq!(t.statements(), 2);
-        assert_eq!(t.in_flight(), 0);
+        assert!(!t.busy());
     }
 }
