@@ -50,6 +50,75 @@ pub trait UnitOfWork: Send + Sync {
     /// Begins a transaction. Dropping the returned object without calling
     /// [`Transaction::commit`] rolls it back.
     async fn begin(&self) -> Result<Box<dyn Transaction>, RepoError>;
+
+    /// A login's writes, atomically: stores the new session's tokens (and the rehash, if any)
+    /// only if the user still exists, still has the hash the password was checked against, and
+    /// is verified. The user row is locked while this is checked, so a concurrent password
+    /// change, reset or deletion either comes first (and nothing is stored) or after (and revokes
+    /// these tokens with the rest).
+    ///
+    /// An adapter may do it in one statement; this default runs [`open_session_in_transaction`].
+    async fn open_session(&self, session: NewSession<'_>) -> Result<SessionOpened, RepoError> {
+        open_session_in_transaction(self, session).await
+    }
+}
+
+/// What a login stores: see [`UnitOfWork::open_session`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    /// The user logging in.
+    pub user: crate::ids::UserId,
+    /// The stored hash the password was checked against.
+    pub checked_hash: &'a str,
+    /// The new auth token, as stored.
+    pub auth: &'a crate::token::StoredToken,
+    /// The new refresh token, when the session has one.
+    pub refresh: Option<&'a crate::token::RefreshToken>,
+    /// A hash of the same password at the current costs, to replace `checked_hash`, and when.
+    pub rehash: Option<(&'a str, i64)>,
+}
+
+/// How [`UnitOfWork::open_session`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOpened {
+    /// The tokens are stored.
+    Opened,
+    /// The user is gone or has another password hash now. Nothing is stored.
+    Stale,
+    /// The user's email is not verified. Nothing is stored.
+    Unverified,
+}
+
+/// [`UnitOfWork::open_session`] as a transaction of single-row port calls: lock the user, check,
+/// insert the tokens, replace the hash, commit. The trait's default; an adapter that does the
+/// common case in one statement can fall back on it for the rest.
+pub async fn open_session_in_transaction<U: UnitOfWork + ?Sized>(
+    uow: &U,
+    session: NewSession<'_>,
+) -> Result<SessionOpened, RepoError> {
+    let mut tx = uow.begin().await?;
+    let accounts = tx.accounts();
+    let Some(user) = accounts
+        .lock_user(session.user)
+        .await?
+        .filter(|u| u.password_hash.as_deref() == Some(session.checked_hash))
+    else {
+        return Ok(SessionOpened::Stale);
+    };
+    if !user.is_verified {
+        return Ok(SessionOpened::Unverified);
+    }
+    accounts.insert_auth_token(session.auth).await?;
+    if let Some(refresh) = session.refresh {
+        accounts.insert_refresh_token(refresh).await?;
+    }
+    if let Some((hash, now)) = session.rehash {
+        accounts
+            .replace_password_hash(session.user, session.checked_hash, hash, now)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(SessionOpened::Opened)
 }
 
 /// An open transaction exposing the write ports.

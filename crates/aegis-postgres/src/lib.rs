@@ -65,6 +65,7 @@ pub mod pool;
 pub mod ratelimit;
 mod schema;
 pub mod seal;
+mod session;
 pub mod sites;
 pub mod token_cache;
 pub mod token_listener;

@@ -1,7 +1,9 @@
 //! The unit-of-work port on PostgreSQL: a pooled connection with an open transaction.
 
 use crate::pool::PgConnection;
-use aegis_domain::repo::{AccountTxRepository, QueuedEmail};
+use aegis_domain::repo::{
+    AccountTxRepository, NewSession, QueuedEmail, SessionOpened, open_session_in_transaction,
+};
 use aegis_domain::token::{EmailChangeRequest, RefreshToken, StoredToken};
 use aegis_domain::user::{Email, User};
 use aegis_domain::webhook::WebhookEvent;
@@ -63,6 +65,15 @@ impl UnitOfWork for PgUnitOfWork {
             token_cache: self.token_cache.clone(),
             revokes: false,
         }))
+    }
+
+    /// One statement ([`crate::session`]); a login that also replaces the hash updates the user,
+    /// and runs as the domain's transaction, which waits for the token cache's barrier.
+    async fn open_session(&self, session: NewSession<'_>) -> Result<SessionOpened, RepoError> {
+        if session.rehash.is_some() {
+            return open_session_in_transaction(self, session).await;
+        }
+        crate::session::open_session(&mut *self.pool.get().await?, &session).await
     }
 }
 

@@ -8,6 +8,7 @@ mod notifications;
 mod outbox;
 mod pool;
 mod ratelimit;
+mod session;
 mod sites;
 mod tls;
 

@@ -276,6 +276,17 @@ impl AccountService {
         (auth, refresh)
     }
 
+    /// The row `auth`, a new auth token of `user`, is stored as.
+    fn stored_auth_token(user: &User, auth: &SessionToken, now: UnixTime) -> StoredToken {
+        StoredToken {
+            digest: auth.token.digest.clone(),
+            site_id: user.site_id,
+            user_id: user.id,
+            expires_at: auth.expires_at,
+            created_at: now,
+        }
+    }
+
     async fn store_auth_token(
         &self,
         tx: &mut Box<dyn Transaction>,
@@ -284,13 +295,7 @@ impl AccountService {
         now: UnixTime,
     ) -> Result<(), RepoError> {
         tx.accounts()
-            .insert_auth_token(&StoredToken {
-                digest: auth.token.digest.clone(),
-                site_id: user.site_id,
-                user_id: user.id,
-                expires_at: auth.expires_at,
-                created_at: now,
-            })
+            .insert_auth_token(&Self::stored_auth_token(user, auth, now))
             .await
     }
 

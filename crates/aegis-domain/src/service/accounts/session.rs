@@ -4,7 +4,7 @@ use super::{AccountService, Failure};
 use crate::clock::UnixTime;
 use crate::ids::{SiteId, UserId};
 use crate::password::{HashError, HashKind, Verification};
-use crate::repo::RepoError;
+use crate::repo::{NewSession, RepoError, SessionOpened};
 use crate::site::Site;
 use crate::token::{self, IssuedToken, RefreshToken};
 use crate::user::{Email, PlainPassword, User};
@@ -102,25 +102,22 @@ impl AccountService {
         let now = self.clock.now();
         let family = self.generator.token();
         let (auth, refresh) = self.new_session_tokens(&user, Some(family), now);
-        let mut tx = self.uow.begin().await?;
-        let current = tx.accounts().lock_user(user.id).await?;
-        let Some(current) = current.filter(|u| u.password_hash.as_ref() == Some(&verified_hash))
-        else {
-            return Err(LoginError::InvalidCredentials);
-        };
-        if !current.is_verified {
-            return Err(LoginError::EmailNotVerified);
+        let stored_auth = Self::stored_auth_token(&user, &auth, now);
+        let opened = self
+            .uow
+            .open_session(NewSession {
+                user: user.id,
+                checked_hash: &verified_hash,
+                auth: &stored_auth,
+                refresh: refresh.as_ref().map(|(_, record)| record),
+                rehash: rehash.as_deref().map(|hash| (hash, now)),
+            })
+            .await?;
+        match opened {
+            SessionOpened::Opened => {}
+            SessionOpened::Stale => return Err(LoginError::InvalidCredentials),
+            SessionOpened::Unverified => return Err(LoginError::EmailNotVerified),
         }
-        self.store_auth_token(&mut tx, &current, &auth, now).await?;
-        if let Some((_, record)) = &refresh {
-            tx.accounts().insert_refresh_token(record).await?;
-        }
-        if let Some(hash) = rehash {
-            tx.accounts()
-                .replace_password_hash(user.id, &verified_hash, &hash, now)
-                .await?;
-        }
-        tx.commit().await?;
         Ok(Session {
             user_id: user.id,
             site_id: user.site_id,
