@@ -3,12 +3,10 @@
 
 use aegis_postgres::{EmailNormalFormReport, Migrated, UnresolvedEmail, run_migrations};
 use aegis_test_support::{fresh_database, reference_database};
-use diesel::sql_types::Text;
-use diesel::{QueryableByName, sql_query};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use uuid::Uuid;
 
-use crate::revert_through;
+use crate::{revert_through, rows};
 
 const SITE_A: &str = "0191e1a0-0000-7000-8000-00000000000a";
 const SITE_B: &str = "0191e1a0-0000-7000-8000-00000000000b";
@@ -17,33 +15,21 @@ fn user(n: u8) -> Uuid {
     Uuid::parse_str(&format!("0191e1a0-0000-7000-8000-0000000001{n:02x}")).unwrap()
 }
 
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    row: String,
-}
-
 /// Every user as `uuid email updated_at`, in id order.
 async fn users(conn: &mut AsyncPgConnection) -> Vec<String> {
-    sql_query(
+    rows(
+        conn,
         "SELECT uuid::text || ' ' || email || ' ' || updated_at AS row FROM users ORDER BY uuid",
     )
-    .load::<Row>(conn)
     .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.row)
-    .collect()
 }
 
 async fn changes(conn: &mut AsyncPgConnection) -> Vec<String> {
-    sql_query("SELECT new_email AS row FROM email_change_requests ORDER BY id")
-        .load::<Row>(conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.row)
-        .collect()
+    rows(
+        conn,
+        "SELECT new_email AS row FROM email_change_requests ORDER BY id",
+    )
+    .await
 }
 
 fn sites_sql() -> String {
@@ -187,13 +173,7 @@ async fn an_upgraded_database_gets_normal_forms_and_a_report_of_what_was_left() 
     assert_eq!(run_migrations(db.url()).await.unwrap(), Migrated::default());
     assert_eq!(users(&mut conn).await, expected_users);
     assert_eq!(
-        sql_query("SELECT name AS row FROM aegis_data_steps")
-            .load::<Row>(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.row)
-            .collect::<Vec<_>>(),
+        rows(&mut conn, "SELECT name AS row FROM aegis_data_steps").await,
         ["email_normal_form"]
     );
 }

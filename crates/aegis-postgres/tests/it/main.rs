@@ -22,6 +22,21 @@ pub fn keys() -> aegis_postgres::SealingKeys {
     aegis_postgres::SealingKeys::new("test-secret-key-0123456789abcdef0123456789", None).unwrap()
 }
 
+/// The column `row` (text) of every row `sql` returns, in its order.
+pub async fn rows(conn: &mut AsyncPgConnection, sql: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        row: String,
+    }
+    diesel_async::RunQueryDsl::load::<Row>(diesel::sql_query(sql), conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.row)
+        .collect()
+}
+
 pub fn pool(url: &str) -> PgPool {
     build_pool(url, PoolSettings::default()).unwrap()
 }

@@ -4,27 +4,9 @@
 use aegis_domain::delivery::EmailOutbox as _;
 use aegis_postgres::{PgEmailOutbox, SealReport, run_migrations};
 use aegis_test_support::fresh_database;
-use diesel::sql_types::Text;
-use diesel::{QueryableByName, sql_query};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
-use crate::{keys, pool, revert_through};
-
-#[derive(QueryableByName, Debug)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    row: String,
-}
-
-async fn rows(conn: &mut AsyncPgConnection, sql: &str) -> Vec<String> {
-    sql_query(sql)
-        .load::<Row>(conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.row)
-        .collect()
-}
+use crate::{keys, pool, revert_through, rows};
 
 const SITE: &str = "0191e1a0-0000-7000-8000-000000000001";
 

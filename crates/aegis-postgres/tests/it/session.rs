@@ -8,6 +8,8 @@ use aegis_domain::token::{RefreshToken, StoredToken};
 use aegis_domain::{SiteId, UserId};
 use aegis_postgres::{PgPool, PgUnitOfWork, PoolSettings, build_pool};
 use aegis_test_support::fresh_database;
+
+use crate::rows;
 use diesel::QueryableByName;
 use diesel_async::{
     AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _,
@@ -66,6 +68,21 @@ fn refresh() -> RefreshToken {
     }
 }
 
+/// A login of the user, with both tokens.
+fn login<'a>(
+    checked_hash: &'a str,
+    auth: &'a StoredToken,
+    refresh: &'a RefreshToken,
+) -> NewSession<'a> {
+    NewSession {
+        user: user(),
+        checked_hash,
+        auth,
+        refresh: Some(refresh),
+        rehash: None,
+    }
+}
+
 /// A unit of work on a pool of one connection, and that pool.
 fn uow_and_pool(url: &str) -> (PgUnitOfWork, PgPool) {
     let pool = build_pool(
@@ -83,27 +100,17 @@ fn uow(url: &str) -> PgUnitOfWork {
     uow_and_pool(url).0
 }
 
-#[derive(QueryableByName, Debug, PartialEq)]
-struct Row {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    row: String,
-}
-
 /// Every auth and refresh token row, as text.
 async fn tokens(conn: &mut AsyncPgConnection) -> Vec<String> {
-    diesel::sql_query(
+    rows(
+        conn,
         "SELECT concat_ws(' ', 'auth', site_uuid, user_uuid, token, expires_at, created_at) AS row \
          FROM auth_tokens \
          UNION ALL SELECT concat_ws(' ', 'refresh', site_uuid, user_uuid, token, family_id, \
              expires_at, created_at, coalesce(used_at::text, 'unused'), revoked) \
          FROM refresh_tokens ORDER BY 1",
     )
-    .load::<Row>(conn)
     .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.row)
-    .collect()
 }
 
 #[tokio::test]
@@ -112,13 +119,7 @@ async fn a_login_stores_both_tokens_as_given_and_a_session_without_refresh_only_
     let mut reader = setup(db.url(), "true").await;
     let (uow, pool) = uow_and_pool(db.url());
     let (auth, refresh) = (auth(), refresh());
-    let session = NewSession {
-        user: user(),
-        checked_hash: HASH,
-        auth: &auth,
-        refresh: Some(&refresh),
-        rehash: None,
-    };
+    let session = login(HASH, &auth, &refresh);
     assert_eq!(
         uow.open_session(session).await.unwrap(),
         SessionOpened::Opened
@@ -202,13 +203,7 @@ async fn a_changed_hash_a_missing_user_or_an_unverified_one_stores_nothing() {
     let mut writer = setup(db.url(), "NULL").await;
     let uow = uow(db.url());
     let (auth, refresh) = (auth(), refresh());
-    let session = NewSession {
-        user: user(),
-        checked_hash: HASH,
-        auth: &auth,
-        refresh: Some(&refresh),
-        rehash: None,
-    };
+    let session = login(HASH, &auth, &refresh);
     // is_verified NULL, as the original service may have left it, counts as unverified.
     assert_eq!(
         uow.open_session(session).await.unwrap(),
@@ -245,69 +240,53 @@ async fn a_changed_hash_a_missing_user_or_an_unverified_one_stores_nothing() {
     assert!(tokens(&mut writer).await.is_empty());
 }
 
+/// Opens a session for the user with `checked_hash` while `writer` holds the user row in a
+/// transaction that ran `change`; checks that the login waits for the row, then ends the
+/// transaction with `end` and says how the login went.
+async fn open_behind(
+    uow: &PgUnitOfWork,
+    writer: &mut AsyncPgConnection,
+    change: &str,
+    checked_hash: &'static str,
+    end: &str,
+) -> SessionOpened {
+    writer
+        .batch_execute(&format!("BEGIN; {change}"))
+        .await
+        .unwrap();
+    let login = {
+        let (uow, auth, refresh) = (uow.clone(), auth(), refresh());
+        tokio::spawn(async move {
+            uow.open_session(login(checked_hash, &auth, &refresh))
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !login.is_finished(),
+        "the login did not wait for the row lock"
+    );
+    writer.batch_execute(end).await.unwrap();
+    login.await.unwrap()
+}
+
 #[tokio::test]
 async fn a_login_waits_for_a_password_change_holding_the_user_and_then_stores_nothing() {
     let db = fresh_database().await;
     let mut writer = setup(db.url(), "true").await;
     let uow = uow(db.url());
-    let (auth, refresh) = (auth(), refresh());
+    let changed = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3";
 
-    // A password change holds the user row, uncommitted.
-    writer
-        .batch_execute(
-            "BEGIN; UPDATE users SET password_hash = '$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3'",
-        )
-        .await
-        .unwrap();
-    let login = {
-        let (uow, auth, refresh) = (uow.clone(), auth.clone(), refresh.clone());
-        tokio::spawn(async move {
-            uow.open_session(NewSession {
-                user: user(),
-                checked_hash: HASH,
-                auth: &auth,
-                refresh: Some(&refresh),
-                rehash: None,
-            })
-            .await
-            .unwrap()
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !login.is_finished(),
-        "the login did not wait for the row lock"
-    );
-    writer.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(login.await.unwrap(), SessionOpened::Stale);
+    // A password change holds the user row, and commits.
+    let change = format!("UPDATE users SET password_hash = '{changed}'");
+    let opened = open_behind(&uow, &mut writer, &change, HASH, "COMMIT").await;
+    assert_eq!(opened, SessionOpened::Stale);
     assert!(tokens(&mut writer).await.is_empty());
 
     // A change that is rolled back leaves the hash as it was, and the login goes through.
-    let current = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3";
-    writer
-        .batch_execute("BEGIN; UPDATE users SET password_hash = 'rolled back'")
-        .await
-        .unwrap();
-    let login = {
-        let (uow, auth) = (uow.clone(), auth.clone());
-        tokio::spawn(async move {
-            uow.open_session(NewSession {
-                user: user(),
-                checked_hash: current,
-                auth: &auth,
-                refresh: None,
-                rehash: None,
-            })
-            .await
-            .unwrap()
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !login.is_finished(),
-        "the login did not wait for the row lock"
-    );
-    writer.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(login.await.unwrap(), SessionOpened::Opened);
-    assert_eq!(tokens(&mut writer).await.len(), 1);
+    let change = "UPDATE users SET password_hash = 'rolled back'";
+    let opened = open_behind(&uow, &mut writer, change, changed, "ROLLBACK").await;
+    assert_eq!(opened, SessionOpened::Opened);
+    assert_eq!(tokens(&mut writer).await.len(), 2);
 }
