@@ -241,11 +241,14 @@ impl PgAccountRepository {
         Ok(found.filter(|(_, expires_at)| *expires_at >= now))
     }
 
-    /// The users and expiries of the auth tokens with these digests, expired or not.
+    /// The users and expiries of the auth tokens with these digests, expired or not. A digest
+    /// checked by several requests of one batch is sent once.
     async fn users_by_auth_tokens(
         &self,
-        digests: Vec<String>,
+        mut digests: Vec<String>,
     ) -> Result<Vec<(String, (User, i64))>, RepoError> {
+        digests.sort_unstable();
+        digests.dedup();
         let mut conn = self.pool.get().await?;
         let found = auth_tokens::table
             .inner_join(users::table.on(users::uuid.eq(auth_tokens::user_uuid)))
