@@ -149,7 +149,7 @@ for _ in 1 2 3; do
   LOGINS=$(( LOGINS + $(echo "$LOGIN" | awk '/requests in/{print $1}') ))
   sleep 1
   AFTER=$(argon_turn)
-  ARGONS=$(echo "$ARGONS $BEFORE $AFTER $SECONDS_PER_RUN" | awk '{print $1 + ($2 + $3) / 2 * $4}')
+  ARGONS=$(echo "$ARGONS $BEFORE $AFTER $SECONDS_PER_RUN" | awk '{printf "%.3f", $1 + ($2 + $3) / 2 * $4}')
   BEFORE=$AFTER
 done
 LOGIN_RPS=$(echo "$LOGINS $SECONDS_PER_RUN" | awk '{printf "%.1f", $1 / (3 * $2)}')

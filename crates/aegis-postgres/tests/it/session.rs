@@ -217,14 +217,19 @@ async fn a_changed_hash_a_missing_user_or_an_unverified_one_stores_nothing() {
         uow.open_session(session).await.unwrap(),
         SessionOpened::Unverified
     );
-    writer
-        .batch_execute("UPDATE users SET is_verified = true")
-        .await
-        .unwrap();
+    // Another hash is a stale check before it is an unverified user, verified or not.
     let other_hash = NewSession {
         checked_hash: "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXI$b3RoZXI",
         ..session
     };
+    assert_eq!(
+        uow.open_session(other_hash).await.unwrap(),
+        SessionOpened::Stale
+    );
+    writer
+        .batch_execute("UPDATE users SET is_verified = true")
+        .await
+        .unwrap();
     assert_eq!(
         uow.open_session(other_hash).await.unwrap(),
         SessionOpened::Stale
@@ -242,7 +247,8 @@ async fn a_changed_hash_a_missing_user_or_an_unverified_one_stores_nothing() {
 
 /// Opens a session for the user with `checked_hash` while `writer` holds the user row in a
 /// transaction that ran `change`; checks that the login waits for the row, then ends the
-/// transaction with `end` and says how the login went.
+/// transaction with `end` and says how the login went. `uow`'s pool must have its connection
+/// open already, so the login's statement reaches the server while the row is held.
 async fn open_behind(
     uow: &PgUnitOfWork,
     writer: &mut AsyncPgConnection,
@@ -262,23 +268,32 @@ async fn open_behind(
                 .unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !login.is_finished(),
-        "the login did not wait for the row lock"
-    );
+    // The login's statement is waiting for the row lock.
+    let waiting = "SELECT count(*)::text AS row FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rows(writer, waiting).await != ["1"] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the login did not wait for the row lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!login.is_finished());
     writer.batch_execute(end).await.unwrap();
     login.await.unwrap()
 }
 
 #[tokio::test]
-async fn a_login_waits_for_a_password_change_holding_the_user_and_then_stores_nothing() {
+async fn a_login_waits_for_a_change_holding_the_user_and_sees_the_row_the_change_left() {
     let db = fresh_database().await;
     let mut writer = setup(db.url(), "true").await;
-    let uow = uow(db.url());
+    let (uow, pool) = uow_and_pool(db.url());
+    drop(pool.get().await.unwrap());
     let changed = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3";
+    let clear = "DELETE FROM auth_tokens; DELETE FROM refresh_tokens";
 
-    // A password change holds the user row, and commits.
+    // A password change holds the user row, and commits: nothing is stored.
     let change = format!("UPDATE users SET password_hash = '{changed}'");
     let opened = open_behind(&uow, &mut writer, &change, HASH, "COMMIT").await;
     assert_eq!(opened, SessionOpened::Stale);
@@ -289,4 +304,21 @@ async fn a_login_waits_for_a_password_change_holding_the_user_and_then_stores_no
     let opened = open_behind(&uow, &mut writer, change, changed, "ROLLBACK").await;
     assert_eq!(opened, SessionOpened::Opened);
     assert_eq!(tokens(&mut writer).await.len(), 2);
+    writer.batch_execute(clear).await.unwrap();
+
+    // A verification committed while the login waits is seen.
+    writer
+        .batch_execute("UPDATE users SET is_verified = false")
+        .await
+        .unwrap();
+    let change = "UPDATE users SET is_verified = true";
+    let opened = open_behind(&uow, &mut writer, change, changed, "COMMIT").await;
+    assert_eq!(opened, SessionOpened::Opened);
+    assert_eq!(tokens(&mut writer).await.len(), 2);
+    writer.batch_execute(clear).await.unwrap();
+
+    // So is a deletion: nothing is stored for a user who is gone.
+    let opened = open_behind(&uow, &mut writer, "DELETE FROM users", changed, "COMMIT").await;
+    assert_eq!(opened, SessionOpened::Stale);
+    assert!(tokens(&mut writer).await.is_empty());
 }
